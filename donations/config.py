@@ -1,0 +1,198 @@
+"""Configuration from the environment (12-factor), validated at start-up.
+
+Every problem is collected and reported at once, so an operator fixes the
+environment in one go instead of one restart per missing variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot run the app; ``problems`` says why, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "Configuration is invalid:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_key: str
+    database_url: str
+    stripe_secret_key: str
+    stripe_publishable_key: str
+    stripe_webhook_secret: str
+    stripe_api_base: str | None
+    base_url: str
+    redis_url: str | None
+    smtp_url: str | None
+    mail_from: str
+    mail_dir: Path
+    reporting_time_zone: str = "UTC"
+    trusted_proxies: int = 0
+    checkout_rate_limit: str = "10 per minute;40 per hour"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def simulated_payments(self) -> bool:
+        """True when payments go to the local Stripe simulator."""
+        return self.stripe_api_base is not None
+
+    @property
+    def stripe_js_url(self) -> str:
+        if self.stripe_api_base:
+            return self.stripe_api_base.rstrip("/") + "/js.stripe.com/v3/"
+        return "https://js.stripe.com/v3/"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def background_inline(self) -> bool:
+        """Run tasks in the request (embedded default) rather than on Celery."""
+        return self.redis_url is None
+
+    def as_flask_config(self) -> dict[str, object]:
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
+            "SESSION_COOKIE_SECURE": self.secure_cookies,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "PREFERRED_URL_SCHEME": urlsplit(self.base_url).scheme,
+            "WTF_CSRF_TIME_LIMIT": 4 * 3600,
+            "MAX_CONTENT_LENGTH": 256 * 1024,
+            "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
+            "RATELIMIT_HEADERS_ENABLED": True,
+            "BABEL_DEFAULT_LOCALE": "en",
+            "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent.parent / "translations"),
+            **self.extra,
+        }
+
+
+def _engine_options(url: str) -> dict[str, object]:
+    if url.startswith("sqlite"):
+        # Several gunicorn threads and the webhook may write at once: wait for
+        # the lock instead of failing with "database is locked".
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+LIVE_PREFIXES = ("sk_live_", "rk_live_")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+
+    def required(name: str) -> str:
+        value = env.get(name, "").strip()
+        if not value:
+            problems.append(f"{name} is not set.")
+        return value
+
+    secret_key = required("SECRET_KEY")
+    if secret_key and len(secret_key) < 32:
+        problems.append("SECRET_KEY must be at least 32 characters of random data.")
+
+    database_url = required("DATABASE_URL")
+    if database_url:
+        if database_url.startswith("postgres://") or database_url.startswith("postgresql://"):
+            # SQLAlchemy 2 needs the driver spelled out; psycopg 3 is the one we ship.
+            database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+        if not database_url.startswith(("sqlite", "postgresql+psycopg://")):
+            problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
+
+    secret = required("STRIPE_SECRET_KEY")
+    publishable = required("STRIPE_PUBLISHABLE_KEY")
+    webhook_secret = required("STRIPE_WEBHOOK_SECRET")
+    api_base = env.get("STRIPE_API_BASE", "").strip() or None
+    if secret and not secret.startswith(("sk_", "rk_")):
+        problems.append("STRIPE_SECRET_KEY must start with sk_ or rk_.")
+    if publishable and not publishable.startswith("pk_"):
+        problems.append("STRIPE_PUBLISHABLE_KEY must start with pk_.")
+    if webhook_secret and not webhook_secret.startswith("whsec_"):
+        problems.append("STRIPE_WEBHOOK_SECRET must start with whsec_.")
+    if secret and publishable:
+        secret_live = secret.startswith(LIVE_PREFIXES)
+        if secret_live != publishable.startswith("pk_live_"):
+            problems.append("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY mix live and test modes.")
+    if api_base:
+        host = urlsplit(api_base).hostname or ""
+        if secret.startswith(LIVE_PREFIXES):
+            problems.append(
+                "A live Stripe key cannot be used with STRIPE_API_BASE (the simulator); "
+                "unset STRIPE_API_BASE to use Stripe."
+            )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            problems.append("STRIPE_API_BASE is only for the local simulator on loopback.")
+
+    base_url = env.get("BASE_URL", "http://127.0.0.1:5000").strip().rstrip("/")
+    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        problems.append("BASE_URL must be an absolute http(s) URL.")
+    elif secret.startswith(LIVE_PREFIXES) and not base_url.startswith("https://"):
+        problems.append("BASE_URL must be https:// when live Stripe keys are used.")
+
+    redis_url = env.get("REDIS_URL", "").strip() or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append("REDIS_URL must be a redis:// or rediss:// URL.")
+
+    smtp_url = env.get("SMTP_URL", "").strip() or None
+    if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
+        problems.append("SMTP_URL must be smtp://, smtp+starttls:// or smtps://.")
+    mail_from = env.get("MAIL_FROM", "").strip()
+    if not mail_from:
+        if smtp_url:
+            problems.append("MAIL_FROM is not set (required with SMTP_URL).")
+        mail_from = "Donations <donations@localhost>"
+    if "\n" in mail_from or "\r" in mail_from:
+        problems.append("MAIL_FROM must be a single line.")
+
+    instance = Path(env.get("INSTANCE_PATH", "instance"))
+    mail_dir = Path(env.get("MAIL_DIR", str(instance / "mail")))
+
+    proxies_raw = env.get("TRUSTED_PROXIES", "0").strip() or "0"
+    trusted_proxies = 0
+    if not proxies_raw.isdigit():
+        problems.append("TRUSTED_PROXIES must be the number of proxies in front of the app.")
+    else:
+        trusted_proxies = int(proxies_raw)
+
+    zone = env.get("REPORTING_TIME_ZONE", "UTC").strip() or "UTC"
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(zone)
+    except Exception:
+        problems.append(f"REPORTING_TIME_ZONE {zone!r} is not a known time zone.")
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        secret_key=secret_key,
+        database_url=database_url,
+        stripe_secret_key=secret,
+        stripe_publishable_key=publishable,
+        stripe_webhook_secret=webhook_secret,
+        stripe_api_base=api_base,
+        base_url=base_url,
+        redis_url=redis_url,
+        smtp_url=smtp_url,
+        mail_from=mail_from,
+        mail_dir=mail_dir,
+        reporting_time_zone=zone,
+        trusted_proxies=trusted_proxies,
+        checkout_rate_limit=env.get("CHECKOUT_RATE_LIMIT", "").strip()
+        or "10 per minute;40 per hour",
+    )

@@ -1,0 +1,1 @@
+"""Outgoing mail: a durable outbox, templates and transports."""

@@ -1,0 +1,54 @@
+"""The Stripe webhook endpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from donations.db import commit, on_commit
+from donations.extensions import csrf
+from donations.payments.gateway import InvalidWebhook
+from donations.payments.services import gateway
+from donations.payments.tasks import process_stripe_event
+from donations.payments.webhooks import store_event
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("payments", __name__)
+
+MAX_WEBHOOK_BYTES = 256 * 1024
+
+
+# Exempt from CSRF: Stripe cannot hold a session or token; each delivery is
+# authenticated instead by its HMAC signature over the raw body.
+@bp.post("/webhooks/stripe")
+@csrf.exempt
+def stripe_webhook() -> tuple[str, int]:
+    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+        raise RequestEntityTooLarge()
+    raw = request.get_data(cache=False, as_text=False)
+    try:
+        event = gateway().parse_webhook(raw, request.headers.get("Stripe-Signature"), int(time.time()))
+    except InvalidWebhook as exc:
+        log.warning("rejected webhook: %s", exc)
+        return "invalid webhook\n", 400
+    if event.livemode != gateway().livemode:
+        log.warning("ignoring %s event %s: livemode does not match our key",
+                    "live" if event.livemode else "test", event.id)
+        return "ignored: livemode mismatch\n", 200
+    row = store_event(event, raw.decode("utf-8"))
+    already_processed = row.processed_at is not None
+    row_id = row.id
+    if current_app.config["SETTINGS"].background_inline:
+        commit()
+        if not already_processed:
+            # Inline: a failure answers 500 so Stripe delivers again.
+            process_stripe_event.run(row_id)
+        return "ok\n", 200
+    if not already_processed:
+        on_commit(lambda: process_stripe_event.delay(row_id))
+    commit()
+    return "queued\n", 200

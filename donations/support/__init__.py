@@ -1,0 +1,1 @@
+"""The ask and the checkout a reader goes through."""

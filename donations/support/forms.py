@@ -1,0 +1,90 @@
+"""Forms of the ask and the checkout."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from babel import Locale
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from donations.money import Money
+from donations.support.ask import AskConfig, GiftError, parse_gift
+
+_ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
+
+
+class GiftMixin:
+    """The gift as hidden or visible fields, decided by :func:`parse_gift`."""
+
+    frequency = HiddenField()
+    currency = HiddenField()
+    amount = HiddenField()
+
+    gift: Money | None = None
+
+    def validate_gift(self, config: AskConfig) -> bool:
+        try:
+            self.gift = parse_gift(
+                config, self.frequency.data or "", self.currency.data or "", self.amount.data or ""
+            )
+        except GiftError as exc:
+            self.amount.errors = [*self.amount.errors, str(exc)]
+            return False
+        return True
+
+
+class ChooseGiftForm(GiftMixin, FlaskForm):
+    """Step one, submitted by GET: it only chooses, it creates nothing.
+
+    CSRF is off for this form alone because a GET must not change state and
+    this one does not; the POST that creates a payment is protected.
+    """
+
+    class Meta:
+        csrf = False
+
+    def validate_with(self, config: AskConfig) -> bool:
+        return self.validate() & self.validate_gift(config)
+
+
+def _countries() -> list[tuple[str, str]]:
+    locale = get_locale() or Locale("en")
+    names = locale.territories
+    codes = sorted(
+        (code for code in names if len(code) == 2 and code.isalpha() and code not in {"ZZ", "EU", "UN", "EZ", "QO"}),
+        key=lambda c: names[c],
+    )
+    return [("", "—")] + [(code, names[code]) for code in codes]
+
+
+class DetailsForm(GiftMixin, FlaskForm):
+    attempt = HiddenField(validators=[DataRequired()])
+    email = EmailField(
+        _l("Email"),
+        validators=[
+            DataRequired(_l("Enter your email address so we can send your receipt.")),
+            Email(_l("Enter an email address like name@example.org."), check_deliverability=False),
+            Length(max=254),
+        ],
+    )
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
+    country = SelectField(_l("Country"), validators=[Optional()], validate_choice=True)
+    newsletter = BooleanField(_l("Send me the newsletter"), default=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.country.choices = _countries()
+
+    def validate_attempt(self, field: HiddenField) -> None:
+        if not _ATTEMPT.match(field.data or ""):
+            from wtforms import ValidationError
+
+            raise ValidationError(_l("This form has expired. Please start again."))
+
+    def validate_with(self, config: AskConfig) -> bool:
+        return self.validate() & self.validate_gift(config)

@@ -1,0 +1,1 @@
+"""Supporters and their donations: the ledger."""

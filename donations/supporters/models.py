@@ -1,0 +1,143 @@
+"""The ledger: supporters and every money movement attempt."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from donations.db import Model, str_enum, utcnow
+from donations.money import Money
+
+log = logging.getLogger(__name__)
+
+
+class Frequency(StrEnum):
+    ONCE = "once"
+    MONTHLY = "monthly"
+    ANNUAL = "annual"
+
+
+class DonationStatus(StrEnum):
+    PENDING = "pending"  # created, waiting for the reader to pay
+    PROCESSING = "processing"  # Stripe accepted it, settlement pending (e.g. SEPA)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the last try was declined; the reader may retry
+    CANCELED = "canceled"
+
+
+class InvalidTransition(RuntimeError):
+    """A status change that the ledger's rules forbid."""
+
+
+# The only place that says which status may follow which. A repeated status
+# is a no-op (webhooks and the thank-you page report the same outcome).
+DONATION_TRANSITIONS: dict[DonationStatus, frozenset[DonationStatus]] = {
+    DonationStatus.PENDING: frozenset(
+        {
+            DonationStatus.PROCESSING,
+            DonationStatus.SUCCEEDED,
+            DonationStatus.FAILED,
+            DonationStatus.CANCELED,
+        }
+    ),
+    DonationStatus.PROCESSING: frozenset(
+        {DonationStatus.SUCCEEDED, DonationStatus.FAILED, DonationStatus.CANCELED}
+    ),
+    DonationStatus.FAILED: frozenset(
+        {
+            DonationStatus.PENDING,
+            DonationStatus.PROCESSING,
+            DonationStatus.SUCCEEDED,
+            DonationStatus.CANCELED,
+        }
+    ),
+    DonationStatus.SUCCEEDED: frozenset(),
+    DonationStatus.CANCELED: frozenset(),
+}
+
+
+def can_transition(current: DonationStatus, new: DonationStatus) -> bool:
+    return new in DONATION_TRANSITIONS[current]
+
+
+class Supporter(Model):
+    __tablename__ = "supporters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # One supporter per address regardless of case: email_key is the
+    # lower-cased address and carries the unique constraint.
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    country: Mapped[str | None] = mapped_column(String(2))
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    newsletter_opt_in: Mapped[bool] = mapped_column(default=False)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    donations: Mapped[list[Donation]] = relationship(back_populates="supporter")
+
+    def __repr__(self) -> str:
+        return f"<Supporter {self.id}>"
+
+
+class Donation(Model):
+    """One money movement attempt: a one-off payment (or, later, a renewal)."""
+
+    __tablename__ = "donations"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("fee_cover_amount >= 0", name="fee_cover_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The checkout attempt this row stands for: one attempt, one idempotency
+    # key, one PaymentIntent, however often the form is posted.
+    attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Unguessable handle for the reader's own payment and thank-you pages.
+    public_token: Mapped[str] = mapped_column(String(64), unique=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    # What the reader chose to give, and (separately) what they added to
+    # cover the processing fee; Stripe is asked for the sum.
+    amount: Mapped[int]
+    fee_cover_amount: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    frequency: Mapped[Frequency] = mapped_column(str_enum(Frequency, 10))
+    status: Mapped[DonationStatus] = mapped_column(
+        str_enum(DonationStatus), default=DonationStatus.PENDING
+    )
+    method: Mapped[str | None] = mapped_column(String(30))
+    # Filled from Stripe's balance transaction once settled.
+    fee: Mapped[int | None]
+    net: Mapped[int | None]
+    campaign: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str | None] = mapped_column(String(500))
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    card_brand: Mapped[str | None] = mapped_column(String(30))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    failure_code: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    succeeded_at: Mapped[datetime | None]
+
+    supporter: Mapped[Supporter] = relationship(back_populates="donations")
+
+    @property
+    def charge_total(self) -> Money:
+        """What Stripe is asked to charge: the gift plus any fee cover."""
+        return Money(self.amount + self.fee_cover_amount, self.currency)
+
+    @property
+    def gift(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    def __repr__(self) -> str:
+        return f"<Donation {self.id} {self.status}>"

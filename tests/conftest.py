@@ -1,0 +1,161 @@
+"""Fixtures: a migrated database (SQLite or PostgreSQL), the simulator, mail, a live app.
+
+Choose the database with TEST_DATABASE=sqlite|postgresql (``make test`` runs both).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from donations import create_app
+from donations.db import db
+from donations.extensions import limiter
+from tests.harness import (
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    LiveServer,
+    Mailbox,
+    Simulator,
+    free_port,
+    smtp_server,
+)
+
+BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
+PG_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+# -- no traffic beyond loopback ------------------------------------------
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address) -> None:  # type: ignore[no-untyped-def]
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+        raise RuntimeError(f"test tried to reach {address!r}; only loopback is allowed")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _guard_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+# -- database ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    if BACKEND != "postgresql":
+        raise pytest.UsageError("TEST_DATABASE must be sqlite or postgresql")
+    name = f"donations_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    sim = Simulator(tmp_path_factory.mktemp("simulator"))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def app_port() -> int:
+    return free_port()
+
+
+def make_env(database_url: str, simulator: Simulator, port: int, mail_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url,
+        "STRIPE_SECRET_KEY": "sk_test_local",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_local",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": simulator.url,
+        "BASE_URL": f"http://127.0.0.1:{port}",
+        "MAIL_DIR": str(mail_dir),
+        "CHECKOUT_RATE_LIMIT": "1000 per minute",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[tuple[Mailbox, str]]:
+    with smtp_server() as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+def app(
+    database_url: str, simulator: Simulator, app_port: int, smtp: tuple[Mailbox, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Flask]:
+    env = make_env(database_url, simulator, app_port, tmp_path_factory.mktemp("mail"),
+                   SMTP_URL=smtp[1], MAIL_FROM="Newsroom <support@newsroom.test>")
+    application = create_app(env, TESTING=True)
+    with application.app_context():
+        upgrade()  # the real migrations, not create_all
+    yield application
+
+
+TABLES = ("email_messages", "donations", "stripe_events", "supporters", "settings")
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: Flask = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+        limiter.reset()
+
+
+@pytest.fixture
+def mailbox(smtp: tuple[Mailbox, str]) -> Mailbox:
+    box = smtp[0]
+    box.messages.clear()
+    box.script.clear()
+    return box
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app: Flask):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Flask, simulator: Simulator) -> Iterator[LiveServer]:
+    server = LiveServer(app)
+    simulator.register_webhook(f"{server.url}/webhooks/stripe")
+    yield server
+    server.stop()

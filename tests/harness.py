@@ -1,0 +1,167 @@
+"""Real peers for the tests: the Stripe simulator, an SMTP server, a live app.
+
+Nothing here is mocked: each helper starts the actual component on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import requests
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from werkzeug.serving import make_server
+
+from donations.payments.stripe_gateway import sign_webhook_payload
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBHOOK_SECRET = "whsec_test_" + "s" * 24
+SECRET_KEY = "test-secret-key-" + "k" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Simulator:
+    """The adapted localstripe, run as its own process on loopback."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = state_dir / "simulator.log"
+        self._log_file = self.log.open("wb")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "devtools.simulator", "--port", str(self.port),
+             "--state", str(state_dir / "simulator.pickle"), "--from-scratch"],
+            cwd=ROOT, stdout=self._log_file, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+
+    def reset(self) -> None:
+        requests.delete(f"{self.url}/_config/data", timeout=10).raise_for_status()
+
+    def register_webhook(self, url: str, secret: str = WEBHOOK_SECRET) -> None:
+        requests.post(f"{self.url}/_config/webhooks/test", data={"url": url, "secret": secret},
+                      timeout=10).raise_for_status()
+
+    def confirm(self, client_secret: str, card: str = "4242424242424242") -> requests.Response:
+        """Confirm a PaymentIntent the way the page's Stripe.js does."""
+        intent_id = client_secret.split("_secret_")[0]
+        return requests.post(
+            f"{self.url}/v1/payment_intents/{intent_id}/confirm",
+            json={"key": "pk_test_local", "client_secret": client_secret,
+                  "payment_method_data": {"type": "card", "card": {
+                      "number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"}}},
+            timeout=10,
+        )
+
+    def authenticate(self, client_secret: str, success: bool) -> requests.Response:
+        intent_id = client_secret.split("_secret_")[0]
+        return requests.post(
+            f"{self.url}/v1/payment_intents/{intent_id}/_authenticate",
+            json={"key": "pk_test_local", "client_secret": client_secret, "success": success},
+            timeout=10,
+        )
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+        self._log_file.close()
+
+
+@dataclass
+class Mailbox:
+    messages: list[EmailMessage] = field(default_factory=list)
+    # SMTP replies to give, in order, before accepting (e.g. "421 busy").
+    script: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.script:
+            return self.script.pop(0)
+        self.messages.append(
+            message_from_bytes(envelope.original_content or b"", policy=policy.default)  # type: ignore[arg-type]
+        )
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, str]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, f"smtp://127.0.0.1:{port}"
+    finally:
+        controller.stop()
+
+
+class LiveServer:
+    """The Flask app served over real HTTP from a thread."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.port = int(app.config["SETTINGS"].base_url.rsplit(":", 1)[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+def signed_event(
+    event_type: str,
+    obj: dict,
+    *,
+    event_id: str | None = None,
+    timestamp: int | None = None,
+    secret: str = WEBHOOK_SECRET,
+    livemode: bool = False,
+) -> tuple[bytes, dict[str, str]]:
+    """A webhook body and headers signed as Stripe signs them (HMAC-SHA256 of "t.body")."""
+    now = int(time.time()) if timestamp is None else timestamp
+    body = json.dumps({
+        "id": event_id or f"evt_test_{os.urandom(8).hex()}",
+        "object": "event",
+        "type": event_type,
+        "created": now,
+        "livemode": livemode,
+        "api_version": "2026-10-28.endive",
+        "data": {"object": obj},
+    })
+    return body.encode(), {
+        "Stripe-Signature": sign_webhook_payload(body, secret, now),
+        "Content-Type": "application/json",
+    }

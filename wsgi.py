@@ -10,3 +10,6 @@ try:
 except ConfigError as exc:
     print(exc, file=sys.stderr)
     raise SystemExit(2) from None
+
+# `celery --app wsgi:celery worker|beat` (see Procfile).
+celery = app.extensions["celery"]

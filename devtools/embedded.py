@@ -1,0 +1,166 @@
+"""`make run`: the embedded default, one command, nothing to configure.
+
+Migrates a SQLite database under instance/, seeds the demo ask, starts the
+Stripe simulator on loopback (its webhook pointed at the app) and serves the
+app with the Procfile's `web` command. Ctrl-C stops everything it started.
+With real Stripe keys in the environment (and no STRIPE_API_BASE) it uses
+Stripe instead of the simulator.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def _procfile_command(name: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise SystemExit(f"Procfile has no {name!r} process")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _any_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _free(port):
+            return
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited early (code {proc.returncode})")
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not start on 127.0.0.1:{port}")
+
+
+def _secret_key() -> str:
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def environment(port: int, simulator_port: int) -> tuple[dict[str, str], bool]:
+    env = dict(os.environ)
+    use_stripe = bool(env.get("STRIPE_SECRET_KEY")) and not env.get("STRIPE_API_BASE")
+    env.setdefault("SECRET_KEY", _secret_key())
+    env.setdefault("DATABASE_URL", f"sqlite:///{INSTANCE / 'donations.db'}")
+    env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("MAIL_DIR", str(INSTANCE / "mail"))
+    env.setdefault("INSTANCE_PATH", str(INSTANCE))
+    env["PORT"] = str(port)
+    if not use_stripe:
+        env.update(
+            STRIPE_SECRET_KEY="sk_test_simulated",
+            STRIPE_PUBLISHABLE_KEY="pk_test_simulated",
+            STRIPE_WEBHOOK_SECRET=env.get("STRIPE_WEBHOOK_SECRET", "whsec_simulated_" + "0" * 16),
+            STRIPE_API_BASE=f"http://127.0.0.1:{simulator_port}",
+        )
+    return env, use_stripe
+
+
+def main() -> None:
+    INSTANCE.mkdir(exist_ok=True)
+    port = int(os.environ.get("PORT", "5000"))
+    simulator_port = int(os.environ.get("SIMULATOR_PORT", "8420"))
+    if "SIMULATOR_PORT" not in os.environ and not _free(simulator_port):
+        simulator_port = _any_free_port()
+    if not _free(port):
+        raise SystemExit(f"Port {port} is taken; run `make run PORT=5050` (or another free port).")
+    env, use_stripe = environment(port, simulator_port)
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run([*flask, "db", "upgrade"], env=env, cwd=ROOT, check=True)
+    subprocess.run([*flask, "demo", "seed"], env=env, cwd=ROOT, check=True)
+
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    try:
+        if not use_stripe:
+            if not _free(simulator_port):
+                raise SystemExit(
+                    f"Port {simulator_port} is taken; set SIMULATOR_PORT to a free port."
+                )
+            simulator = subprocess.Popen(
+                [sys.executable, "-m", "devtools.simulator", "--port", str(simulator_port),
+                 "--state", str(INSTANCE / "simulator.pickle"),
+                 "--webhook-url", f"{env['BASE_URL']}/webhooks/stripe",
+                 "--webhook-secret", env["STRIPE_WEBHOOK_SECRET"]],
+                cwd=ROOT, env=env,
+            )
+            children.append(simulator)
+            _wait_for(simulator_port, simulator, "the Stripe simulator")
+        web = subprocess.Popen(
+            ["bash", "-c", "exec " + _procfile_command("web")], cwd=ROOT,
+            env={**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"},
+        )
+        children.append(web)
+        _wait_for(port, web, "the web server")
+        print(banner(env, use_stripe), flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = [shlex.join(map(str, c.args)) for c in children if c.poll() is not None]
+        raise SystemExit(f"stopped: a process exited ({', '.join(failed)})")
+    except KeyboardInterrupt:
+        print("\nStopping…", flush=True)
+    finally:
+        stop()
+
+
+def banner(env: dict[str, str], use_stripe: bool) -> str:
+    lines = [
+        "",
+        "Donations is running.",
+        f"  Support page:   {env['BASE_URL']}/support",
+        f"  Health:         {env['BASE_URL']}/healthz",
+        f"  Database:       {env['DATABASE_URL']}",
+    ]
+    if use_stripe:
+        lines.append("  Payments:       Stripe (your keys)")
+    else:
+        lines += [
+            f"  Payments:       simulated (Stripe simulator at {env['STRIPE_API_BASE']})",
+            "  Test cards:     4242 4242 4242 4242 succeeds · 4000 0025 0000 3155 asks for 3D Secure",
+            "                  4000 0000 0000 0002 is declined · any future expiry, any CVC",
+        ]
+    lines += [
+        f"  Mail:           {'SMTP ' + env['SMTP_URL'] if env.get('SMTP_URL') else 'written to ' + env['MAIL_DIR']}",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -116,7 +116,7 @@ def app(
     yield application
 
 
-TABLES = ("email_messages", "donations", "stripe_events", "supporters", "settings")
+TABLES = ("email_messages", "donations", "recurring_plans", "stripe_events", "supporters", "settings")
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,29 @@ class DonationStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class PlanStatus(StrEnum):
+    """A recurring plan's status, following its Stripe subscription."""
+
+    INCOMPLETE = "incomplete"  # created, first payment not yet made
+    ACTIVE = "active"
+    PAST_DUE = "past_due"  # a renewal failed; Stripe is retrying
+    UNPAID = "unpaid"  # retries exhausted, subscription kept
+    CANCELED = "canceled"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+
+
+PLAN_TRANSITIONS: dict[PlanStatus, frozenset[PlanStatus]] = {
+    PlanStatus.INCOMPLETE: frozenset(
+        {PlanStatus.ACTIVE, PlanStatus.CANCELED, PlanStatus.INCOMPLETE_EXPIRED, PlanStatus.PAST_DUE}
+    ),
+    PlanStatus.ACTIVE: frozenset({PlanStatus.PAST_DUE, PlanStatus.UNPAID, PlanStatus.CANCELED}),
+    PlanStatus.PAST_DUE: frozenset({PlanStatus.ACTIVE, PlanStatus.UNPAID, PlanStatus.CANCELED}),
+    PlanStatus.UNPAID: frozenset({PlanStatus.ACTIVE, PlanStatus.CANCELED}),
+    PlanStatus.CANCELED: frozenset(),
+    PlanStatus.INCOMPLETE_EXPIRED: frozenset(),
+}
+
+
 class InvalidTransition(RuntimeError):
     """A status change that the ledger's rules forbid."""
 
@@ -81,9 +104,57 @@ class Supporter(Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     donations: Mapped[list[Donation]] = relationship(back_populates="supporter")
+    plans: Mapped[list[RecurringPlan]] = relationship(back_populates="supporter")
 
     def __repr__(self) -> str:
         return f"<Supporter {self.id}>"
+
+
+class RecurringPlan(Model):
+    """One monthly or annual commitment: one Stripe subscription."""
+
+    __tablename__ = "recurring_plans"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("fee_cover_amount >= 0", name="fee_cover_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
+    public_token: Mapped[str] = mapped_column(String(64), unique=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    amount: Mapped[int]
+    fee_cover_amount: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    frequency: Mapped[Frequency] = mapped_column(str_enum(Frequency, 10))
+    status: Mapped[PlanStatus] = mapped_column(str_enum(PlanStatus), default=PlanStatus.INCOMPLETE)
+    method: Mapped[str | None] = mapped_column(String(30))
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    campaign: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str | None] = mapped_column(String(500))
+    stripe_setup_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    next_renewal_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    cancellation_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    supporter: Mapped[Supporter] = relationship(back_populates="plans")
+    donations: Mapped[list[Donation]] = relationship(back_populates="plan")
+
+    @property
+    def charge_total(self) -> Money:
+        return Money(self.amount + self.fee_cover_amount, self.currency)
+
+    @property
+    def gift(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    def __repr__(self) -> str:
+        return f"<RecurringPlan {self.id} {self.status}>"
 
 
 class Donation(Model):
@@ -120,6 +191,11 @@ class Donation(Model):
     locale: Mapped[str] = mapped_column(String(10), default="en")
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Renewals (and first payments) of a plan: one donation per invoice.
+    recurring_plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recurring_plans.id"), index=True
+    )
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     card_brand: Mapped[str | None] = mapped_column(String(30))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     failure_code: Mapped[str | None] = mapped_column(String(100))
@@ -129,6 +205,7 @@ class Donation(Model):
     succeeded_at: Mapped[datetime | None]
 
     supporter: Mapped[Supporter] = relationship(back_populates="donations")
+    plan: Mapped[RecurringPlan | None] = relationship(back_populates="donations")
 
     @property
     def charge_total(self) -> Money:

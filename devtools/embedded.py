@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shlex
 import signal
 import socket
 import subprocess
@@ -72,7 +71,7 @@ def environment(port: int, simulator_port: int) -> tuple[dict[str, str], bool]:
     env["PORT"] = str(port)
     if not use_stripe:
         env.update(
-            STRIPE_SECRET_KEY="sk_test_simulated",
+            STRIPE_SECRET_KEY="sk_test_simulated",  # noqa: S106 - the simulator's fixed test key
             STRIPE_PUBLISHABLE_KEY="pk_test_simulated",
             STRIPE_WEBHOOK_SECRET=env.get("STRIPE_WEBHOOK_SECRET", "whsec_simulated_" + "0" * 16),
             STRIPE_API_BASE=f"http://127.0.0.1:{simulator_port}",
@@ -105,7 +104,11 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
 
-    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    def terminate(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         if not use_stripe:
             if not _free(simulator_port):
@@ -113,16 +116,27 @@ def main() -> None:
                     f"Port {simulator_port} is taken; set SIMULATOR_PORT to a free port."
                 )
             simulator = subprocess.Popen(
-                [sys.executable, "-m", "devtools.simulator", "--port", str(simulator_port),
-                 "--state", str(INSTANCE / "simulator.pickle"),
-                 "--webhook-url", f"{env['BASE_URL']}/webhooks/stripe",
-                 "--webhook-secret", env["STRIPE_WEBHOOK_SECRET"]],
-                cwd=ROOT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "devtools.simulator",
+                    "--port",
+                    str(simulator_port),
+                    "--state",
+                    str(INSTANCE / "simulator.pickle"),
+                    "--webhook-url",
+                    f"{env['BASE_URL']}/webhooks/stripe",
+                    "--webhook-secret",
+                    env["STRIPE_WEBHOOK_SECRET"],
+                ],
+                cwd=ROOT,
+                env=env,
             )
             children.append(simulator)
             _wait_for(simulator_port, simulator, "the Stripe simulator")
         web = subprocess.Popen(
-            ["bash", "-c", "exec " + _procfile_command("web")], cwd=ROOT,
+            ["bash", "-c", "exec " + _procfile_command("web")],
+            cwd=ROOT,
             env={**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"},
         )
         children.append(web)
@@ -130,7 +144,7 @@ def main() -> None:
         print(banner(env, use_stripe), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
-        failed = [shlex.join(map(str, c.args)) for c in children if c.poll() is not None]
+        failed = [str(c.args) for c in children if c.poll() is not None]
         raise SystemExit(f"stopped: a process exited ({', '.join(failed)})")
     except KeyboardInterrupt:
         print("\nStopping…", flush=True)
@@ -151,11 +165,13 @@ def banner(env: dict[str, str], use_stripe: bool) -> str:
     else:
         lines += [
             f"  Payments:       simulated (Stripe simulator at {env['STRIPE_API_BASE']})",
-            "  Test cards:     4242 4242 4242 4242 succeeds · 4000 0025 0000 3155 asks for 3D Secure",
-            "                  4000 0000 0000 0002 is declined · any future expiry, any CVC",
+            "  Test cards:     4242 4242 4242 4242 succeeds",
+            "                  4000 0025 0000 3155 asks for 3D Secure",
+            "                  4000 0000 0000 0002 is declined (any future expiry, any CVC)",
         ]
+    mail = f"SMTP {env['SMTP_URL']}" if env.get("SMTP_URL") else f"written to {env['MAIL_DIR']}"
     lines += [
-        f"  Mail:           {'SMTP ' + env['SMTP_URL'] if env.get('SMTP_URL') else 'written to ' + env['MAIL_DIR']}",
+        f"  Mail:           {mail}",
         "Press Ctrl-C to stop.",
         "",
     ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from zoneinfo import ZoneInfo
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from flask import Flask, current_app, render_template, request, session
@@ -31,7 +32,9 @@ def create_app(env: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
-        instance_path=str(Path(env.get("INSTANCE_PATH", "instance") if env else "instance").resolve()),
+        instance_path=str(
+            Path(env.get("INSTANCE_PATH", "instance") if env else "instance").resolve()
+        ),
     )
     app.config.from_mapping(settings.as_flask_config())
     app.config["SETTINGS"] = settings
@@ -49,7 +52,9 @@ def create_app(env: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
 
 def register_logging(app: Flask) -> None:
     if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
 
 
 def register_proxy(app: Flask, settings: Settings) -> None:
@@ -101,7 +106,12 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         content_security_policy=content_security_policy(settings),
         frame_options="DENY",
         referrer_policy="strict-origin-when-cross-origin",
-        permissions_policy={"geolocation": "()", "camera": "()", "microphone": "()", "payment": "self"},
+        permissions_policy={
+            "geolocation": "()",
+            "camera": "()",
+            "microphone": "()",
+            "payment": "self",
+        },
     )
 
 
@@ -128,7 +138,9 @@ def register_services(app: Flask, settings: Settings) -> None:
         smtp_url = settings.smtp_url
         app.extensions["mail_transport"] = lambda: SMTPTransport(smtp_url)
     else:
-        mail_dir = settings.mail_dir if settings.mail_dir.is_absolute() else Path.cwd() / settings.mail_dir
+        mail_dir = (
+            settings.mail_dir if settings.mail_dir.is_absolute() else Path.cwd() / settings.mail_dir
+        )
         app.extensions["mail_transport"] = lambda: FileTransport(mail_dir)
     init_celery(app)
 
@@ -183,7 +195,9 @@ def register_errors(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Any:
         if request.path.startswith("/webhooks/"):
             return f"{exc.code} {exc.name}\n", exc.code
-        return render_template("errors/error.html", error=exc, locale=str(get_locale() or "en")), exc.code
+        return render_template(
+            "errors/error.html", error=exc, locale=str(get_locale() or "en")
+        ), exc.code
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception) -> Any:
@@ -192,14 +206,22 @@ def register_errors(app: Flask) -> None:
         db.session.rollback()
         if request.path.startswith("/webhooks/"):
             return "500 Internal Server Error\n", 500
-        return render_template("errors/error.html", error=None, locale=str(get_locale() or "en")), 500
+        return render_template(
+            "errors/error.html", error=None, locale=str(get_locale() or "en")
+        ), 500
+
+
+@lru_cache(maxsize=4096)
+def money_text(amount: int, currency: str, locale: str) -> str:
+    """``Money.format`` memoised: Babel takes ~45 us a call, and the ask shows 54 amounts."""
+    return Money(amount, currency).format(locale)
 
 
 def register_templates(app: Flask) -> None:
     def money(amount: int | None, currency: str) -> str:
         if amount is None:
             return ""
-        return Money(int(amount), currency).format(str(get_locale() or "en"))
+        return money_text(int(amount), currency, str(get_locale() or "en"))
 
     def major(amount: int, currency: str) -> str:
         return Money(int(amount), currency).major_text()

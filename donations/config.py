@@ -18,9 +18,7 @@ class ConfigError(RuntimeError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(
-            "Configuration is invalid:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__("Configuration is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from babel.numbers import format_currency
 # Currencies Stripe treats as having no minor unit (the amount is in whole
 # units): https://docs.stripe.com/currencies#zero-decimal
 ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
 )
 # Three-decimal currencies: https://docs.stripe.com/currencies#three-decimal
-THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
 
 
 class InvalidAmount(ValueError):

@@ -22,8 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.webhook_url) != len(args.webhook_secret):
         parser.error("give one --webhook-secret per --webhook-url")
     logging.basicConfig(level=logging.INFO, format="simulator: %(message)s")
-    app = build_app(args.state, list(zip(args.webhook_url, args.webhook_secret, strict=True)),
-                    from_scratch=args.from_scratch)
+    app = build_app(
+        args.state,
+        list(zip(args.webhook_url, args.webhook_secret, strict=True)),
+        from_scratch=args.from_scratch,
+    )
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 

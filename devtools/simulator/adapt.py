@@ -22,14 +22,25 @@ from localstripe.errors import UserError
 # https://docs.stripe.com/testing#declined-payments
 DECLINE_CARDS: dict[str, tuple[str, str, str]] = {
     "4000000000000002": ("card_declined", "generic_decline", "Your card was declined."),
-    "4000000000009995": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000009995": (
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
     "4000000000009987": ("card_declined", "lost_card", "Your card was declined."),
     "4000000000009979": ("card_declined", "stolen_card", "Your card was declined."),
     "4100000000000019": ("card_declined", "fraudulent", "Your card was declined."),
     "4000000000000069": ("expired_card", "expired_card", "Your card has expired."),
-    "4000000000000127": ("incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."),
-    "4000000000000119": ("processing_error", "processing_error",
-                         "An error occurred while processing your card."),
+    "4000000000000127": (
+        "incorrect_cvc",
+        "incorrect_cvc",
+        "Your card's security code is incorrect.",
+    ),
+    "4000000000000119": (
+        "processing_error",
+        "processing_error",
+        "An error occurred while processing your card.",
+    ),
     "4000000000000341": ("card_declined", "generic_decline", "Your card was declined."),
 }
 
@@ -90,7 +101,9 @@ def _patch_state_file(state_path: Path) -> None:
 def _patch_payment_intent_types() -> None:
     original = resources.PaymentIntent.__init__
 
-    def __init__(self: Any, *args: Any, allowed_payment_method_types: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self: Any, *args: Any, allowed_payment_method_types: Any = None, **kwargs: Any
+    ) -> None:
         if allowed_payment_method_types is not None:
             kwargs["payment_method_types"] = allowed_payment_method_types
         original(self, *args, **kwargs)
@@ -133,11 +146,15 @@ def _patch_declines() -> None:
     resources.Charge._set_auth_failure = _set_auth_failure
 
     def _raise_failure(self: Any) -> None:
-        raise UserError(402, self.failure_message, {
-            "code": self.failure_code,
-            "decline_code": getattr(self, "_decline_code", None),
-            "charge": self.id,
-        })
+        raise UserError(
+            402,
+            self.failure_message,
+            {
+                "code": self.failure_code,
+                "decline_code": getattr(self, "_decline_code", None),
+                "charge": self.id,
+            },
+        )
 
     resources.Charge._raise_failure = _raise_failure
 
@@ -168,7 +185,9 @@ def _patch_shapes() -> None:
     def _export(self: Any, expand: list[str] | None = None) -> dict[str, Any]:
         data: dict[str, Any] = original_export(self, expand=expand)
         data.pop("charges", None)
-        if not (expand and "latest_charge" in expand) and isinstance(data.get("latest_charge"), dict):
+        if not (expand and "latest_charge" in expand) and isinstance(
+            data.get("latest_charge"), dict
+        ):
             data["latest_charge"] = data["latest_charge"]["id"]
         return data
 
@@ -229,9 +248,14 @@ async def confirm_payment_intent(request: web.Request, intent_id: str) -> web.Re
                 method = resources.PaymentMethod(**method_data)
             except UserError as exc:
                 if method_data["type"] == "card":
-                    raise UserError(402, "Your card number is incorrect.", {
-                        "type": "card_error", "code": "incorrect_number",
-                    }) from exc
+                    raise UserError(
+                        402,
+                        "Your card number is incorrect.",
+                        {
+                            "type": "card_error",
+                            "code": "incorrect_number",
+                        },
+                    ) from exc
                 raise
             method_id = method.id
         resources.PaymentMethod._api_retrieve(method_id)
@@ -239,9 +263,13 @@ async def confirm_payment_intent(request: web.Request, intent_id: str) -> web.Re
         intent.latest_charge = None
         intent._authentication_failed = False
     if intent.status != "requires_confirmation":
-        raise UserError(400, f"This PaymentIntent's status is {intent.status}.", {
-            "code": "payment_intent_unexpected_state",
-        })
+        raise UserError(
+            400,
+            f"This PaymentIntent's status is {intent.status}.",
+            {
+                "code": "payment_intent_unexpected_state",
+            },
+        )
     try:
         intent._confirm(on_failure_now=intent._report_failure)
     except UserError as exc:
@@ -267,8 +295,12 @@ async def overrides(request: web.Request, handler: Any) -> web.StreamResponse:
         if parts[:2] == ["v1", "payment_intents"] and len(parts) >= 3:
             if request.method == "POST" and parts[3:] == ["confirm"]:
                 return await confirm_payment_intent(request, parts[2])
-            if request.method == "GET" and len(parts) == 3 and "client_secret" in request.query \
-                    and server.get_api_key(request) is None:
+            if (
+                request.method == "GET"
+                and len(parts) == 3
+                and "client_secret" in request.query
+                and server.get_api_key(request) is None
+            ):
                 return await retrieve_payment_intent(request, parts[2])
         if request.method == "GET" and request.path == "/js.stripe.com/v3/":
             return await stripe_js(request)
@@ -277,7 +309,9 @@ async def overrides(request: web.Request, handler: Any) -> web.StreamResponse:
     return await handler(request)
 
 
-def build_app(state_path: Path, webhooks: list[tuple[str, str]], from_scratch: bool = False) -> web.Application:
+def build_app(
+    state_path: Path, webhooks: list[tuple[str, str]], from_scratch: bool = False
+) -> web.Application:
     """The localstripe app with every adaptation applied."""
     from localstripe.webhooks import register_webhook
 

@@ -38,7 +38,9 @@ def render_email(row: EmailMessage) -> MIMEMessage:
     message = MIMEMessage()
     message["Subject"] = _one_line(subject)
     message["From"] = settings.mail_from
-    message["To"] = Address(display_name=_one_line(row.to_name), addr_spec=_one_line(row.to_address))
+    message["To"] = Address(
+        display_name=_one_line(row.to_name), addr_spec=_one_line(row.to_address)
+    )
     message["Date"] = format_datetime(utcnow())
     domain = settings.mail_from.rsplit("@", 1)[-1].strip("> ") or "localhost"
     message["Message-ID"] = make_msgid(idstring=f"m{row.id}", domain=domain)

@@ -51,7 +51,9 @@ class SMTPTransport:
         try:
             if self.scheme == "smtps":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout,
+                    self.host,
+                    self.port,
+                    timeout=self.timeout,
                     context=ssl.create_default_context(),
                 )
             else:

@@ -45,6 +45,64 @@ class PaymentSnapshot:
 
 
 @dataclass(frozen=True)
+class SetupSnapshot:
+    """A SetupIntent: a payment method collected for later, off-session use."""
+
+    id: str
+    status: str
+    client_secret: str | None
+    customer_id: str | None
+    payment_method_id: str | None
+    method_type: str | None = None
+    failure_code: str | None = None
+
+
+@dataclass(frozen=True)
+class InvoiceSnapshot:
+    """One invoice of a subscription: what was billed and how its payment stands."""
+
+    id: str
+    status: str
+    amount_due: Money
+    amount_paid: int
+    subscription_id: str | None
+    customer_id: str | None
+    billing_reason: str | None
+    attempt_count: int
+    payment_intent_id: str | None
+    period_start: int | None = None
+    period_end: int | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionSnapshot:
+    id: str
+    status: str
+    customer_id: str
+    amount: Money
+    interval: str
+    metadata: Mapping[str, str]
+    current_period_end: int | None
+    cancel_at: int | None
+    canceled_at: int | None
+    ended_at: int | None
+    cancellation_reason: str | None
+    latest_invoice: InvoiceSnapshot | None
+    default_payment_method_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundSnapshot:
+    """One refund of a payment, as the provider reports it."""
+
+    id: str
+    # Stripe's refund status: pending, requires_action, succeeded, failed, canceled.
+    status: str
+    amount: Money
+    payment_id: str | None
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
     """A verified webhook delivery, reduced to what routing needs."""
 
@@ -80,6 +138,65 @@ class PaymentGateway(Protocol):
 
     def retrieve_payment(self, payment_id: str) -> PaymentSnapshot:
         """Read the authoritative state of a payment."""
+        ...
+
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        method_types: Sequence[str],
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> SetupSnapshot:
+        """Start collecting a payment method for a recurring plan."""
+        ...
+
+    def retrieve_setup(self, setup_id: str) -> SetupSnapshot:
+        """Read a SetupIntent as the provider has it."""
+        ...
+
+    def recurring_price(self, *, amount: Money, interval: str, idempotency_key: str) -> str:
+        """The provider's price id for this amount and interval (created once, reused)."""
+        ...
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        payment_method_id: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> SubscriptionSnapshot:
+        """Subscribe the customer, charging the first period now."""
+        ...
+
+    def retrieve_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
+        """Read a subscription with its latest invoice."""
+        ...
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceSnapshot:
+        """Read one invoice with its payment."""
+        ...
+
+    def update_default_payment_method(
+        self, *, customer_id: str, subscription_id: str, payment_method_id: str
+    ) -> None:
+        """Use this payment method for the subscription's future charges."""
+        ...
+
+    def pay_invoice(self, invoice_id: str, *, idempotency_key: str) -> InvoiceSnapshot:
+        """Try an open invoice's payment again now (after a new payment method)."""
+        ...
+
+    def refund_payment(
+        self, payment_id: str, amount: Money | None, idempotency_key: str
+    ) -> RefundSnapshot:
+        """Refund ``amount`` of a payment (all of what is left when None)."""
+        ...
+
+    def cancel_subscription(self, subscription_id: str) -> None:
+        """End a subscription now: no further renewals are charged."""
         ...
 
     def parse_webhook(self, payload: bytes, signature: str | None, now: int) -> WebhookEvent:

@@ -60,7 +60,10 @@ def record_payment(snapshot: PaymentSnapshot) -> Donation | None:
     if donation.charge_total != snapshot.amount:
         log.error(
             "payment %s amount %s differs from donation %s (%s)",
-            snapshot.id, snapshot.amount, donation.id, donation.charge_total,
+            snapshot.id,
+            snapshot.amount,
+            donation.id,
+            donation.charge_total,
         )
     donation.stripe_payment_intent_id = snapshot.id
     if snapshot.charge_id:
@@ -72,9 +75,9 @@ def record_payment(snapshot: PaymentSnapshot) -> Donation | None:
     new_status = status_from_snapshot(snapshot)
     if new_status is DonationStatus.FAILED or snapshot.failure_code:
         donation.failure_code = snapshot.decline_code or snapshot.failure_code
-    if new_status is not None and set_status(donation, new_status):
-        if new_status is DonationStatus.SUCCEEDED:
-            _on_succeeded(donation)
+    changed = new_status is not None and set_status(donation, new_status)
+    if changed and new_status is DonationStatus.SUCCEEDED:
+        _on_succeeded(donation)
     db.session.flush()
     return donation
 

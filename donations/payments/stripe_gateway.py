@@ -21,7 +21,11 @@ from donations.payments.gateway import (
     GatewayError,
     GatewayUnavailable,
     InvalidWebhook,
+    InvoiceSnapshot,
     PaymentSnapshot,
+    RefundSnapshot,
+    SetupSnapshot,
+    SubscriptionSnapshot,
     WebhookEvent,
 )
 
@@ -38,6 +42,10 @@ NETWORK_RETRIES = 3
 
 API_VERSION: str = stripe.api_version
 
+# One product holds every recurring donation price.
+DONATION_PRODUCT_ID = "recurring-donation"
+INTERVALS = {"monthly": "month", "annual": "year"}
+
 
 class StripeGateway:
     def __init__(
@@ -53,9 +61,7 @@ class StripeGateway:
             secret_key,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=NETWORK_RETRIES,
-            http_client=stripe.RequestsClient(timeout=http_timeout)
-            if _has_requests()
-            else None,
+            http_client=stripe.RequestsClient(timeout=http_timeout) if _has_requests() else None,
         )
         self._webhook_secret = webhook_secret
         self.publishable_key = publishable_key
@@ -106,6 +112,148 @@ class StripeGateway:
                 payment_id, {"expand": ["payment_method"]}
             )
         return _snapshot(intent)
+
+    # -- recurring plans -------------------------------------------------
+
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        method_types: Sequence[str],
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> SetupSnapshot:
+        # Collect the method first, then subscribe with it: the flow Stripe
+        # documents for taking payment details before creating a subscription.
+        # https://docs.stripe.com/billing/subscriptions/build-subscriptions?ui=elements
+        params: stripe.params.SetupIntentCreateParams = {
+            "customer": customer_id,
+            "usage": "off_session",
+            "allowed_payment_method_types": list(method_types),
+            "metadata": dict(metadata),
+        }
+        with _translated_errors():
+            intent = self._client.v1.setup_intents.create(
+                params, {"idempotency_key": idempotency_key}
+            )
+        return _setup_snapshot(intent)
+
+    def retrieve_setup(self, setup_id: str) -> SetupSnapshot:
+        with _translated_errors():
+            intent = self._client.v1.setup_intents.retrieve(
+                setup_id, {"expand": ["payment_method"]}
+            )
+        return _setup_snapshot(intent)
+
+    def recurring_price(self, *, amount: Money, interval: str, idempotency_key: str) -> str:
+        stripe_interval = INTERVALS[interval]
+        lookup_key = f"donation-{amount.currency.lower()}-{amount.amount}-{stripe_interval}"
+        with _translated_errors():
+            found = self._client.v1.prices.list({"lookup_keys": [lookup_key], "limit": 1})
+            for price in found.data:
+                return price.id
+            self._ensure_product()
+            price = self._client.v1.prices.create(
+                {
+                    "currency": amount.currency.lower(),
+                    "unit_amount": amount.amount,
+                    "recurring": {"interval": stripe_interval},
+                    "product": DONATION_PRODUCT_ID,
+                    "lookup_key": lookup_key,
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        return price.id
+
+    def _ensure_product(self) -> None:
+        try:
+            self._client.v1.products.retrieve(DONATION_PRODUCT_ID)
+        except stripe.InvalidRequestError:
+            self._client.v1.products.create(
+                {"id": DONATION_PRODUCT_ID, "name": "Recurring donation"},
+                {"idempotency_key": f"product-{DONATION_PRODUCT_ID}"},
+            )
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        payment_method_id: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> SubscriptionSnapshot:
+        params: stripe.params.SubscriptionCreateParams = {
+            "customer": customer_id,
+            "items": [{"price": price_id}],
+            "default_payment_method": payment_method_id,
+            # An SCA challenge on the first payment leaves the subscription
+            # incomplete; the page completes it with the invoice's intent.
+            "payment_behavior": "allow_incomplete",
+            "metadata": dict(metadata),
+            "expand": ["latest_invoice.payments"],
+        }
+        with _translated_errors():
+            subscription = self._client.v1.subscriptions.create(
+                params, {"idempotency_key": idempotency_key}
+            )
+        return _subscription_snapshot(subscription)
+
+    def retrieve_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
+        with _translated_errors():
+            subscription = self._client.v1.subscriptions.retrieve(
+                subscription_id, {"expand": ["latest_invoice.payments"]}
+            )
+        return _subscription_snapshot(subscription)
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceSnapshot:
+        with _translated_errors():
+            invoice = self._client.v1.invoices.retrieve(invoice_id, {"expand": ["payments"]})
+        return _invoice_snapshot(invoice)
+
+    def update_default_payment_method(
+        self, *, customer_id: str, subscription_id: str, payment_method_id: str
+    ) -> None:
+        with _translated_errors():
+            self._client.v1.customers.update(
+                customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}}
+            )
+            self._client.v1.subscriptions.update(
+                subscription_id, {"default_payment_method": payment_method_id}
+            )
+
+    def pay_invoice(self, invoice_id: str, *, idempotency_key: str) -> InvoiceSnapshot:
+        with _translated_errors():
+            invoice = self._client.v1.invoices.pay(
+                invoice_id, {"expand": ["payments"]}, {"idempotency_key": idempotency_key}
+            )
+        return _invoice_snapshot(invoice)
+
+    # -- refunds and cancellations ----------------------------------------
+
+    def refund_payment(
+        self, payment_id: str, amount: Money | None, idempotency_key: str
+    ) -> RefundSnapshot:
+        # https://docs.stripe.com/api/refunds/create -- partial refunds may be
+        # repeated until the charge is fully refunded.
+        params: stripe.params.RefundCreateParams = {"payment_intent": payment_id}
+        if amount is not None:
+            params["amount"] = amount.amount
+        with _translated_errors():
+            refund = self._client.v1.refunds.create(params, {"idempotency_key": idempotency_key})
+        intent = refund.payment_intent
+        return RefundSnapshot(
+            id=refund.id,
+            status=refund.status or "pending",
+            amount=Money(refund.amount, refund.currency.upper()),
+            payment_id=intent.id if isinstance(intent, stripe.PaymentIntent) else intent,
+        )
+
+    def cancel_subscription(self, subscription_id: str) -> None:
+        # DELETE is idempotent by definition and takes no idempotency key:
+        # https://docs.stripe.com/api/idempotent_requests
+        with _translated_errors():
+            self._client.v1.subscriptions.cancel(subscription_id)
 
     # -- webhooks --------------------------------------------------------
 
@@ -199,6 +347,78 @@ def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
         card_last4=last4,
         failure_code=error.code if error is not None else None,
         decline_code=error.decline_code if error is not None else None,
+    )
+
+
+def _setup_snapshot(intent: stripe.SetupIntent) -> SetupSnapshot:
+    method = intent.payment_method
+    method_id = method.id if isinstance(method, stripe.PaymentMethod) else method
+    method_type = method.type if isinstance(method, stripe.PaymentMethod) else None
+    customer = intent.customer
+    error = intent.last_setup_error
+    return SetupSnapshot(
+        id=intent.id,
+        status=intent.status,
+        client_secret=intent.client_secret,
+        customer_id=customer.id if isinstance(customer, stripe.Customer) else customer,
+        payment_method_id=method_id,
+        method_type=method_type,
+        failure_code=error.code if error is not None else None,
+    )
+
+
+def _invoice_snapshot(invoice: stripe.Invoice) -> InvoiceSnapshot:
+    subscription_id = None
+    parent = invoice.parent
+    if parent is not None and parent.subscription_details is not None:
+        sub = parent.subscription_details.subscription
+        subscription_id = sub.id if isinstance(sub, stripe.Subscription) else sub
+    intent_id = None
+    if invoice.payments is not None:
+        for payment in invoice.payments.data:
+            pi = payment.payment.payment_intent
+            if pi is not None and (payment.is_default or intent_id is None):
+                intent_id = pi.id if isinstance(pi, stripe.PaymentIntent) else pi
+    customer = invoice.customer
+    assert invoice.id is not None
+    return InvoiceSnapshot(
+        id=invoice.id,
+        status=invoice.status or "draft",
+        amount_due=Money(invoice.amount_due, invoice.currency.upper()),
+        amount_paid=invoice.amount_paid,
+        subscription_id=subscription_id,
+        customer_id=customer.id if isinstance(customer, stripe.Customer) else customer,
+        billing_reason=invoice.billing_reason,
+        attempt_count=invoice.attempt_count,
+        payment_intent_id=intent_id,
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+    )
+
+
+def _subscription_snapshot(subscription: stripe.Subscription) -> SubscriptionSnapshot:
+    item = subscription.items.data[0]
+    price = item.price
+    recurring = price.recurring
+    latest = subscription.latest_invoice
+    customer = subscription.customer
+    method = subscription.default_payment_method
+    details = subscription.cancellation_details
+    return SubscriptionSnapshot(
+        id=subscription.id,
+        status=subscription.status,
+        customer_id=customer.id if isinstance(customer, stripe.Customer) else customer,
+        amount=Money((price.unit_amount or 0) * (item.quantity or 1), price.currency.upper()),
+        interval=recurring.interval if recurring is not None else "month",
+        metadata={str(k): str(v) for k, v in subscription.metadata.to_dict().items()},
+        # Since 2025-03-31 the billing period lives on each item.
+        current_period_end=item.current_period_end,
+        cancel_at=subscription.cancel_at,
+        canceled_at=subscription.canceled_at,
+        ended_at=subscription.ended_at,
+        cancellation_reason=details.reason if details is not None else None,
+        latest_invoice=_invoice_snapshot(latest) if isinstance(latest, stripe.Invoice) else None,
+        default_payment_method_id=method.id if isinstance(method, stripe.PaymentMethod) else method,
     )
 
 

@@ -31,13 +31,18 @@ def stripe_webhook() -> tuple[str, int]:
         raise RequestEntityTooLarge()
     raw = request.get_data(cache=False, as_text=False)
     try:
-        event = gateway().parse_webhook(raw, request.headers.get("Stripe-Signature"), int(time.time()))
+        event = gateway().parse_webhook(
+            raw, request.headers.get("Stripe-Signature"), int(time.time())
+        )
     except InvalidWebhook as exc:
         log.warning("rejected webhook: %s", exc)
         return "invalid webhook\n", 400
     if event.livemode != gateway().livemode:
-        log.warning("ignoring %s event %s: livemode does not match our key",
-                    "live" if event.livemode else "test", event.id)
+        log.warning(
+            "ignoring %s event %s: livemode does not match our key",
+            "live" if event.livemode else "test",
+            event.id,
+        )
         return "ignored: livemode mismatch\n", 200
     row = store_event(event, raw.decode("utf-8"))
     already_processed = row.processed_at is not None

@@ -33,9 +33,7 @@ PAYMENT_INTENT_EVENTS = frozenset(
 
 def store_event(event: WebhookEvent, raw_body: str) -> StripeEvent:
     """Record a verified delivery; a repeat delivery only bumps its counter."""
-    existing = db.session.scalar(
-        select(StripeEvent).where(StripeEvent.stripe_event_id == event.id)
-    )
+    existing = db.session.scalar(select(StripeEvent).where(StripeEvent.stripe_event_id == event.id))
     if existing is None:
         row = StripeEvent(
             stripe_event_id=event.id,

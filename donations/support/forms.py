@@ -54,9 +54,13 @@ class ChooseGiftForm(GiftMixin, FlaskForm):
 
 def _countries() -> list[tuple[str, str]]:
     locale = get_locale() or Locale("en")
-    names = locale.territories
+    names: dict[str, str] = {str(k): str(v) for k, v in locale.territories.items()}
     codes = sorted(
-        (code for code in names if len(code) == 2 and code.isalpha() and code not in {"ZZ", "EU", "UN", "EZ", "QO"}),
+        (
+            c
+            for c in names
+            if len(c) == 2 and c.isalpha() and c not in {"ZZ", "EU", "UN", "EZ", "QO"}
+        ),
         key=lambda c: names[c],
     )
     return [("", "—")] + [(code, names[code]) for code in codes]

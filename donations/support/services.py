@@ -15,7 +15,7 @@ from donations.payments.gateway import PaymentSnapshot
 from donations.payments.services import gateway, record_payment
 from donations.support.ask import DEMO_ASK, AskConfig
 from donations.support.models import Setting
-from donations.supporters.models import Donation, DonationStatus, Frequency
+from donations.supporters.models import Donation, Frequency
 from donations.supporters.services import email_key, get_or_create_supporter
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,10 @@ def start_checkout(
             raise CheckoutConflict(attempt_key)
     else:
         supporter = get_or_create_supporter(
-            email=email, name=name, country=country, locale=locale,
+            email=email,
+            name=name,
+            country=country,
+            locale=locale,
             newsletter_opt_in=newsletter_opt_in,
         )
         donation = Donation(

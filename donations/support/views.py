@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from flask import (
@@ -66,7 +67,9 @@ def _prefill(config: AskConfig) -> dict[str, str]:
     return {"frequency": frequency, "currency": currency, "amount": amount}
 
 
-def _render_ask(config: AskConfig, values: dict[str, str], errors: list[str], status: int = 200) -> ResponseReturnValue:
+def _render_ask(
+    config: AskConfig, values: dict[str, str], errors: list[str], status: int = 200
+) -> ResponseReturnValue:
     return (
         render_template(
             "support/ask.html",
@@ -93,7 +96,9 @@ def details() -> ResponseReturnValue:
     values = {
         "frequency": (request.args.get("frequency") or "")[:10],
         "currency": (request.args.get("currency") or "")[:3].upper(),
-        "amount": ((request.args.get("custom_amount") or "").strip() or request.args.get("amount") or "")[:20],
+        "amount": (
+            (request.args.get("custom_amount") or "").strip() or request.args.get("amount") or ""
+        )[:20],
     }
     form.amount.data = values["amount"]
     if not form.validate_with(config):
@@ -110,17 +115,20 @@ def details() -> ResponseReturnValue:
     return _render_details(details_form, config)
 
 
-def _render_details(form: DetailsForm, config: AskConfig, status: int = 200,
-                     message: str | None = None) -> ResponseReturnValue:
+def _render_details(
+    form: DetailsForm, config: AskConfig, status: int = 200, message: str | None = None
+) -> ResponseReturnValue:
     gift = None
-    try:
+    with contextlib.suppress(InvalidAmount):
         gift = Money.from_major(form.amount.data or "", form.currency.data or "")
-    except InvalidAmount:
-        pass
     return (
         render_template(
-            "support/details.html", form=form, gift=gift, locale=_locale(),
-            frequency=form.frequency.data, message=message,
+            "support/details.html",
+            form=form,
+            gift=gift,
+            locale=_locale(),
+            frequency=form.frequency.data,
+            message=message,
         ),
         status,
     )
@@ -135,7 +143,9 @@ def start() -> ResponseReturnValue:
         return _render_details(form, config, 400)
     frequency = Frequency(form.frequency.data)
     if frequency is not Frequency.ONCE:
-        form.frequency.errors = [_("Monthly and annual support will open soon; please give once for now.")]
+        form.frequency.errors = [
+            _("Monthly and annual support will open soon; please give once for now.")
+        ]
         return _render_details(form, config, 400)
     try:
         donation = start_checkout(
@@ -157,7 +167,9 @@ def start() -> ResponseReturnValue:
         db.session.rollback()
         current_app.logger.exception("could not start checkout")
         return _render_details(
-            form, config, 503,
+            form,
+            config,
+            503,
             _("We could not reach our payment provider. Please try again in a moment."),
         )
     commit()

@@ -119,6 +119,7 @@ def import_models() -> None:
     """Import every model module so the metadata (and Alembic) sees all tables."""
     import donations.mail.models
     import donations.payments.models
+    import donations.staff.models
     import donations.support.models
     import donations.supporters.models  # noqa: F401
 
@@ -147,10 +148,12 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from donations.payments.views import bp as payments_bp
+    from donations.staff.views import bp as staff_bp
     from donations.support.views import bp as support_bp
 
     app.register_blueprint(support_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(staff_bp)
 
     @app.get("/")
     def index() -> Any:

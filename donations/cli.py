@@ -23,4 +23,9 @@ def seed_demo() -> None:
 
 
 def register(app: Flask) -> None:
+    from donations.reminders.cli import reminders_cli
+    from donations.staff.cli import staff_cli
+
     app.cli.add_command(demo_cli)
+    app.cli.add_command(staff_cli)
+    app.cli.add_command(reminders_cli)

@@ -116,7 +116,30 @@ def app(
     yield application
 
 
-TABLES = ("email_messages", "donations", "recurring_plans", "stripe_events", "supporters", "settings")
+TABLES = (
+    "audit_entries", "staff_sessions", "supporter_notes", "refund_attempts",
+    "email_messages", "donations", "recurring_plans",
+    "stripe_events", "supporters", "staff_users", "settings",
+)
+# Tables whose triggers refuse DELETE: emptied with the triggers set aside.
+APPEND_ONLY = ("audit_entries",)
+
+
+def _empty_append_only(conn, table: str) -> None:  # type: ignore[no-untyped-def]
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+        conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+        return
+    triggers = conn.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+        {"t": table},
+    ).all()
+    for name, _ in triggers:
+        conn.execute(text(f'DROP TRIGGER "{name}"'))
+    conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+    for _, sql in triggers:
+        conn.execute(text(sql))
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +152,9 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         db.session.remove()
         with db.engine.begin() as conn:
             for table in TABLES:
+                if table in APPEND_ONLY:
+                    _empty_append_only(conn, table)
+                    continue
                 conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
         limiter.reset()
 

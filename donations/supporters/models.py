@@ -186,6 +186,8 @@ class Donation(Model):
     # Filled from Stripe's balance transaction once settled.
     fee: Mapped[int | None]
     net: Mapped[int | None]
+    # Returned to the supporter so far, in minor units (staff refunds).
+    refunded_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     campaign: Mapped[str | None] = mapped_column(String(100))
     source: Mapped[str | None] = mapped_column(String(500))
     locale: Mapped[str] = mapped_column(String(10), default="en")

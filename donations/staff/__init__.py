@@ -1,0 +1,1 @@
+"""The back office: staff accounts, dashboard, supporters, audit log."""

@@ -44,8 +44,9 @@ test-sqlite: install
 test-postgresql: install
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider
 
+## GET /support vs. a bare Flask endpoint under gunicorn (ratio); BENCH_ARGS=--quick for a short run.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

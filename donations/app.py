@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from flask import Flask, current_app, render_template, request, session
 from flask_babel import get_locale
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -220,14 +222,23 @@ def money_text(amount: int, currency: str, locale: str) -> str:
     return Money(amount, currency).format(locale)
 
 
+@lru_cache(maxsize=4096)
+def major_text(amount: int, currency: str) -> str:
+    return Money(amount, currency).major_text()
+
+
 def register_templates(app: Flask) -> None:
-    def money(amount: int | None, currency: str) -> str:
+    @pass_context
+    def money(context: Context, amount: int | None, currency: str) -> str:
         if amount is None:
             return ""
-        return money_text(int(amount), currency, str(get_locale() or "en"))
+        # The context processor's current_locale is get_locale() for this render;
+        # reading it skips Flask-Babel's context lookups once per amount shown.
+        locale = context.get("current_locale") or str(get_locale() or "en")
+        return money_text(int(amount), currency, locale)
 
     def major(amount: int, currency: str) -> str:
-        return Money(int(amount), currency).major_text()
+        return major_text(int(amount), currency)
 
     def datetime_text(value: str | datetime) -> str:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value

@@ -1,0 +1,1 @@
+"""Benchmarks: performance as ratios against a baseline run beside it."""

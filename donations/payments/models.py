@@ -1,13 +1,17 @@
-"""Every Stripe webhook delivery, stored before it is processed."""
+"""Every Stripe webhook delivery, stored before it is processed; refunds, disputes, payouts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
-from sqlalchemy import String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from donations.db import Model, utcnow
+from donations.db import Model, str_enum, utcnow
+from donations.supporters.models import Donation
 
 
 class StripeEvent(Model):
@@ -29,3 +33,182 @@ class StripeEvent(Model):
 
     def __repr__(self) -> str:
         return f"<StripeEvent {self.stripe_event_id} {self.type}>"
+
+
+# -- the ledger's other money movements, mirrored from Stripe -------------------
+#
+# Each row copies the state of one Stripe object (refund, dispute, payout),
+# written from a fresh read of that object. Stripe is the authority, so a
+# status that may not follow the stored one is a stale read (two reads racing)
+# and is skipped, never applied: see ``may_follow``.
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class DisputeStatus(StrEnum):
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"  # an inquiry, no money moved yet
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"  # a chargeback: the amount and fee are withdrawn
+    UNDER_REVIEW = "under_review"
+    WON = "won"  # the amount is reinstated
+    LOST = "lost"
+    PREVENTED = "prevented"
+
+
+class PayoutStatus(StrEnum):
+    PENDING = "pending"
+    IN_TRANSIT = "in_transit"
+    PAID = "paid"
+    FAILED = "failed"  # the money came back to the Stripe balance
+    CANCELED = "canceled"
+
+
+_D = DisputeStatus
+_CLOSED_DISPUTE = frozenset({_D.WON, _D.LOST, _D.PREVENTED, _D.WARNING_CLOSED})
+
+# Which Stripe status may follow which (https://docs.stripe.com/api/refunds/object,
+# /disputes/object, /payouts/object). A succeeded refund and a paid payout can
+# still fail later; an inquiry can escalate into a chargeback.
+REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.PENDING: frozenset(
+        {
+            RefundStatus.REQUIRES_ACTION,
+            RefundStatus.SUCCEEDED,
+            RefundStatus.FAILED,
+            RefundStatus.CANCELED,
+        }
+    ),
+    RefundStatus.REQUIRES_ACTION: frozenset(
+        {RefundStatus.PENDING, RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED}
+    ),
+    RefundStatus.SUCCEEDED: frozenset({RefundStatus.FAILED}),
+    RefundStatus.FAILED: frozenset(),
+    RefundStatus.CANCELED: frozenset(),
+}
+DISPUTE_TRANSITIONS: dict[DisputeStatus, frozenset[DisputeStatus]] = {
+    _D.WARNING_NEEDS_RESPONSE: frozenset(set(_D) - {_D.WARNING_NEEDS_RESPONSE}),
+    _D.WARNING_UNDER_REVIEW: frozenset(
+        {_D.WARNING_CLOSED, _D.NEEDS_RESPONSE, _D.UNDER_REVIEW, _D.WON, _D.LOST}
+    ),
+    _D.WARNING_CLOSED: frozenset({_D.NEEDS_RESPONSE, _D.UNDER_REVIEW}),
+    _D.NEEDS_RESPONSE: frozenset({_D.UNDER_REVIEW, _D.WON, _D.LOST}),
+    _D.UNDER_REVIEW: frozenset({_D.NEEDS_RESPONSE, _D.WON, _D.LOST}),
+    _D.WON: frozenset(),
+    _D.LOST: frozenset(),
+    _D.PREVENTED: frozenset(),
+}
+PAYOUT_TRANSITIONS: dict[PayoutStatus, frozenset[PayoutStatus]] = {
+    PayoutStatus.PENDING: frozenset(
+        {PayoutStatus.IN_TRANSIT, PayoutStatus.PAID, PayoutStatus.FAILED, PayoutStatus.CANCELED}
+    ),
+    PayoutStatus.IN_TRANSIT: frozenset(
+        {PayoutStatus.PAID, PayoutStatus.FAILED, PayoutStatus.CANCELED}
+    ),
+    PayoutStatus.PAID: frozenset({PayoutStatus.FAILED}),
+    PayoutStatus.FAILED: frozenset(),
+    PayoutStatus.CANCELED: frozenset(),
+}
+
+
+S = TypeVar("S", RefundStatus, DisputeStatus, PayoutStatus)
+
+
+def may_follow(transitions: Mapping[S, frozenset[S]], current: S, new: S) -> bool:
+    """True when ``new`` may replace ``current`` (the same status is no change)."""
+    return new is current or new in transitions[current]
+
+
+class Refund(Model):
+    """One Stripe refund of a donation's charge."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
+    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus))
+    reason: Mapped[str | None] = mapped_column(String(50))
+    failure_reason: Mapped[str | None] = mapped_column(String(100))
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True)
+    stripe_created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    donation: Mapped[Donation] = relationship()
+
+    @property
+    def returns_money(self) -> bool:
+        """Counts towards the donation's refunded total, as Stripe's amount_refunded does."""
+        return self.status in (
+            RefundStatus.PENDING,
+            RefundStatus.REQUIRES_ACTION,
+            RefundStatus.SUCCEEDED,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Refund {self.stripe_refund_id} {self.status}>"
+
+
+class Dispute(Model):
+    """One dispute (chargeback or inquiry) of a donation's charge."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(String(255), unique=True)
+    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[DisputeStatus] = mapped_column(str_enum(DisputeStatus, 30))
+    reason: Mapped[str] = mapped_column(String(50))
+    # Over the dispute's balance transactions: fees charged (positive) and
+    # the net change to the balance (negative while the money is withdrawn).
+    fee: Mapped[int] = mapped_column(default=0)
+    net: Mapped[int] = mapped_column(default=0)
+    stripe_created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    donation: Mapped[Donation] = relationship()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in _CLOSED_DISPUTE
+
+    def __repr__(self) -> str:
+        return f"<Dispute {self.stripe_dispute_id} {self.status}>"
+
+
+class Payout(Model):
+    """One transfer of the Stripe balance to the newsroom's bank account."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_payout_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[PayoutStatus] = mapped_column(str_enum(PayoutStatus))
+    automatic: Mapped[bool] = mapped_column(default=True)
+    arrival_date: Mapped[datetime]
+    failure_code: Mapped[str | None] = mapped_column(String(100))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    stripe_created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Payout {self.stripe_payout_id} {self.status}>"

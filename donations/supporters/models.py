@@ -102,6 +102,8 @@ class Supporter(Model):
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Set when the person's data was erased: the row stays for the ledger.
+    erased_at: Mapped[datetime | None]
 
     donations: Mapped[list[Donation]] = relationship(back_populates="supporter")
     plans: Mapped[list[RecurringPlan]] = relationship(back_populates="supporter")
@@ -188,6 +190,8 @@ class Donation(Model):
     net: Mapped[int | None]
     # Returned to the supporter so far, in minor units (staff refunds).
     refunded_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The Stripe payout that took this donation's money to the bank.
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True)
     campaign: Mapped[str | None] = mapped_column(String(100))
     source: Mapped[str | None] = mapped_column(String(500))
     locale: Mapped[str] = mapped_column(String(10), default="en")

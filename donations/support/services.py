@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import g
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from donations.db import db
 from donations.money import Money
@@ -83,19 +84,30 @@ def start_checkout(
             locale=locale,
             newsletter_opt_in=newsletter_opt_in,
         )
-        donation = Donation(
-            attempt_key=attempt_key,
-            public_token=secrets.token_urlsafe(24),
-            supporter=supporter,
-            amount=gift.amount,
-            currency=gift.currency,
-            frequency=frequency,
-            locale=locale,
-            campaign=campaign,
-            source=source,
-        )
-        db.session.add(donation)
-        db.session.flush()
+        try:
+            with db.session.begin_nested():
+                donation = Donation(
+                    attempt_key=attempt_key,
+                    public_token=secrets.token_urlsafe(24),
+                    supporter=supporter,
+                    amount=gift.amount,
+                    currency=gift.currency,
+                    frequency=frequency,
+                    locale=locale,
+                    campaign=campaign,
+                    source=source,
+                )
+                db.session.add(donation)
+        except IntegrityError:
+            # A double click posted this attempt twice at once and the other
+            # request created it first: resume that donation and its payment.
+            donation = db.session.scalar(
+                select(Donation).where(Donation.attempt_key == attempt_key)
+            )
+            if donation is None:  # pragma: no cover - the winner rolled back
+                raise
+            if donation.supporter.email_key != email_key(email) or donation.gift != gift:
+                raise CheckoutConflict(attempt_key) from None
 
     if donation.stripe_payment_intent_id is None:
         supporter = donation.supporter

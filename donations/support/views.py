@@ -7,6 +7,7 @@ import uuid
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     redirect,
@@ -222,3 +223,15 @@ def thanks(token: str) -> ResponseReturnValue:
     if donation.status is DonationStatus.CANCELED:
         return render_template("support/expired.html", locale=_locale()), 410
     return render_template("support/thanks.html", donation=donation, locale=_locale())
+
+
+@bp.after_request
+def _no_store_payment_pages(response: Response) -> Response:
+    """The payment and thank-you pages show live payment state: never from a cache.
+
+    Otherwise the Back button after paying shows the card form again, from the
+    browser's cache, for a gift that is already paid.
+    """
+    if request.endpoint in ("support.pay", "support.thanks"):
+        response.headers["Cache-Control"] = "no-store"
+    return response

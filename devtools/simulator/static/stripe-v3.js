@@ -13,10 +13,12 @@
     return m ? m[1] : null;
   }
 
+  // No Content-Type header: like Stripe.js (form-encoded), this stays a CORS
+  // "simple" request. A JSON content type would need a preflight OPTIONS,
+  // which localstripe does not answer. The server parses the body as JSON.
   function post(path, body) {
     return fetch(BASE + path, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body)
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (json) {

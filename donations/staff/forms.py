@@ -10,11 +10,17 @@ from wtforms import (
     EmailField,
     HiddenField,
     PasswordField,
-    SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import (
+    AnyOf,
+    DataRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from donations.money import InvalidAmount, Money
 from donations.staff.models import Role
@@ -74,13 +80,15 @@ class RefundForm(FlaskForm):
         try:
             self.money = Money.from_major(text, self.currency)
         except InvalidAmount as exc:
-            raise ValueError(f"Enter an amount in {self.currency}, such as 10.00.") from exc
+            raise ValidationError(f"Enter an amount in {self.currency}, such as 10.00.") from exc
         if self.money.amount <= 0:
-            raise ValueError("The amount must be more than zero.")
+            raise ValidationError("The amount must be more than zero.")
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=[(r.value, r.value.capitalize()) for r in Role])
+    # A plain field checked against the roles: WTForms is phasing out
+    # SelectField's tuple choices, and the template lists the roles itself.
+    role = StringField("Role", validators=[DataRequired(), AnyOf([r.value for r in Role])])
 
 
 class SettingsForm(FlaskForm):

@@ -253,8 +253,9 @@ def refund_donation(
     try:
         snapshot = gateway().refund_payment(
             donation.stripe_payment_intent_id,
-            # None: let Stripe refund whatever is left of the payment.
-            None if amount is None else wanted,
+            # Always the exact amount, also for "everything left": the ledger
+            # knows what is left, and the refund row records what was asked.
+            wanted,
             idempotency_key=f"staff-refund-{attempt_key}",
         )
     except GatewayError as exc:

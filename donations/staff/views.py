@@ -421,7 +421,6 @@ def team() -> ResponseReturnValue:
         members=list_staff(),
         action_form=ActionForm(),
         now=utcnow(),
-        role_form=RoleForm(),
     )
 
 

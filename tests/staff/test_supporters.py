@@ -1,0 +1,312 @@
+"""Supporter search, the supporter page, and the actions on it (refunds through the simulator)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from donations.db import commit, db
+from donations.mail.models import EmailMessage
+from donations.money import Money
+from donations.payments.services import gateway, record_payment
+from donations.staff.models import AuditEntry, RefundAttempt, RefundStatus, Role, SupporterNote
+from donations.supporters.models import DonationStatus, PlanStatus
+from tests.staff import factories
+from tests.staff.conftest import csrf_token
+
+
+def stripe_refunds(simulator, payment_intent: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    answer = requests.get(
+        f"{simulator.url}/v1/refunds",
+        params={"payment_intent": payment_intent},
+        auth=("sk_test_local", ""),
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return answer.json()["data"]
+
+
+def paid_donation(app, simulator, amount: int = 1000):  # type: ignore[no-untyped-def]
+    """A donation paid for real at the simulator, recorded as the webhook would."""
+    with app.test_request_context():
+        owner = factories.supporter()
+        owner.stripe_customer_id = gateway().ensure_customer(
+            email=owner.email, name=owner.name, idempotency_key=uuid.uuid4().hex
+        )
+        donation = factories.donation(owner, amount, status=DonationStatus.PENDING)
+        intent = gateway().create_payment(
+            amount=Money(amount, "USD"),
+            customer_id=owner.stripe_customer_id,
+            method_types=["card"],
+            metadata={"donation_attempt": donation.attempt_key},
+            idempotency_key=uuid.uuid4().hex,
+        )
+        donation.stripe_payment_intent_id = intent.id
+        commit()
+        assert simulator.confirm(intent.client_secret).json()["status"] == "succeeded"
+        record_payment(gateway().retrieve_payment(intent.id))
+        commit()
+        return donation.id, owner.id, intent.id
+
+
+def refund_via_pages(client, donation_id: int, amount: str, reason: str = "asked by reader"):  # type: ignore[no-untyped-def]
+    form = client.get(f"/staff/donations/{donation_id}/refund")
+    assert form.status_code == 200
+    review = client.post(
+        f"/staff/donations/{donation_id}/refund",
+        data={"csrf_token": csrf_token(form.text), "amount": amount, "reason": reason},
+    )
+    if review.status_code != 200:
+        return review, None
+    assert "Confirm the refund" in review.text
+    fields = dict(re.findall(r'name="(\w+)"(?: type="hidden")? value="([^"]*)"', review.text))
+    fields.update(
+        re.findall(r'id="(attempt)" name="attempt" type="hidden" value="([^"]*)"', review.text)
+    )
+    return client.post(f"/staff/donations/{donation_id}/refund", data=fields), fields
+
+
+def test_search_by_email_name_and_stripe_ids(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        ada = factories.supporter("Ada@Example.org", "Ada Lovelace", stripe_customer_id="cus_ada")
+        factories.donation(ada, stripe_payment_intent_id="pi_ada", stripe_charge_id="ch_ada")
+        factories.plan(ada, stripe_subscription_id="sub_ada")
+        factories.supporter("grace@example.org", "Grace Hopper")
+        factories.supporter("percent@example.org", "100% reader")
+        commit()
+    client, _ = signed_in(Role.VIEWER)
+
+    def found(query: str) -> list[str]:
+        page = client.get("/staff/supporters", query_string={"q": query})
+        assert page.status_code == 200
+        return re.findall(r'<td><a href="/staff/supporters/\d+">([^<]+)</a>', page.text)
+
+    assert found("ada@") == ["Ada@Example.org"]
+    assert found("LOVELACE") == ["Ada@Example.org"]
+    assert found("hopper") == ["grace@example.org"]
+    for stripe_id in ("cus_ada", "pi_ada", "ch_ada", "sub_ada"):
+        assert found(stripe_id) == ["Ada@Example.org"], stripe_id
+    assert found("pi_other") == []
+    assert found("%") == ["percent@example.org"]
+    assert found("_") == []
+    assert found("") == []
+
+
+def test_supporter_page_timeline(app, signed_in, make_staff) -> None:  # type: ignore[no-untyped-def]
+    author = make_staff(Role.FINANCE, "author@newsroom.org")
+    with app.app_context():
+        owner = factories.supporter()
+        factories.donation(owner, 1234, stripe_payment_intent_id="pi_timeline")
+        factories.plan(owner, 500)
+        db.session.add(
+            SupporterNote(
+                supporter_id=owner.id, staff_id=author.id, body="Called about her <b>receipt</b>"
+            )
+        )
+        db.session.add(
+            EmailMessage(
+                dedupe_key="x", template="receipt", to_address=owner.email, supporter_id=owner.id
+            )
+        )
+        supporter_id = owner.id
+        commit()
+    client, _ = signed_in(Role.VIEWER)
+    page = client.get(f"/staff/supporters/{supporter_id}")
+    assert page.status_code == 200
+    html = page.text
+    assert "$12.34" in html
+    assert "pi_timeline" in html
+    for kind in ("donation", "plan", "note", "email"):
+        assert f'class="timeline-{kind}"' in html, kind
+    assert "Called about her &lt;b&gt;receipt&lt;/b&gt;" in html
+    assert client.get("/staff/supporters/999999").status_code == 404
+
+
+def test_add_note(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        supporter_id = factories.supporter().id
+        commit()
+    client, staff = signed_in(Role.FINANCE)
+    page = client.get(f"/staff/supporters/{supporter_id}")
+    token = csrf_token(page.text)
+    empty = client.post(
+        f"/staff/supporters/{supporter_id}/notes", data={"csrf_token": token, "body": " "}
+    )
+    assert empty.status_code == 400
+    added = client.post(
+        f"/staff/supporters/{supporter_id}/notes",
+        data={"csrf_token": token, "body": "Prefers email"},
+    )
+    assert added.status_code == 303
+    assert "Prefers email" in client.get(f"/staff/supporters/{supporter_id}").text
+    with app.app_context():
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "note.added"))
+        assert (entry.supporter_id, entry.staff_id) == (supporter_id, staff.id)
+        assert db.session.scalar(select(func.count()).select_from(SupporterNote)) == 1
+
+
+def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) -> None:  # type: ignore[no-untyped-def]
+    donation_id, supporter_id, intent = paid_donation(app, simulator, 1000)
+    client, staff = signed_in(Role.FINANCE)
+
+    done, fields = refund_via_pages(client, donation_id, "4.00")
+    assert done.status_code == 303
+    # The same confirmation again (a double click): no second refund.
+    again = client.post(f"/staff/donations/{donation_id}/refund", data=fields)
+    assert again.status_code == 303
+    assert [r["amount"] for r in stripe_refunds(simulator, intent)] == [400]
+
+    too_much, _ = refund_via_pages(client, donation_id, "6.01")
+    assert too_much.status_code == 400
+    assert "At most $6.00 can be refunded." in too_much.text
+
+    rest, _ = refund_via_pages(client, donation_id, "")
+    assert rest.status_code == 303
+    assert sorted(r["amount"] for r in stripe_refunds(simulator, intent)) == [400, 600]
+
+    with app.app_context():
+        donation = db.session.get(factories.Donation, donation_id)
+        assert donation.refunded_amount == 1000
+        attempts = db.session.scalars(select(RefundAttempt).order_by(RefundAttempt.id)).all()
+        assert [(a.amount, a.status, a.staff_id) for a in attempts] == [
+            (400, RefundStatus.SUCCEEDED, staff.id),
+            (600, RefundStatus.SUCCEEDED, staff.id),
+        ]
+        assert all(a.stripe_refund_id and a.stripe_refund_id.startswith("re_") for a in attempts)
+        entries = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "refund.created")
+        ).all()
+        assert [(e.supporter_id, e.details["amount"]) for e in entries] == [
+            (supporter_id, {"amount": 400, "currency": "USD"}),
+            (supporter_id, {"amount": 600, "currency": "USD"}),
+        ]
+    page = client.get(f"/staff/supporters/{supporter_id}").text
+    assert "Refund…" not in page
+    nothing_left = client.get(f"/staff/donations/{donation_id}/refund")
+    assert "Nothing can be refunded" in nothing_left.text
+
+
+@pytest.mark.parametrize("amount", ["abc", "0", "-1", "1.234", "NaN", "1e3", "10.00.0"])
+def test_bad_refund_amounts_change_nothing(app, signed_in, amount) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        owner = factories.supporter()
+        donation_id = factories.donation(owner, 1000, stripe_payment_intent_id="pi_bad").id
+        commit()
+    client, _ = signed_in(Role.FINANCE)
+    answer, _ = refund_via_pages(client, donation_id, amount)
+    assert answer.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RefundAttempt)) == 0
+
+
+def test_refund_refused_by_stripe_is_recorded(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        owner = factories.supporter()
+        donation_id = factories.donation(owner, 1000, stripe_payment_intent_id="pi_unknown").id
+        commit()
+    client, _ = signed_in(Role.FINANCE)
+    answer, _ = refund_via_pages(client, donation_id, "")
+    assert answer.status_code == 303
+    assert "The refund failed" in client.get(answer.headers["Location"]).text
+    with app.app_context():
+        attempt = db.session.scalar(select(RefundAttempt))
+        assert attempt.status is RefundStatus.FAILED
+        assert db.session.get(factories.Donation, donation_id).refunded_amount == 0
+        assert (
+            db.session.scalar(select(AuditEntry.action).where(AuditEntry.action.like("refund.%")))
+            == "refund.failed"
+        )
+
+
+def test_resend_receipt(app, simulator, signed_in, mailbox) -> None:  # type: ignore[no-untyped-def]
+    donation_id, supporter_id, _ = paid_donation(app, simulator, 1500)
+    assert len(mailbox.wait_for(1)) == 1
+    client, _ = signed_in(Role.FINANCE)
+    token = csrf_token(client.get(f"/staff/supporters/{supporter_id}").text)
+    for expected in (2, 3):
+        answer = client.post(
+            f"/staff/donations/{donation_id}/resend-receipt", data={"csrf_token": token}
+        )
+        assert answer.status_code == 303
+        assert len(mailbox.wait_for(expected)) == expected
+    assert mailbox.messages[1]["Subject"] == mailbox.messages[0]["Subject"]
+    with app.app_context():
+        keys = db.session.scalars(select(EmailMessage.dedupe_key).order_by(EmailMessage.id)).all()
+        assert keys == [
+            f"receipt:donation:{donation_id}",
+            f"receipt:donation:{donation_id}:resend:1",
+            f"receipt:donation:{donation_id}:resend:2",
+        ]
+        assert (
+            db.session.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == "receipt.resent")
+            )
+            == 2
+        )
+
+
+def test_resend_without_a_receipt_is_refused(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        owner = factories.supporter()
+        donation_id = factories.donation(owner, status=DonationStatus.PENDING).id
+        supporter_id = owner.id
+        commit()
+    client, _ = signed_in(Role.FINANCE)
+    token = csrf_token(client.get(f"/staff/supporters/{supporter_id}").text)
+    answer = client.post(
+        f"/staff/donations/{donation_id}/resend-receipt", data={"csrf_token": token}
+    )
+    assert answer.status_code == 303
+    assert "no receipt to resend" in client.get(answer.headers["Location"]).text
+
+
+def test_cancel_plan(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        owner = factories.supporter()
+        plan_id = factories.plan(owner, status=PlanStatus.INCOMPLETE).id
+        missing_id = factories.plan(owner, stripe_subscription_id="sub_missing").id
+        commit()
+    client, _ = signed_in(Role.FINANCE)
+    page = client.get(f"/staff/plans/{plan_id}/cancel")
+    assert page.status_code == 200
+    token = csrf_token(page.text)
+    done = client.post(
+        f"/staff/plans/{plan_id}/cancel", data={"csrf_token": token, "reason": "moved abroad"}
+    )
+    assert done.status_code == 303
+    twice = client.post(f"/staff/plans/{plan_id}/cancel", data={"csrf_token": token})
+    assert twice.status_code == 409
+    refused = client.post(f"/staff/plans/{missing_id}/cancel", data={"csrf_token": token})
+    assert refused.status_code == 409
+    assert "Stripe did not cancel the plan" in refused.text
+    with app.app_context():
+        plan = db.session.get(factories.RecurringPlan, plan_id)
+        assert (plan.status, plan.cancellation_reason) == (PlanStatus.CANCELED, "moved abroad")
+        assert db.session.get(factories.RecurringPlan, missing_id).status is PlanStatus.ACTIVE
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "plan.cancelled"))
+        assert entry.details["reason"] == "moved abroad"
+
+
+def test_audit_log_pages(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    from donations.staff.services import audit
+
+    with app.app_context():
+        for n in range(120):
+            audit("test.entry", target=f"n:{n}")
+        commit()
+    client, _ = signed_in(Role.ADMIN)
+    first = client.get("/staff/audit")
+    assert first.status_code == 200
+    assert "Page 1 of 3" in first.text
+    assert "n:119" in first.text
+    assert "n:0<" not in first.text
+    last = client.get("/staff/audit?page=3")
+    assert "n:0<" in last.text
+    assert client.get("/staff/audit?page=99").status_code == 200
+    assert client.get("/staff/audit?page=x").status_code == 200

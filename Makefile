@@ -18,7 +18,7 @@ install: $(STAMP) translations
 
 translations: $(STAMP)
 	@if compgen -G "translations/*/LC_MESSAGES/messages.po" >/dev/null; then \
-		$(BIN)/pybabel compile -q -d translations; fi
+		$(BIN)/pybabel compile -d translations >/dev/null; fi
 
 ## Serve the app on SQLite with the Stripe simulator (no account or key needed).
 run: install

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from flask import Flask, current_app, render_template, request, session
 from flask_babel import get_locale
 from jinja2 import pass_context
@@ -67,7 +67,7 @@ def register_proxy(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
 
-def content_security_policy(settings: Settings) -> dict[str, list[str] | str]:
+def content_security_policy(settings: Settings) -> str:
     """Only what Stripe.js needs, per https://docs.stripe.com/security/guide#content-security-policy."""
     stripe_origin = settings.stripe_api_base.rstrip("/") if settings.stripe_api_base else None
     scripts = ["'self'", stripe_origin or "https://js.stripe.com"]
@@ -75,19 +75,21 @@ def content_security_policy(settings: Settings) -> dict[str, list[str] | str]:
     connect = ["'self'", stripe_origin or "https://api.stripe.com"]
     if stripe_origin:
         frames.append(stripe_origin)
-    return {
-        "default-src": "'self'",
+    directives: dict[str, list[str]] = {
+        "default-src": ["'self'"],
         "script-src": scripts,
-        "style-src": "'self'",
+        "style-src": ["'self'"],
         "img-src": ["'self'", "data:", "https://*.stripe.com"],
         "frame-src": frames,
         "connect-src": connect,
-        "font-src": "'self'",
-        "object-src": "'none'",
-        "base-uri": "'self'",
-        "form-action": "'self'",
-        "frame-ancestors": "'none'",
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
     }
+    # Built once as a string: Talisman would otherwise re-serialise it per response.
+    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
@@ -121,6 +123,7 @@ def import_models() -> None:
     """Import every model module so the metadata (and Alembic) sees all tables."""
     import donations.mail.models
     import donations.payments.models
+    import donations.reminders.models
     import donations.staff.models
     import donations.support.models
     import donations.supporters.models  # noqa: F401
@@ -138,8 +141,8 @@ def register_services(app: Flask, settings: Settings) -> None:
         api_base=settings.stripe_api_base,
     )
     if settings.smtp_url:
-        smtp_url = settings.smtp_url
-        app.extensions["mail_transport"] = lambda: SMTPTransport(smtp_url)
+        smtp_url, smtp_timeout = settings.smtp_url, settings.smtp_timeout
+        app.extensions["mail_transport"] = lambda: SMTPTransport(smtp_url, smtp_timeout)
     else:
         mail_dir = (
             settings.mail_dir if settings.mail_dir.is_absolute() else Path.cwd() / settings.mail_dir
@@ -150,12 +153,14 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from donations.payments.views import bp as payments_bp
+    from donations.reminders.views import bp as reminders_bp
     from donations.staff.views import bp as staff_bp
     from donations.support.views import bp as support_bp
 
     app.register_blueprint(support_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(reminders_bp)
 
     @app.get("/")
     def index() -> Any:
@@ -245,7 +250,13 @@ def register_templates(app: Flask) -> None:
         zone = ZoneInfo(app.config["SETTINGS"].reporting_time_zone)
         return format_datetime(moment.astimezone(zone), "medium", locale=str(get_locale() or "en"))
 
+    def date_text(value: str | datetime) -> str:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        zone = ZoneInfo(app.config["SETTINGS"].reporting_time_zone)
+        return format_date(moment.astimezone(zone), "long", locale=str(get_locale() or "en"))
+
     app.jinja_env.filters["datetime_text"] = datetime_text
+    app.jinja_env.filters["date_text"] = date_text
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["major"] = major
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES

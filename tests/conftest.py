@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from donations import create_app
 from donations.db import db
@@ -93,6 +93,7 @@ def make_env(database_url: str, simulator: Simulator, port: int, mail_dir: Path,
         "BASE_URL": f"http://127.0.0.1:{port}",
         "MAIL_DIR": str(mail_dir),
         "CHECKOUT_RATE_LIMIT": "1000 per minute",
+        "REMINDER_RATE_LIMIT": "1000 per minute",
         **extra,
     }
 
@@ -116,11 +117,6 @@ def app(
     yield application
 
 
-TABLES = (
-    "audit_entries", "staff_sessions", "supporter_notes", "refund_attempts",
-    "email_messages", "donations", "recurring_plans",
-    "stripe_events", "supporters", "staff_users", "settings",
-)
 # Tables whose triggers refuse DELETE: emptied with the triggers set aside.
 APPEND_ONLY = ("audit_entries",)
 
@@ -151,7 +147,12 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     with application.app_context():
         db.session.remove()
         with db.engine.begin() as conn:
-            for table in TABLES:
+            existing = set(inspect(conn).get_table_names())
+            # Children before parents, from the models themselves.
+            for model_table in reversed(db.metadata.sorted_tables):
+                table = model_table.name
+                if table not in existing:
+                    continue
                 if table in APPEND_ONLY:
                     _empty_append_only(conn, table)
                     continue

@@ -59,6 +59,7 @@ class Simulator:
             [sys.executable, "-m", "devtools.simulator", "--port", str(self.port),
              "--state", str(state_dir / "simulator.pickle"), "--from-scratch"],
             cwd=ROOT, stdout=self._log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, "SIMULATOR_SEPA_SETTLE_SECONDS": "1"},
         )
         wait_for_port(self.port)
 
@@ -87,6 +88,46 @@ class Simulator:
             json={"key": "pk_test_local", "client_secret": client_secret, "success": success},
             timeout=10,
         )
+
+    def confirm_setup(self, client_secret: str, card: str = "4242424242424242") -> requests.Response:
+        """Save a card (or, given an IBAN, a SEPA mandate) as the page's Stripe.js does."""
+        intent_id = client_secret.split("_secret_")[0]
+        if card.startswith(("DE", "FR", "NL")):
+            method = {"type": "sepa_debit", "sepa_debit": {"iban": card},
+                      "billing_details": {"name": "Ada Reader", "email": "reader@example.org"}}
+        else:
+            method = {"type": "card", "card": {
+                "number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"}}
+        return requests.post(
+            f"{self.url}/v1/setup_intents/{intent_id}/confirm",
+            json={"key": "pk_test_local", "client_secret": client_secret,
+                  "payment_method_data": method},
+            timeout=10,
+        )
+
+    def complete_setup_authentication(self, client_secret: str) -> requests.Response:
+        intent_id = client_secret.split("_secret_")[0]
+        return requests.post(
+            f"{self.url}/v1/setup_intents/{intent_id}/confirm",
+            json={"key": "pk_test_local", "client_secret": client_secret}, timeout=10,
+        )
+
+    def renew(self, subscription_id: str) -> dict:
+        """Bill a subscription's next period now (Stripe would on its own clock)."""
+        response = requests.post(
+            f"{self.url}/_simulator/subscriptions/{subscription_id}/renew", timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def api(self, method: str, path: str, **data: object) -> dict:
+        """Call the simulator's Stripe API with the secret key (test set-up only)."""
+        response = requests.request(
+            method, f"{self.url}{path}", data=data,
+            headers={"Authorization": "Bearer sk_test_local"}, timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()
 
     def stop(self) -> None:
         self._proc.terminate()

@@ -18,6 +18,8 @@ from aiohttp import web
 from localstripe import resources, server
 from localstripe.errors import UserError
 
+from devtools.simulator import ledger
+
 # The test cards Stripe documents for declines, with the codes Stripe gives.
 # https://docs.stripe.com/testing#declined-payments
 DECLINE_CARDS: dict[str, tuple[str, str, str]] = {
@@ -71,6 +73,53 @@ DIFFERENCES: dict[str, str] = {
         "(Stripe.js's retrievePaymentIntent)"
     ),
     "webhook_on_start": "the webhook endpoint is registered at start (localstripe keeps none)",
+    "prices_api": "a Prices API (create, retrieve, list by lookup_keys) backed by localstripe plans",
+    "subscription_params": (
+        "subscriptions accept items[][price], default_payment_method and off_session, "
+        "as the pinned API has them"
+    ),
+    "subscription_shape": (
+        "subscription items carry price and their own current_period_start/end; the "
+        "top-level plan, quantity and current_period_* are gone"
+    ),
+    "invoice_shape": (
+        "invoices list their payments (invoice.payments) and a confirmation_secret "
+        "instead of invoice.payment_intent, with billing_reason set"
+    ),
+    "setup_intents": (
+        "SetupIntents accept allowed_payment_method_types, attach the method to the "
+        "customer when they succeed, keep a decline as requires_payment_method with "
+        "last_setup_error, and can be read with publishable key + client secret"
+    ),
+    "sepa_settles_later": (
+        "a SEPA Direct Debit stays processing for a while before it succeeds "
+        "(SIMULATOR_SEPA_SETTLE_SECONDS, default 2), as a real debit does for days"
+    ),
+    "renewal_helper": (
+        "POST /_simulator/subscriptions/{id}/renew bills the next period now "
+        "(tests only: Stripe renews on its own clock)"
+    ),
+    # The ledger's adaptations live in devtools/simulator/ledger.py.
+    "balance_transaction_fees": (
+        "charge balance transactions carry Stripe's fee (2.9% + 30 for cards) and "
+        "net (localstripe charges no fee)"
+    ),
+    "list_filters": (
+        "payment intents, refunds, payouts and balance transactions are listed newest "
+        "first and filtered by created[gt|gte|lt|lte]; balance transactions also by "
+        "payout, type and source (localstripe refuses every filter)"
+    ),
+    "disputes": (
+        "card 4000000000000259 is disputed once charged (charge.dispute.created, a "
+        "withdrawal with the 15.00 dispute fee); GET /v1/disputes[/{id}]; submitting "
+        "evidence[uncategorized_text]=winning_evidence|losing_evidence closes it won or "
+        "lost, POST /v1/disputes/{id}/close loses it (localstripe has no disputes)"
+    ),
+    "payouts": (
+        "a payout in any currency, without amount, pays out the available balance like "
+        "an automatic payout, lists its balance transactions, and a failed one returns "
+        "them to the balance (localstripe: EUR only, no balance transactions)"
+    ),
 }
 
 STATIC = Path(__file__).parent / "static"
@@ -185,9 +234,8 @@ def _patch_shapes() -> None:
     def _export(self: Any, expand: list[str] | None = None) -> dict[str, Any]:
         data: dict[str, Any] = original_export(self, expand=expand)
         data.pop("charges", None)
-        if not (expand and "latest_charge" in expand) and isinstance(
-            data.get("latest_charge"), dict
-        ):
+        expanded = any(e.split(".")[0] == "latest_charge" for e in expand or [])
+        if not expanded and isinstance(data.get("latest_charge"), dict):
             data["latest_charge"] = data["latest_charge"]["id"]
         return data
 
@@ -205,6 +253,303 @@ def _patch_shapes() -> None:
                 self.data["object"]["latest_charge"] = charge["id"]
 
     resources.Event.__init__ = event_init
+
+
+def _price_export(plan: Any) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "object": "price",
+        "active": plan.active,
+        "billing_scheme": "per_unit",
+        "created": plan.created,
+        "currency": plan.currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": getattr(plan, "_lookup_key", None),
+        "metadata": dict(plan.metadata or {}),
+        "nickname": None,
+        "product": plan.product,
+        "recurring": {
+            "interval": plan.interval,
+            "interval_count": plan.interval_count,
+            "meter": None,
+            "trial_period_days": None,
+            "usage_type": "licensed",
+        },
+        "tax_behavior": "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring",
+        "unit_amount": plan.amount,
+        "unit_amount_decimal": str(plan.amount),
+    }
+
+
+def _prices() -> list[Any]:
+    return [v for k, v in resources.store.items() if k.startswith("plan:price_")]
+
+
+async def create_price(request: web.Request) -> web.Response:
+    data = await server.get_post_data(request) or {}
+    recurring = data.get("recurring") or {}
+    lookup_key = data.get("lookup_key")
+    if lookup_key and any(getattr(p, "_lookup_key", None) == lookup_key for p in _prices()):
+        raise UserError(400, f"A price with lookup_key {lookup_key} already exists.")
+    plan = resources.Plan(
+        id="price_" + resources.random_id(14),
+        amount=data.get("unit_amount"),
+        currency=data.get("currency"),
+        interval=recurring.get("interval"),
+        interval_count=recurring.get("interval_count", 1),
+        product=data.get("product"),
+        metadata=data.get("metadata"),
+    )
+    plan._lookup_key = lookup_key
+    resources.store.dump_to_disk()
+    return server.json_response(_price_export(plan))
+
+
+async def list_prices(request: web.Request) -> web.Response:
+    query = server.unflatten_data(request.query)
+    wanted = query.get("lookup_keys")
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    prices = [
+        _price_export(p) for p in _prices() if not wanted or getattr(p, "_lookup_key", None) in wanted
+    ]
+    return server.json_response(
+        {"object": "list", "data": prices, "has_more": False, "url": "/v1/prices"}
+    )
+
+
+async def retrieve_price(request: web.Request, price_id: str) -> web.Response:
+    return server.json_response(_price_export(resources.Plan._api_retrieve(price_id)))
+
+
+def _set_default_method(customer_id: str, method_id: str) -> None:
+    method = resources.PaymentMethod._api_retrieve(method_id)
+    method.customer = customer_id
+    customer = resources.Customer._api_retrieve(customer_id)
+    customer.invoice_settings = {
+        **(customer.invoice_settings or {}),
+        "default_payment_method": method_id,
+    }
+
+
+def _patch_subscriptions() -> None:
+    sub_cls = resources.Subscription
+    original_init = sub_cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        method = kwargs.pop("default_payment_method", None)
+        kwargs.pop("off_session", None)
+        for item in kwargs.get("items") or []:
+            if "price" in item:
+                item["plan"] = item.pop("price")
+        if method and kwargs.get("customer"):
+            _set_default_method(kwargs["customer"], method)
+        self._default_payment_method = method
+        self._cancellation_reason = None
+        original_init(self, *args, **kwargs)
+
+    sub_cls.__init__ = __init__
+
+    original_update = sub_cls._update
+
+    def _update(self: Any, default_payment_method: str | None = None, **data: Any) -> Any:
+        if default_payment_method:
+            _set_default_method(self.customer, default_payment_method)
+            self._default_payment_method = default_payment_method
+        for item in data.get("items") or []:
+            if "price" in item:
+                item["plan"] = item.pop("price")
+        return original_update(self, **data)
+
+    sub_cls._update = _update
+
+    original_create_invoice = sub_cls._create_invoice
+
+    def _create_invoice(self: Any) -> None:
+        first = self.latest_invoice is None
+        original_create_invoice(self)
+        if self.latest_invoice:
+            invoice = resources.Invoice._api_retrieve(self.latest_invoice)
+            invoice.billing_reason = "subscription_create" if first else "subscription_cycle"
+
+    sub_cls._create_invoice = _create_invoice
+
+    original_delete = sub_cls._api_delete.__func__
+
+    @classmethod  # type: ignore[misc]
+    def _api_delete(cls: Any, id: str) -> Any:
+        obj = sub_cls._api_retrieve(id)
+        obj._cancellation_reason = getattr(obj, "_cancellation_reason", None) or (
+            "cancellation_requested"
+        )
+        return original_delete(cls, id)
+
+    sub_cls._api_delete = _api_delete
+
+    original_export = sub_cls._export
+
+    def sub_export(self: Any, expand: list[str] | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = original_export(self, expand=expand)
+        for key in ("plan", "quantity", "tax_percent", "current_period_start", "current_period_end"):
+            data.pop(key, None)
+        data["default_payment_method"] = getattr(self, "_default_payment_method", None)
+        reason = getattr(self, "_cancellation_reason", None)
+        data["cancellation_details"] = {"comment": None, "feedback": None, "reason": reason}
+        return data
+
+    sub_cls._export = sub_export
+
+    item_export = resources.SubscriptionItem._export
+
+    def item_export_new(self: Any, expand: list[str] | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = item_export(self, expand=expand)
+        data.pop("plan", None)
+        data["price"] = _price_export(self.plan)
+        period = self._current_period()
+        data["current_period_start"] = period["start"]
+        data["current_period_end"] = period["end"]
+        data["subscription"] = self._subscription
+        return data
+
+    resources.SubscriptionItem._export = item_export_new
+
+    invoice_export = resources.Invoice._export
+
+    def invoice_export_new(self: Any, expand: list[str] | None = None) -> dict[str, Any]:
+        # `payments` is built below, already expanded.
+        expand = [e for e in (expand or []) if e.split(".")[0] != "payments"]
+        data: dict[str, Any] = invoice_export(self, expand=expand)
+        intent_id = data.pop("payment_intent", None)
+        data.pop("charge", None)
+        data.pop("subscription", None)
+        data.pop("tax_percent", None)
+        payments = []
+        secret = None
+        if intent_id:
+            intent = resources.PaymentIntent._api_retrieve(intent_id)
+            secret = intent.client_secret
+            payments.append({
+                "id": "inpay_" + intent_id[3:],
+                "object": "invoice_payment",
+                "amount_paid": intent.amount if intent.status == "succeeded" else None,
+                "amount_requested": intent.amount,
+                "created": intent.created,
+                "currency": intent.currency,
+                "invoice": self.id,
+                "is_default": True,
+                "livemode": False,
+                "payment": {"type": "payment_intent", "payment_intent": intent_id},
+                "status": "paid" if intent.status == "succeeded" else "open",
+                "status_transitions": {"canceled_at": None, "paid_at": None},
+            })
+        data["payments"] = {
+            "object": "list", "data": payments, "has_more": False,
+            "url": f"/v1/invoice_payments?invoice={self.id}",
+        }
+        data["confirmation_secret"] = (
+            {"client_secret": secret, "type": "payment_intent"} if secret else None
+        )
+        return data
+
+    resources.Invoice._export = invoice_export_new
+
+
+def _patch_sepa_settlement() -> None:
+    import asyncio
+    import os
+
+    delay = float(os.environ.get("SIMULATOR_SEPA_SETTLE_SECONDS", "2"))
+    original = resources.Charge._trigger_payment
+
+    def _trigger_payment(self: Any, on_success: Any = None) -> None:
+        if not self._is_async_payment_method():
+            original(self, on_success)
+            return
+        self.status = "pending"
+
+        async def settle() -> None:
+            await asyncio.sleep(delay)
+            txn = resources.BalanceTransaction(
+                amount=self.amount, currency=self.currency, description=self.description,
+                exchange_rate=1.0, reporting_category="charge", source=self.id, type="charge",
+            )
+            self.balance_transaction = txn.id
+            self.status = "succeeded"
+            if on_success:
+                on_success()
+            resources.store.dump_to_disk()
+
+        asyncio.ensure_future(settle())
+
+    resources.Charge._trigger_payment = _trigger_payment
+
+
+def _patch_setup_intents() -> None:
+    si_cls = resources.SetupIntent
+    original_init = si_cls.__init__
+
+    def __init__(self: Any, *args: Any, allowed_payment_method_types: Any = None, **kwargs: Any) -> None:
+        if allowed_payment_method_types is not None:
+            kwargs["payment_method_types"] = allowed_payment_method_types
+        original_init(self, *args, **kwargs)
+        self._setup_error = None
+
+    si_cls.__init__ = __init__
+
+    original_attach = si_cls._attach_pm
+
+    def _attach_pm(self: Any, pm: Any) -> None:
+        self._setup_error = None
+        try:
+            original_attach(self, pm)
+        except UserError as exc:
+            code, decline, message = DECLINE_CARDS.get(
+                getattr(pm, "_card_number", ""),
+                ("card_declined", "generic_decline", "Your card was declined."),
+            )
+            self.status = "requires_payment_method"
+            self.payment_method = None
+            self._setup_error = {"type": "card_error", "code": code, "decline_code": decline,
+                                 "message": message}
+            exc.body["error"].update(self._setup_error)
+            raise
+        if self.status == "succeeded" and self.customer:
+            pm.customer = self.customer
+
+    si_cls._attach_pm = _attach_pm
+
+    original_confirm = si_cls._api_confirm.__func__
+
+    @classmethod  # type: ignore[misc]
+    def _api_confirm(cls: Any, id: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("return_url", None)
+        obj = original_confirm(cls, id, *args, **kwargs)
+        if obj.status == "succeeded" and obj.customer and obj.payment_method:
+            resources.PaymentMethod._api_retrieve(obj.payment_method).customer = obj.customer
+        return obj
+
+    si_cls._api_confirm = _api_confirm
+    si_cls.last_setup_error = property(lambda self: getattr(self, "_setup_error", None))
+
+
+async def retrieve_setup_intent(request: web.Request, intent_id: str) -> web.Response:
+    data = server.unflatten_data(request.query)
+    intent = resources.SetupIntent._api_retrieve(intent_id)
+    if not _client_authorised(data, request, intent):
+        raise UserError(401, "Unauthorized")
+    return server.json_response(intent._export())
+
+
+async def renew_subscription(request: web.Request, subscription_id: str) -> web.Response:
+    subscription = resources.Subscription._api_retrieve(subscription_id)
+    subscription._create_invoice()
+    resources.store.dump_to_disk()
+    invoice = resources.Invoice._api_retrieve(subscription.latest_invoice)
+    return server.json_response(invoice._export())
 
 
 def _client_authorised(data: dict[str, Any], request: web.Request, intent: Any) -> bool:
@@ -292,6 +637,22 @@ async def overrides(request: web.Request, handler: Any) -> web.StreamResponse:
     """Our routes win over localstripe's, which the router would match first."""
     parts = request.path.strip("/").split("/")
     try:
+        ledger_response = await ledger.route(request)
+        if ledger_response is not None:
+            return ledger_response
+        if parts[:2] == ["v1", "prices"]:
+            if request.method == "POST" and len(parts) == 2:
+                return await create_price(request)
+            if request.method == "GET" and len(parts) == 2:
+                return await list_prices(request)
+            if request.method == "GET" and len(parts) == 3:
+                return await retrieve_price(request, parts[2])
+        if parts[:2] == ["v1", "setup_intents"] and len(parts) == 3 and request.method == "GET" \
+                and "client_secret" in request.query and server.get_api_key(request) is None:
+            return await retrieve_setup_intent(request, parts[2])
+        if parts[:2] == ["_simulator", "subscriptions"] and parts[3:] == ["renew"] \
+                and request.method == "POST":
+            return await renew_subscription(request, parts[2])
         if parts[:2] == ["v1", "payment_intents"] and len(parts) >= 3:
             if request.method == "POST" and parts[3:] == ["confirm"]:
                 return await confirm_payment_intent(request, parts[2])
@@ -319,6 +680,10 @@ def build_app(
     _patch_payment_intent_types()
     _patch_declines()
     _patch_shapes()
+    _patch_subscriptions()
+    _patch_setup_intents()
+    _patch_sepa_settlement()
+    ledger.apply()
     if not from_scratch:
         resources.store.try_load_from_disk()
     for number, (url, secret) in enumerate(webhooks):

@@ -6,7 +6,7 @@ Views and services speak in these plain values; only
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,6 +42,10 @@ class PaymentSnapshot:
     card_last4: str | None = None
     failure_code: str | None = None
     decline_code: str | None = None
+    # From the charge's balance transaction once the money has settled.
+    fee: int | None = None
+    net: int | None = None
+    created: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,79 @@ class RefundSnapshot:
     status: str
     amount: Money
     payment_id: str | None
+    charge_id: str | None = None
+    reason: str | None = None
+    failure_reason: str | None = None
+    created: int = 0
+
+
+@dataclass(frozen=True)
+class ChargeSnapshot:
+    """One charge of a payment with its settlement and every refund made of it."""
+
+    id: str
+    payment_id: str | None
+    status: str
+    amount: Money
+    # What Stripe counts as refunded (pending and succeeded refunds).
+    amount_refunded: int
+    refunds: tuple[RefundSnapshot, ...]
+    disputed: bool
+    created: int
+    fee: int | None = None
+    net: int | None = None
+
+
+@dataclass(frozen=True)
+class DisputeSnapshot:
+    """A dispute (chargeback) of a charge and the money it has moved so far."""
+
+    id: str
+    charge_id: str
+    payment_id: str | None
+    status: str
+    reason: str
+    amount: Money
+    created: int
+    # Totals over the dispute's balance transactions: fees charged, and the
+    # net change to the balance (withdrawal, fee, any reinstatement).
+    fee: int
+    net: int
+
+
+@dataclass(frozen=True)
+class PayoutSnapshot:
+    """A transfer of the balance to the bank account."""
+
+    id: str
+    status: str
+    amount: Money
+    created: int
+    arrival_date: int
+    automatic: bool
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class BalanceEntry:
+    """One balance transaction: a charge, refund, dispute movement, payout..."""
+
+    id: str
+    type: str
+    source_id: str | None
+    amount: int
+    fee: int
+    net: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CustomerSnapshot:
+    id: str
+    email: str | None
+    name: str | None
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +274,53 @@ class PaymentGateway(Protocol):
 
     def cancel_subscription(self, subscription_id: str) -> None:
         """End a subscription now: no further renewals are charged."""
+        ...
+
+    # -- the ledger: settlement, refunds, disputes, payouts --------------------
+    # Periods are [start, end) in Unix seconds of the objects' creation.
+
+    def retrieve_charge(self, charge_id: str) -> ChargeSnapshot:
+        """A charge with its balance transaction and all of its refunds."""
+        ...
+
+    def retrieve_refund(self, refund_id: str) -> RefundSnapshot:
+        """One refund as the provider has it now."""
+        ...
+
+    def retrieve_dispute(self, dispute_id: str) -> DisputeSnapshot:
+        """A dispute with the totals of its balance transactions."""
+        ...
+
+    def retrieve_payout(self, payout_id: str) -> PayoutSnapshot:
+        """One payout as the provider has it now."""
+        ...
+
+    def retrieve_customer(self, customer_id: str) -> CustomerSnapshot:
+        """The customer's contact details (for a payment recorded from the provider)."""
+        ...
+
+    def list_payments(self, start: int, end: int) -> Iterator[PaymentSnapshot]:
+        """Every payment created in the period, with its settlement."""
+        ...
+
+    def list_refunds(self, start: int, end: int) -> Iterator[RefundSnapshot]:
+        """Every refund created in the period."""
+        ...
+
+    def list_disputes(self, start: int, end: int) -> Iterator[DisputeSnapshot]:
+        """Every dispute created in the period."""
+        ...
+
+    def list_payouts(self, start: int, end: int) -> Iterator[PayoutSnapshot]:
+        """Every payout created in the period."""
+        ...
+
+    def list_payout_entries(self, payout_id: str) -> Iterator[BalanceEntry]:
+        """The balance transactions a payout paid out (automatic payouts only)."""
+        ...
+
+    def redact_customer(self, customer_id: str) -> None:
+        """Clear the customer's personal details at the provider; payments stay."""
         ...
 
     def parse_webhook(self, payload: bytes, signature: str | None, now: int) -> WebhookEvent:

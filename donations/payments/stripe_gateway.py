@@ -11,18 +11,23 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import stripe
 
 from donations.money import Money
 from donations.payments.gateway import (
+    BalanceEntry,
+    ChargeSnapshot,
+    CustomerSnapshot,
+    DisputeSnapshot,
     GatewayError,
     GatewayUnavailable,
     InvalidWebhook,
     InvoiceSnapshot,
     PaymentSnapshot,
+    PayoutSnapshot,
     RefundSnapshot,
     SetupSnapshot,
     SubscriptionSnapshot,
@@ -109,7 +114,7 @@ class StripeGateway:
     def retrieve_payment(self, payment_id: str) -> PaymentSnapshot:
         with _translated_errors():
             intent = self._client.v1.payment_intents.retrieve(
-                payment_id, {"expand": ["payment_method"]}
+                payment_id, {"expand": ["payment_method", "latest_charge.balance_transaction"]}
             )
         return _snapshot(intent)
 
@@ -255,6 +260,121 @@ class StripeGateway:
         with _translated_errors():
             self._client.v1.subscriptions.cancel(subscription_id)
 
+    # -- the ledger: settlement, refunds, disputes, payouts ----------------
+
+    def retrieve_charge(self, charge_id: str) -> ChargeSnapshot:
+        with _translated_errors():
+            charge = self._client.v1.charges.retrieve(
+                charge_id, {"expand": ["balance_transaction"]}
+            )
+            # The charge's own `refunds` list is no longer included by
+            # default; list them all, so the ledger sees every one.
+            refunds = self._client.v1.refunds.list({"charge": charge_id, "limit": 100})
+            refund_snapshots = tuple(_refund_snapshot(r) for r in refunds.auto_paging_iter())
+        fee, net = _settlement(charge)
+        intent = charge.payment_intent
+        return ChargeSnapshot(
+            id=charge.id,
+            payment_id=intent.id if isinstance(intent, stripe.PaymentIntent) else intent,
+            status=charge.status,
+            amount=Money(charge.amount, charge.currency.upper()),
+            amount_refunded=charge.amount_refunded,
+            refunds=refund_snapshots,
+            disputed=charge.disputed,
+            created=charge.created,
+            fee=fee,
+            net=net,
+        )
+
+    def retrieve_refund(self, refund_id: str) -> RefundSnapshot:
+        with _translated_errors():
+            refund = self._client.v1.refunds.retrieve(refund_id)
+        return _refund_snapshot(refund)
+
+    def retrieve_dispute(self, dispute_id: str) -> DisputeSnapshot:
+        with _translated_errors():
+            dispute = self._client.v1.disputes.retrieve(dispute_id)
+        return _dispute_snapshot(dispute)
+
+    def retrieve_payout(self, payout_id: str) -> PayoutSnapshot:
+        with _translated_errors():
+            payout = self._client.v1.payouts.retrieve(payout_id)
+        return _payout_snapshot(payout)
+
+    def retrieve_customer(self, customer_id: str) -> CustomerSnapshot:
+        with _translated_errors():
+            customer = self._client.v1.customers.retrieve(customer_id)
+        if "deleted" in customer and customer.deleted:
+            return CustomerSnapshot(id=customer.id, email=None, name=None, deleted=True)
+        return CustomerSnapshot(id=customer.id, email=customer.email, name=customer.name)
+
+    def list_payments(self, start: int, end: int) -> Iterator[PaymentSnapshot]:
+        params: stripe.params.PaymentIntentListParams = {
+            "created": {"gte": start, "lt": end},
+            "limit": 100,
+            "expand": ["data.payment_method", "data.latest_charge.balance_transaction"],
+        }
+        with _translated_errors():
+            for intent in self._client.v1.payment_intents.list(params).auto_paging_iter():
+                yield _snapshot(intent)
+
+    def list_refunds(self, start: int, end: int) -> Iterator[RefundSnapshot]:
+        params: stripe.params.RefundListParams = {
+            "created": {"gte": start, "lt": end},
+            "limit": 100,
+        }
+        with _translated_errors():
+            for refund in self._client.v1.refunds.list(params).auto_paging_iter():
+                yield _refund_snapshot(refund)
+
+    def list_disputes(self, start: int, end: int) -> Iterator[DisputeSnapshot]:
+        params: stripe.params.DisputeListParams = {
+            "created": {"gte": start, "lt": end},
+            "limit": 100,
+        }
+        with _translated_errors():
+            for dispute in self._client.v1.disputes.list(params).auto_paging_iter():
+                yield _dispute_snapshot(dispute)
+
+    def list_payouts(self, start: int, end: int) -> Iterator[PayoutSnapshot]:
+        params: stripe.params.PayoutListParams = {
+            "created": {"gte": start, "lt": end},
+            "limit": 100,
+        }
+        with _translated_errors():
+            for payout in self._client.v1.payouts.list(params).auto_paging_iter():
+                yield _payout_snapshot(payout)
+
+    def list_payout_entries(self, payout_id: str) -> Iterator[BalanceEntry]:
+        # https://docs.stripe.com/payouts/reconciliation -- only automatic
+        # payouts can list the transactions they settled.
+        params: stripe.params.BalanceTransactionListParams = {"payout": payout_id, "limit": 100}
+        with _translated_errors():
+            for txn in self._client.v1.balance_transactions.list(params).auto_paging_iter():
+                yield BalanceEntry(
+                    id=txn.id,
+                    type=txn.type,
+                    source_id=_source_id(txn),
+                    amount=txn.amount,
+                    fee=txn.fee,
+                    net=txn.net,
+                    currency=txn.currency.upper(),
+                )
+
+    def redact_customer(self, customer_id: str) -> None:
+        # Empty strings unset fields (https://docs.stripe.com/api/customers/update);
+        # the customer and its payments stay, so the ledger still reconciles.
+        params: stripe.params.CustomerUpdateParams = {
+            "email": "",
+            "name": "",
+            "phone": "",
+            "description": "",
+            "address": "",
+            "shipping": "",
+        }
+        with _translated_errors():
+            self._client.v1.customers.update(customer_id, params)
+
     # -- webhooks --------------------------------------------------------
 
     def parse_webhook(self, payload: bytes, signature: str | None, now: int) -> WebhookEvent:
@@ -325,12 +445,14 @@ def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
     method_type = brand = last4 = None
     if isinstance(method, stripe.PaymentMethod):
         method_type = method.type
-        if method.card is not None:
+        # Only the hash for the method's own type is present in the object.
+        if method.type == "card" and "card" in method and method.card is not None:
             brand, last4 = method.card.brand, method.card.last4
-        elif method.sepa_debit is not None:
+        elif method.type == "sepa_debit" and "sepa_debit" in method and method.sepa_debit:
             last4 = method.sepa_debit.last4
     charge = intent.latest_charge
     charge_id = charge.id if isinstance(charge, stripe.Charge) else charge
+    fee, net = _settlement(charge) if isinstance(charge, stripe.Charge) else (None, None)
     error = intent.last_payment_error
     customer = intent.customer
     return PaymentSnapshot(
@@ -347,6 +469,9 @@ def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
         card_last4=last4,
         failure_code=error.code if error is not None else None,
         decline_code=error.decline_code if error is not None else None,
+        fee=fee,
+        net=net,
+        created=intent.created,
     )
 
 
@@ -419,6 +544,67 @@ def _subscription_snapshot(subscription: stripe.Subscription) -> SubscriptionSna
         cancellation_reason=details.reason if details is not None else None,
         latest_invoice=_invoice_snapshot(latest) if isinstance(latest, stripe.Invoice) else None,
         default_payment_method_id=method.id if isinstance(method, stripe.PaymentMethod) else method,
+    )
+
+
+def _settlement(charge: stripe.Charge) -> tuple[int | None, int | None]:
+    """Fee and net of a charge whose balance transaction was expanded."""
+    txn = charge.balance_transaction
+    if isinstance(txn, stripe.BalanceTransaction):
+        return txn.fee, txn.net
+    return None, None
+
+
+def _id_of(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    found = getattr(value, "id", None)
+    return found if isinstance(found, str) else None
+
+
+def _source_id(txn: stripe.BalanceTransaction) -> str | None:
+    return _id_of(txn.source)
+
+
+def _refund_snapshot(refund: stripe.Refund) -> RefundSnapshot:
+    return RefundSnapshot(
+        id=refund.id,
+        status=refund.status or "pending",
+        amount=Money(refund.amount, refund.currency.upper()),
+        payment_id=_id_of(refund.payment_intent),
+        charge_id=_id_of(refund.charge),
+        reason=refund.reason,
+        failure_reason=refund.failure_reason,
+        created=refund.created,
+    )
+
+
+def _dispute_snapshot(dispute: stripe.Dispute) -> DisputeSnapshot:
+    charge_id = _id_of(dispute.charge)
+    assert charge_id is not None
+    return DisputeSnapshot(
+        id=dispute.id,
+        charge_id=charge_id,
+        payment_id=_id_of(dispute.payment_intent),
+        status=dispute.status,
+        reason=dispute.reason,
+        amount=Money(dispute.amount, dispute.currency.upper()),
+        created=dispute.created,
+        fee=sum(txn.fee for txn in dispute.balance_transactions),
+        net=sum(txn.net for txn in dispute.balance_transactions),
+    )
+
+
+def _payout_snapshot(payout: stripe.Payout) -> PayoutSnapshot:
+    return PayoutSnapshot(
+        id=payout.id,
+        status=payout.status,
+        amount=Money(payout.amount, payout.currency.upper()),
+        created=payout.created,
+        arrival_date=payout.arrival_date,
+        automatic=payout.automatic,
+        failure_code=payout.failure_code,
+        failure_message=payout.failure_message,
     )
 
 

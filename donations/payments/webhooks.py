@@ -9,17 +9,33 @@ converge on the same ledger.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from donations.db import commit, db, utcnow
+from donations.payments import ledger, recurring
 from donations.payments.gateway import WebhookEvent
 from donations.payments.models import StripeEvent
-from donations.payments.services import gateway, record_payment
+from donations.payments.services import gateway
 
 log = logging.getLogger(__name__)
+
+
+class MissingParent(Exception):
+    """The event refers to something we cannot place yet; Stripe will deliver again."""
+
+
+SUBSCRIPTION_EVENTS = frozenset(
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+    }
+)
+# invoice.payment_succeeded is the older name some senders still use.
+INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"})
 
 PAYMENT_INTENT_EVENTS = frozenset(
     {
@@ -27,6 +43,30 @@ PAYMENT_INTENT_EVENTS = frozenset(
         "payment_intent.payment_failed",
         "payment_intent.processing",
         "payment_intent.canceled",
+    }
+)
+# Settlement and refunds: each re-reads the whole charge.
+CHARGE_EVENTS = frozenset({"charge.succeeded", "charge.updated", "charge.refunded"})
+REFUND_EVENTS = frozenset(
+    {"charge.refund.updated", "refund.created", "refund.updated", "refund.failed"}
+)
+DISPUTE_EVENTS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+PAYOUT_EVENTS = frozenset(
+    {
+        "payout.created",
+        "payout.updated",
+        "payout.paid",
+        "payout.failed",
+        "payout.canceled",
+        "payout.reconciliation_completed",
     }
 )
 
@@ -62,10 +102,25 @@ def store_event(event: WebhookEvent, raw_body: str) -> StripeEvent:
 
 
 def process_event(event_id: int) -> None:
-    """Process one stored event (safe to call again; it commits)."""
-    row = db.session.get(StripeEvent, event_id)
-    if row is None or row.processed_at is not None:
+    """Process one stored event (safe to call again, or from two workers at once; it commits).
+
+    The event is claimed first with an UPDATE guarded by ``processed_at IS
+    NULL``: that write holds the row's lock (PostgreSQL) or the database's
+    write lock (SQLite) until the commit, so a concurrent delivery or worker
+    waits, then finds the event processed and does nothing. A worker killed
+    after the commit leaves a processed event: its redelivery is a no-op.
+    """
+    claimed = db.session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
+        .values(attempts=StripeEvent.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not claimed:
+        db.session.rollback()
         return
+    row = db.session.get(StripeEvent, event_id, populate_existing=True)
+    assert row is not None
     try:
         handle_event(row)
     except Exception as exc:
@@ -77,18 +132,79 @@ def process_event(event_id: int) -> None:
         )
         db.session.commit()
         raise
-    row.attempts += 1
     row.processed_at = utcnow()
     row.last_error = None
     commit()
+
+
+def process_pending_events(older_than: timedelta = timedelta(minutes=5), limit: int = 200) -> int:
+    """Process stored events left unprocessed (a lost task, a failing handler); returns how many.
+
+    The safety net behind the Celery path: a delivery that was stored and
+    answered 2xx but whose task never ran is not delivered again by Stripe.
+    """
+    cutoff = utcnow() - older_than
+    ids = db.session.scalars(
+        select(StripeEvent.id)
+        .where(StripeEvent.processed_at.is_(None), StripeEvent.received_at < cutoff)
+        .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
+        .limit(limit)
+    ).all()
+    db.session.rollback()
+    done = 0
+    for event_id in ids:
+        try:
+            process_event(event_id)
+        except Exception:
+            log.exception("stored Stripe event %s still fails", event_id)
+            continue
+        done += 1
+    return done
 
 
 def handle_event(event: StripeEvent) -> None:
     match event.type:
         case t if t in PAYMENT_INTENT_EVENTS:
             _sync_payment_intent(event)
+        case t if t in SUBSCRIPTION_EVENTS:
+            _sync_subscription(event)
+        case t if t in INVOICE_EVENTS:
+            _sync_invoice(event)
+        case t if t in CHARGE_EVENTS:
+            _sync_charge(event)
+        case t if t in REFUND_EVENTS:
+            _sync_refund(event)
+        case t if t in DISPUTE_EVENTS:
+            _sync_dispute(event)
+        case t if t in PAYOUT_EVENTS:
+            _sync_payout(event)
         case _:
             log.info("ignoring Stripe event %s of type %s", event.stripe_event_id, event.type)
+
+
+def _sync_subscription(event: StripeEvent) -> None:
+    if not event.object_id:
+        return
+    snapshot = gateway().retrieve_subscription(event.object_id)
+    if recurring.sync_subscription(snapshot) is None:
+        # A subscription we have no plan for yet (our own checkout has not
+        # committed, or this is another system's): retried by Stripe.
+        raise MissingParent(f"no plan for subscription {snapshot.id}")
+
+
+def _sync_invoice(event: StripeEvent) -> None:
+    if not event.object_id:
+        return
+    invoice = gateway().retrieve_invoice(event.object_id)
+    if invoice.subscription_id is None:
+        return
+    # The subscription's state (past due, active again) comes with the invoice.
+    plan = recurring.sync_subscription(gateway().retrieve_subscription(invoice.subscription_id))
+    if plan is None:
+        raise MissingParent(f"no plan for invoice {invoice.id}")
+    recurring.record_invoice(invoice, plan)
+    if event.type == "invoice.payment_failed" and invoice.billing_reason == "subscription_cycle":
+        recurring.queue_dunning(plan, invoice)
 
 
 def _sync_payment_intent(event: StripeEvent) -> None:
@@ -97,4 +213,24 @@ def _sync_payment_intent(event: StripeEvent) -> None:
     # The event's copy may be stale or in an older API shape; the
     # PaymentIntent as Stripe has it now is what counts.
     snapshot = gateway().retrieve_payment(event.object_id)
-    record_payment(snapshot)
+    ledger.sync_payment(snapshot)
+
+
+def _sync_charge(event: StripeEvent) -> None:
+    if event.object_id:
+        ledger.sync_charge(event.object_id)
+
+
+def _sync_refund(event: StripeEvent) -> None:
+    if event.object_id:
+        ledger.sync_refund(event.object_id)
+
+
+def _sync_dispute(event: StripeEvent) -> None:
+    if event.object_id:
+        ledger.sync_dispute(event.object_id)
+
+
+def _sync_payout(event: StripeEvent) -> None:
+    if event.object_id:
+        ledger.sync_payout(event.object_id)

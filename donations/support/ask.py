@@ -6,8 +6,11 @@ a deploy; amounts are integer minor units throughout.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -34,6 +37,19 @@ class AskConfig:
     default_currency: str
     # currency -> frequency -> rule
     amounts: Mapping[str, Mapping[Frequency, AmountRule]]
+    # method -> currencies it is offered in ("*" for all); order is display order
+    methods: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"card": ("*",)})
+    # Processing fee a reader may choose to cover, in basis points (0 = not offered).
+    fee_cover_bps: int = 0
+    # Identifies these settings' content (for caches keyed on it).
+    fingerprint: str = ""
+
+    def methods_for(self, currency: str, frequency: Frequency) -> list[str]:
+        return [
+            method
+            for method, currencies in self.methods.items()
+            if "*" in currencies or currency in currencies
+        ]
 
     @property
     def currencies(self) -> list[str]:
@@ -47,15 +63,10 @@ class AskConfig:
 
     def currency_for(self, locale_tags: list[str]) -> str:
         """The first configured currency of the reader's preferred regions."""
-        for tag in locale_tags:
-            try:
-                territory = Locale.parse(tag.replace("-", "_")).territory
-            except (UnknownLocaleError, ValueError):
-                continue
-            if territory:
-                for code in get_territory_currencies(territory):
-                    if code in self.amounts:
-                        return code
+        for tag in locale_tags[:5]:
+            for code in _territory_currencies(tag[:35]):
+                if code in self.amounts:
+                    return code
         return self.default_currency
 
     @classmethod
@@ -77,7 +88,25 @@ class AskConfig:
             default_frequency=Frequency(data.get("default_frequency", "monthly")),
             default_currency=data["default_currency"],
             amounts=amounts,
+            methods={
+                str(m): tuple(str(c) for c in cs)
+                for m, cs in data.get("methods", {"card": ["*"]}).items()
+            },
+            fee_cover_bps=int(data.get("fee_cover_bps", 0)),
+            fingerprint=hashlib.sha256(
+                json.dumps(data, sort_keys=True, default=str).encode()
+            ).hexdigest()[:16],
         )
+
+
+@lru_cache(maxsize=1024)
+def _territory_currencies(tag: str) -> tuple[str, ...]:
+    """Currencies in use where a language tag such as ``de-AT`` points (none without a region)."""
+    try:
+        territory = Locale.parse(tag.replace("-", "_")).territory
+    except (UnknownLocaleError, ValueError):
+        return ()
+    return tuple(get_territory_currencies(territory)) if territory else ()
 
 
 def _rule(presets: list[int], default: int, minimum: int, maximum: int) -> dict[str, Any]:
@@ -102,6 +131,11 @@ DEMO_ASK: dict[str, Any] = {
     },
     "default_frequency": "monthly",
     "default_currency": "USD",
+    # Card (with wallets, via the Payment Element) everywhere; SEPA Direct
+    # Debit for euros.
+    "methods": {"card": ["*"], "sepa_debit": ["EUR"]},
+    # 2.9% + a little: what covering the fee adds, shown before paying.
+    "fee_cover_bps": 300,
     "amounts": {
         code: {
             "once": _rule([1000, 2500, 5000, 10000], 2500, 100, 1_000_000),

@@ -68,6 +68,8 @@ def _countries() -> list[tuple[str, str]]:
 
 class DetailsForm(GiftMixin, FlaskForm):
     attempt = HiddenField(validators=[DataRequired()])
+    # The signed reminder link the reader came through, if any (checked on use).
+    reminder = HiddenField(validators=[Optional(), Length(max=300)])
     email = EmailField(
         _l("Email"),
         validators=[
@@ -79,6 +81,9 @@ class DetailsForm(GiftMixin, FlaskForm):
     name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
     country = SelectField(_l("Country"), validators=[Optional()], validate_choice=True)
     newsletter = BooleanField(_l("Send me the newsletter"), default=False)
+    cover_fee = BooleanField(default=False)
+    # A honeypot: hidden from people (CSS and aria-hidden), filled in by bots.
+    website = StringField(validators=[Optional(), Length(max=200)])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from flask import g
+from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from donations.db import db
 from donations.money import Money
-from donations.payments.gateway import PaymentSnapshot
+from donations.payments.gateway import PaymentSnapshot, SetupSnapshot, SubscriptionSnapshot
+from donations.payments.recurring import (
+    PLAN_LINK_MAX_AGE,
+    plan_link_serializer,
+    sync_subscription,
+)
 from donations.payments.services import gateway, record_payment
 from donations.support.ask import DEMO_ASK, AskConfig
 from donations.support.models import Setting
-from donations.supporters.models import Donation, Frequency
+from donations.supporters.models import (
+    Donation,
+    Frequency,
+    PlanStatus,
+    RecurringPlan,
+    Supporter,
+)
 from donations.supporters.services import email_key, get_or_create_supporter
 
 log = logging.getLogger(__name__)
@@ -28,12 +41,25 @@ class CheckoutConflict(Exception):
     """The attempt key was already used for a different checkout."""
 
 
+# How long a web process keeps the ask's settings before reading them again:
+# the ask is the busiest page, and an admin's change may take this long to show.
+ASK_CONFIG_TTL_SECONDS = 5.0
+
+
 def load_ask_config() -> AskConfig:
-    """The ask's configuration, read once per request."""
-    if "ask_config" not in g:
+    """The ask's configuration, shared by a process's requests for a few seconds."""
+    if "ask_config" in g:
+        config: AskConfig = g.ask_config
+        return config
+    cached = current_app.extensions.get("ask_config_cache")
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        config = cached[0]
+    else:
         data = db.session.scalar(select(Setting.value).where(Setting.key == ASK_SETTING))
-        g.ask_config = AskConfig.from_data(data or DEMO_ASK)
-    config: AskConfig = g.ask_config
+        config = AskConfig.from_data(data or DEMO_ASK)
+        current_app.extensions["ask_config_cache"] = (config, now + ASK_CONFIG_TTL_SECONDS)
+    g.ask_config = config
     return config
 
 
@@ -46,11 +72,12 @@ def save_ask_config(data: dict[str, Any]) -> None:
         setting.value = data
     db.session.flush()
     g.pop("ask_config", None)
+    current_app.extensions.pop("ask_config_cache", None)
 
 
 def method_types(currency: str, frequency: Frequency) -> list[str]:
-    """Payment methods offered for this gift (card everywhere, for now)."""
-    return ["card"]
+    """Payment methods switched on for this currency and frequency, card first."""
+    return load_ask_config().methods_for(currency, frequency)
 
 
 def start_checkout(
@@ -63,8 +90,10 @@ def start_checkout(
     country: str | None,
     newsletter_opt_in: bool,
     locale: str,
+    fee_cover: int = 0,
     campaign: str | None = None,
     source: str | None = None,
+    reminder_id: int | None = None,
 ) -> Donation:
     """Create (or find again) the donation and PaymentIntent for one attempt.
 
@@ -74,7 +103,11 @@ def start_checkout(
     """
     donation = db.session.scalar(select(Donation).where(Donation.attempt_key == attempt_key))
     if donation is not None:
-        if donation.supporter.email_key != email_key(email) or donation.gift != gift:
+        if (
+            donation.supporter.email_key != email_key(email)
+            or donation.gift != gift
+            or donation.fee_cover_amount != fee_cover
+        ):
             raise CheckoutConflict(attempt_key)
     else:
         supporter = get_or_create_supporter(
@@ -91,11 +124,13 @@ def start_checkout(
                     public_token=secrets.token_urlsafe(24),
                     supporter=supporter,
                     amount=gift.amount,
+                    fee_cover_amount=fee_cover,
                     currency=gift.currency,
                     frequency=frequency,
                     locale=locale,
                     campaign=campaign,
                     source=source,
+                    reminder_id=reminder_id,
                 )
                 db.session.add(donation)
         except IntegrityError:
@@ -148,3 +183,193 @@ def sync_donation(donation: Donation) -> PaymentSnapshot | None:
     snapshot = gateway().retrieve_payment(donation.stripe_payment_intent_id)
     record_payment(snapshot)
     return snapshot
+
+
+def start_recurring_checkout(
+    *,
+    gift: Money,
+    frequency: Frequency,
+    attempt_key: str,
+    email: str,
+    name: str,
+    country: str | None,
+    newsletter_opt_in: bool,
+    locale: str,
+    fee_cover: int = 0,
+    campaign: str | None = None,
+    source: str | None = None,
+    reminder_id: int | None = None,
+) -> RecurringPlan:
+    """Create (or find again) the plan for one attempt and start collecting its method.
+
+    The payment method is collected first with a SetupIntent; the subscription
+    is created once it succeeds (see :func:`subscribe`).
+    """
+    plan = db.session.scalar(select(RecurringPlan).where(RecurringPlan.attempt_key == attempt_key))
+    if plan is not None:
+        if (
+            plan.supporter.email_key != email_key(email)
+            or plan.gift != gift
+            or plan.fee_cover_amount != fee_cover
+        ):
+            raise CheckoutConflict(attempt_key)
+    else:
+        supporter = get_or_create_supporter(
+            email=email,
+            name=name,
+            country=country,
+            locale=locale,
+            newsletter_opt_in=newsletter_opt_in,
+        )
+        plan = RecurringPlan(
+            attempt_key=attempt_key,
+            public_token=secrets.token_urlsafe(24),
+            supporter=supporter,
+            amount=gift.amount,
+            fee_cover_amount=fee_cover,
+            currency=gift.currency,
+            frequency=frequency,
+            locale=locale,
+            campaign=campaign,
+            source=source,
+            reminder_id=reminder_id,
+        )
+        db.session.add(plan)
+        db.session.flush()
+    if plan.stripe_setup_intent_id is None:
+        _ensure_customer(plan.supporter, attempt_key)
+        setup = gateway().create_setup(
+            customer_id=str(plan.supporter.stripe_customer_id),
+            method_types=method_types(gift.currency, frequency),
+            metadata={"plan_attempt": attempt_key},
+            idempotency_key=f"checkout-{attempt_key}-setup-intent",
+        )
+        plan.stripe_setup_intent_id = setup.id
+        db.session.flush()
+    return plan
+
+
+def _ensure_customer(supporter: Supporter, attempt_key: str) -> None:
+    if supporter.stripe_customer_id is None:
+        supporter.stripe_customer_id = gateway().ensure_customer(
+            email=supporter.email,
+            name=supporter.name,
+            idempotency_key=f"checkout-{attempt_key}-customer",
+        )
+
+
+@dataclass(frozen=True)
+class PlanProgress:
+    """Where a plan's checkout stands, for the page to act on."""
+
+    state: str  # "collect" | "authenticate" | "processing" | "active" | "failed" | "ended"
+    client_secret: str | None = None
+
+
+def subscribe(plan: RecurringPlan) -> PlanProgress:
+    """Move the plan's checkout forward as far as Stripe allows, and say where it stands.
+
+    Safe to call on every visit: each Stripe call that creates something
+    carries an idempotency key derived from the attempt (or the retry).
+    """
+    if plan.stripe_setup_intent_id is None:
+        return PlanProgress("collect")
+    setup = gateway().retrieve_setup(plan.stripe_setup_intent_id)
+    if plan.stripe_subscription_id is None:
+        if setup.status != "succeeded" or not setup.payment_method_id:
+            return PlanProgress("collect", setup.client_secret)
+        price_id = gateway().recurring_price(
+            amount=plan.charge_total,
+            interval=str(plan.frequency),
+            idempotency_key=f"checkout-{plan.attempt_key}-price",
+        )
+        plan.stripe_price_id = price_id
+        plan.method = setup.method_type
+        subscription = gateway().create_subscription(
+            customer_id=str(plan.supporter.stripe_customer_id),
+            price_id=price_id,
+            payment_method_id=setup.payment_method_id,
+            metadata={"plan_attempt": plan.attempt_key, "frequency": str(plan.frequency)},
+            idempotency_key=f"checkout-{plan.attempt_key}-subscription",
+        )
+        plan.stripe_subscription_id = subscription.id
+        db.session.flush()
+    else:
+        subscription = gateway().retrieve_subscription(plan.stripe_subscription_id)
+        invoice = subscription.latest_invoice
+        retry_with_new_method = (
+            setup.status == "succeeded"
+            and setup.payment_method_id
+            and setup.payment_method_id != subscription.default_payment_method_id
+            and invoice is not None
+            and invoice.status == "open"
+        )
+        if retry_with_new_method:
+            assert invoice is not None
+            assert setup.payment_method_id is not None
+            gateway().update_default_payment_method(
+                customer_id=subscription.customer_id,
+                subscription_id=subscription.id,
+                payment_method_id=setup.payment_method_id,
+            )
+            plan.method = setup.method_type
+            gateway().pay_invoice(invoice.id, idempotency_key=f"retry-{invoice.id}-{setup.id}")
+            subscription = gateway().retrieve_subscription(subscription.id)
+    sync_subscription(subscription)
+    return _progress(plan, subscription)
+
+
+def _progress(plan: RecurringPlan, subscription: SubscriptionSnapshot) -> PlanProgress:
+    invoice = subscription.latest_invoice
+    if plan.status in (PlanStatus.CANCELED, PlanStatus.INCOMPLETE_EXPIRED):
+        return PlanProgress("ended")
+    intent = None
+    if invoice is not None and invoice.payment_intent_id and invoice.status == "open":
+        intent = gateway().retrieve_payment(invoice.payment_intent_id)
+    if intent is not None and intent.status == "requires_action":
+        return PlanProgress("authenticate", intent.client_secret)
+    if intent is not None and intent.status == "processing":
+        return PlanProgress("processing")
+    if plan.status is PlanStatus.ACTIVE and (invoice is None or invoice.status == "paid"):
+        return PlanProgress("active")
+    if plan.status is PlanStatus.ACTIVE:
+        return PlanProgress("processing")
+    return PlanProgress("failed")
+
+
+def new_setup_for_retry(plan: RecurringPlan, reason: str) -> SetupSnapshot:
+    """A fresh SetupIntent so the supporter can give another payment method."""
+    _ensure_customer(plan.supporter, plan.attempt_key)
+    setup = gateway().create_setup(
+        customer_id=str(plan.supporter.stripe_customer_id),
+        method_types=method_types(plan.currency, plan.frequency),
+        metadata={"plan_attempt": plan.attempt_key},
+        idempotency_key=f"plan-{plan.attempt_key}-setup-{reason}"[:255],
+    )
+    plan.stripe_setup_intent_id = setup.id
+    db.session.flush()
+    return setup
+
+
+def find_checkout(public_token: str) -> Donation | RecurringPlan | None:
+    """The one-off donation or recurring plan behind a checkout link."""
+    if not public_token or len(public_token) > 64:
+        return None
+    donation = db.session.scalar(select(Donation).where(Donation.public_token == public_token))
+    if donation is not None:
+        return donation
+    return db.session.scalar(
+        select(RecurringPlan).where(RecurringPlan.public_token == public_token)
+    )
+
+
+def plan_from_link(token: str) -> RecurringPlan | None:
+    """The plan a signed dunning link points at, or None if bad or expired."""
+    from itsdangerous import BadData
+
+    try:
+        public_token = plan_link_serializer().loads(token, max_age=PLAN_LINK_MAX_AGE)
+    except BadData:
+        return None
+    found = find_checkout(str(public_token))
+    return found if isinstance(found, RecurringPlan) else None

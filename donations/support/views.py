@@ -1,15 +1,17 @@
-"""The ask (/support), the checkout and the thank-you page."""
+"""The ask (/support), the checkout, the thank-you page and payment-method updates."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import OrderedDict
 
 from flask import (
     Blueprint,
     Response,
     abort,
     current_app,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -18,21 +20,35 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 
 from donations.db import commit, db
 from donations.extensions import limiter
 from donations.money import InvalidAmount, Money
 from donations.payments.gateway import GatewayError
+from donations.reminders.services import reminder_from_link
+from donations.support import fraud
 from donations.support.ask import AskConfig
 from donations.support.forms import ChooseGiftForm, DetailsForm
 from donations.support.services import (
     CheckoutConflict,
-    find_donation,
+    find_checkout,
     load_ask_config,
+    method_types,
+    new_setup_for_retry,
+    plan_from_link,
     start_checkout,
+    start_recurring_checkout,
+    subscribe,
     sync_donation,
 )
-from donations.supporters.models import Donation, DonationStatus, Frequency
+from donations.supporters.models import (
+    Donation,
+    DonationStatus,
+    Frequency,
+    PlanStatus,
+    RecurringPlan,
+)
 
 bp = Blueprint("support", __name__)
 
@@ -43,6 +59,10 @@ def _locale() -> str:
 
 def _checkout_limit() -> str:
     return str(current_app.config["SETTINGS"].checkout_rate_limit)
+
+
+def _email_key() -> str:
+    return (request.form.get("email") or "").strip().lower()[:254] or get_remote_address()
 
 
 def _prefill(config: AskConfig) -> dict[str, str]:
@@ -57,12 +77,10 @@ def _prefill(config: AskConfig) -> dict[str, str]:
     rule = config.rule(currency, Frequency(frequency))
     amount = ""
     if rule is not None:
-        try:
+        with contextlib.suppress(InvalidAmount):
             wanted = Money.from_major(args.get("amount", "")[:20], currency).amount
             if rule.minimum <= wanted <= rule.maximum:
                 amount = Money(wanted, currency).major_text()
-        except InvalidAmount:
-            pass
         if not amount:
             amount = Money(rule.default, currency).major_text()
     return {"frequency": frequency, "currency": currency, "amount": amount}
@@ -84,10 +102,35 @@ def _render_ask(
     )
 
 
+ASK_PAGE_CACHE_SIZE = 512
+
+
 @bp.get("/support")
 def ask() -> ResponseReturnValue:
     config = load_ask_config()
-    return _render_ask(config, _prefill(config), [])
+    values = _prefill(config)
+    # The ask is the busiest page and renders the same for the same language,
+    # address and settings: keep recent renders (bounded, per process).
+    key = (config.fingerprint, _locale(), request.full_path, tuple(values.items()))
+    cache: OrderedDict[tuple[object, ...], str] = current_app.extensions.setdefault(
+        "ask_page_cache", OrderedDict()
+    )
+    page = cache.get(key)
+    if page is None:
+        page = render_template(
+            "support/ask.html",
+            config=config,
+            values=values,
+            errors=[],
+            frequencies=list(Frequency),
+            locale=_locale(),
+        )
+        cache[key] = page
+        if len(cache) > ASK_PAGE_CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return page
 
 
 @bp.get("/support/checkout")
@@ -102,16 +145,17 @@ def details() -> ResponseReturnValue:
         )[:20],
     }
     form.amount.data = values["amount"]
-    if not form.validate_with(config):
+    if not form.validate_with(config) or form.gift is None:
         errors = [e for field in form for e in field.errors]
         fallback = _prefill(config)
         return _render_ask(config, {k: v or fallback[k] for k, v in values.items()}, errors, 400)
     details_form = DetailsForm(
         formdata=None,
         frequency=values["frequency"],
-        currency=form.gift.currency if form.gift else "",
-        amount=form.gift.major_text() if form.gift else "",
+        currency=form.gift.currency,
+        amount=form.gift.major_text(),
         attempt=uuid.uuid4().hex,
+        reminder=(request.args.get("reminder") or "")[:300],
     )
     return _render_details(details_form, config)
 
@@ -122,13 +166,17 @@ def _render_details(
     gift = None
     with contextlib.suppress(InvalidAmount):
         gift = Money.from_major(form.amount.data or "", form.currency.data or "")
+    frequency = form.frequency.data if form.frequency.data in {f.value for f in Frequency} else None
+    methods = method_types(gift.currency, Frequency(frequency)) if gift and frequency else []
     return (
         render_template(
             "support/details.html",
             form=form,
             gift=gift,
+            fee=gift.percent(config.fee_cover_bps) if gift and config.fee_cover_bps else None,
+            methods=methods,
             locale=_locale(),
-            frequency=form.frequency.data,
+            frequency=frequency,
             message=message,
         ),
         status,
@@ -137,30 +185,43 @@ def _render_details(
 
 @bp.post("/support/checkout")
 @limiter.limit(_checkout_limit, methods=["POST"])
+@limiter.limit(_checkout_limit, methods=["POST"], key_func=_email_key, scope="checkout-email")
 def start() -> ResponseReturnValue:
     config = load_ask_config()
     form = DetailsForm()
+    if fraud.blocked(get_remote_address()):
+        return _render_details(
+            form, config, 429, _("Too many declined payments. Please try again later.")
+        )
     if not form.validate_with(config) or form.gift is None:
         return _render_details(form, config, 400)
+    if form.website.data:
+        # The honeypot was filled in: a bot. Say no more than a person would see.
+        return _render_details(form, config, 400, _("This form has expired. Please start again."))
     frequency = Frequency(form.frequency.data)
-    if frequency is not Frequency.ONCE:
-        form.frequency.errors = [
-            _("Monthly and annual support will open soon; please give once for now.")
-        ]
-        return _render_details(form, config, 400)
+    gift = form.gift
+    fee_cover = gift.percent(config.fee_cover_bps).amount if form.cover_fee.data else 0
+    # Came through a "Remind me later" email: the gift records it (conversion).
+    reminder = reminder_from_link(form.reminder.data)
+    details = {
+        "gift": gift,
+        "frequency": frequency,
+        "attempt_key": form.attempt.data,
+        "email": form.email.data,
+        "name": (form.name.data or "").strip(),
+        "country": form.country.data or None,
+        "newsletter_opt_in": bool(form.newsletter.data),
+        "locale": _locale(),
+        "fee_cover": fee_cover,
+        "campaign": (request.args.get("campaign") or "")[:100] or None,
+        "source": (request.referrer or "")[:500] or None,
+        "reminder_id": reminder.id if reminder else None,
+    }
     try:
-        donation = start_checkout(
-            gift=form.gift,
-            frequency=frequency,
-            attempt_key=form.attempt.data,
-            email=form.email.data,
-            name=(form.name.data or "").strip(),
-            country=form.country.data or None,
-            newsletter_opt_in=bool(form.newsletter.data),
-            locale=_locale(),
-            campaign=(request.args.get("campaign") or "")[:100] or None,
-            source=(request.referrer or "")[:500] or None,
-        )
+        if frequency is Frequency.ONCE:
+            checkout: Donation | RecurringPlan = start_checkout(**details)
+        else:
+            checkout = start_recurring_checkout(**details)
     except CheckoutConflict:
         db.session.rollback()
         return _render_details(form, config, 409, _("This form has expired. Please start again."))
@@ -174,55 +235,153 @@ def start() -> ResponseReturnValue:
             _("We could not reach our payment provider. Please try again in a moment."),
         )
     commit()
-    return redirect(url_for("support.pay", token=donation.public_token), 303)
+    return redirect(url_for("support.pay", token=checkout.public_token), 303)
 
 
-def _donation_or_404(token: str) -> Donation:
-    donation = find_donation(token)
-    if donation is None:
+def _checkout_or_404(token: str) -> Donation | RecurringPlan:
+    found = find_checkout(token)
+    if found is None:
         abort(404)
-    return donation
+    return found
 
 
-@bp.get("/support/pay/<token>")
-def pay(token: str) -> ResponseReturnValue:
-    donation = _donation_or_404(token)
-    try:
-        snapshot = sync_donation(donation)
-    except GatewayError:
-        db.session.rollback()
-        return render_template("support/checking.html", donation=donation, locale=_locale()), 503
-    commit()
-    if donation.status in (DonationStatus.SUCCEEDED, DonationStatus.PROCESSING):
-        return redirect(url_for("support.thanks", token=token), 303)
-    if donation.status is DonationStatus.CANCELED or snapshot is None:
-        return render_template("support/expired.html", locale=_locale()), 410
+def _checking(checkout: Donation | RecurringPlan) -> ResponseReturnValue:
+    db.session.rollback()
+    return render_template("support/checking.html", checkout=checkout, locale=_locale()), 503
+
+
+def _pay_page(
+    checkout: Donation | RecurringPlan, mode: str, client_secret: str | None, failed: bool
+) -> ResponseReturnValue:
     settings = current_app.config["SETTINGS"]
+    token = checkout.public_token
     return render_template(
         "support/pay.html",
-        donation=donation,
-        client_secret=snapshot.client_secret,
+        checkout=checkout,
+        mode=mode,
+        client_secret=client_secret,
         publishable_key=settings.stripe_publishable_key,
         return_url=url_for("support.thanks", token=token, _external=True),
-        failed=donation.status is DonationStatus.FAILED,
+        declined_url=url_for("support.declined", token=token),
+        failed=failed,
+        sepa=mode != "authenticate"
+        and "sepa_debit" in method_types(checkout.currency, checkout.frequency),
         locale=_locale(),
     )
 
 
-@bp.get("/support/thanks/<token>")
-def thanks(token: str) -> ResponseReturnValue:
-    donation = _donation_or_404(token)
+@bp.get("/support/pay/<token>")
+def pay(token: str) -> ResponseReturnValue:
+    checkout = _checkout_or_404(token)
+    if isinstance(checkout, RecurringPlan):
+        return _pay_plan(checkout)
     try:
-        sync_donation(donation)
+        snapshot = sync_donation(checkout)
     except GatewayError:
-        db.session.rollback()
-        return render_template("support/checking.html", donation=donation, locale=_locale()), 503
+        return _checking(checkout)
     commit()
-    if donation.status in (DonationStatus.PENDING, DonationStatus.FAILED):
-        return redirect(url_for("support.pay", token=token), 303)
-    if donation.status is DonationStatus.CANCELED:
+    if checkout.status in (DonationStatus.SUCCEEDED, DonationStatus.PROCESSING):
+        return redirect(url_for("support.thanks", token=token), 303)
+    if checkout.status is DonationStatus.CANCELED or snapshot is None:
         return render_template("support/expired.html", locale=_locale()), 410
-    return render_template("support/thanks.html", donation=donation, locale=_locale())
+    return _pay_page(
+        checkout, "payment", snapshot.client_secret, failed=checkout.status is DonationStatus.FAILED
+    )
+
+
+def _pay_plan(plan: RecurringPlan) -> ResponseReturnValue:
+    try:
+        progress = subscribe(plan)
+        if progress.state == "failed":
+            # The first payment failed: collect another method for a retry.
+            setup = new_setup_for_retry(
+                plan, f"retry-{plan.stripe_subscription_id}-{uuid.uuid4().hex[:8]}"
+            )
+            progress = type(progress)("collect", setup.client_secret)
+            failed = True
+        else:
+            failed = False
+    except GatewayError:
+        return _checking(plan)
+    commit()
+    match progress.state:
+        case "active" | "processing":
+            return redirect(url_for("support.thanks", token=plan.public_token), 303)
+        case "ended":
+            return render_template("support/expired.html", locale=_locale()), 410
+        case "authenticate":
+            return _pay_page(plan, "authenticate", progress.client_secret, failed=False)
+        case _:
+            return _pay_page(plan, "setup", progress.client_secret, failed=failed)
+
+
+@bp.post("/support/pay/<token>/declined")
+@limiter.limit(_checkout_limit)
+def declined(token: str) -> ResponseReturnValue:
+    """The page reports a decline; the server checks with Stripe before counting it."""
+    checkout = _checkout_or_404(token)
+    if isinstance(checkout, Donation):
+        try:
+            sync_donation(checkout)
+        except GatewayError:
+            return _checking(checkout)
+        commit()
+        if checkout.status is DonationStatus.FAILED:
+            fraud.record_decline(get_remote_address())
+    else:
+        fraud.record_decline(get_remote_address())
+    return jsonify(blocked=fraud.blocked(get_remote_address()))
+
+
+@bp.get("/support/thanks/<token>")
+@limiter.limit(_checkout_limit)
+def thanks(token: str) -> ResponseReturnValue:
+    checkout = _checkout_or_404(token)
+    if isinstance(checkout, RecurringPlan):
+        try:
+            progress = subscribe(checkout)
+        except GatewayError:
+            return _checking(checkout)
+        commit()
+        if progress.state in ("collect", "authenticate", "failed"):
+            return redirect(url_for("support.pay", token=token), 303)
+        if progress.state == "ended":
+            return render_template("support/expired.html", locale=_locale()), 410
+        first = next((d for d in sorted(checkout.donations, key=lambda d: d.id)), None)
+        return render_template(
+            "support/thanks_plan.html",
+            plan=checkout,
+            first=first,
+            processing=progress.state == "processing",
+            locale=_locale(),
+        )
+    try:
+        sync_donation(checkout)
+    except GatewayError:
+        return _checking(checkout)
+    commit()
+    if checkout.status in (DonationStatus.PENDING, DonationStatus.FAILED):
+        return redirect(url_for("support.pay", token=token), 303)
+    if checkout.status is DonationStatus.CANCELED:
+        return render_template("support/expired.html", locale=_locale()), 410
+    return render_template("support/thanks.html", donation=checkout, locale=_locale())
+
+
+@bp.get("/support/plan/<link>/payment-method")
+@limiter.limit(_checkout_limit)
+def update_method(link: str) -> ResponseReturnValue:
+    """From a failed-payment email: give a new payment method, then Stripe retries."""
+    plan = plan_from_link(link)
+    if plan is None:
+        return render_template("support/link_invalid.html", locale=_locale()), 404
+    if plan.status in (PlanStatus.CANCELED, PlanStatus.INCOMPLETE_EXPIRED):
+        return render_template("support/expired.html", locale=_locale()), 410
+    try:
+        setup = new_setup_for_retry(plan, f"update-{uuid.uuid4().hex}")
+    except GatewayError:
+        return _checking(plan)
+    commit()
+    return _pay_page(plan, "setup", setup.client_secret, failed=plan.status is PlanStatus.PAST_DUE)
 
 
 @bp.after_request

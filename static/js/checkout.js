@@ -1,4 +1,8 @@
-// The payment step: Stripe's Payment Element, confirmed in the page.
+// The payment step, with Stripe.js in the page:
+//  - "payment": a one-off gift, confirmed with confirmPayment (Payment Element)
+//  - "setup": a monthly/annual plan's payment method, saved with confirmSetup;
+//    the server then creates the subscription when the thank-you page loads
+//  - "authenticate": the plan's first payment needs 3D Secure (handleNextAction)
 // https://docs.stripe.com/payments/accept-a-payment?platform=web&ui=elements
 (function () {
   "use strict";
@@ -9,20 +13,18 @@
   var message = document.getElementById("payment-message");
   var status = document.getElementById("payment-status");
   var idleLabel = button.textContent;
+  var busy = false;
 
   // Decline reasons that must never be shown: telling a fraudster that a
   // card is reported stolen helps them, so these read as a plain decline.
-  var HIDDEN_REASONS = ["fraudulent", "lost_card", "stolen_card", "pickup_card",
-    "restricted_card", "merchant_blacklist", "security_violation", "do_not_honor",
-    "transaction_not_allowed", "invalid_account", "new_account_information_available"];
   var SHOWN_CODES = ["insufficient_funds", "expired_card", "incorrect_cvc",
     "incorrect_number", "processing_error"];
 
   function messageFor(error) {
     var reason = error.decline_code || error.code || "";
     if (error.type === "validation_error") { return error.message || data.msgIncomplete; }
-    if (error.code === "payment_intent_authentication_failure") { return data.msgAuthentication; }
-    if (HIDDEN_REASONS.indexOf(reason) !== -1) { return data.msgGeneric; }
+    if (error.code === "payment_intent_authentication_failure" ||
+        error.code === "setup_intent_authentication_failure") { return data.msgAuthentication; }
     if (SHOWN_CODES.indexOf(reason) !== -1) {
       // data-msg-insufficient_funds is dataset.msgInsufficient_funds
       return data["msg" + reason.charAt(0).toUpperCase() + reason.slice(1)] || data.msgGeneric;
@@ -31,23 +33,54 @@
     return data.msgGeneric;
   }
 
-  function showError(text) {
-    message.textContent = text;
+  function reportDecline() {
+    return fetch(data.declinedUrl, {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRFToken": data.csrf }
+    }).then(function (r) { return r.ok ? r.json() : {}; }).catch(function () { return {}; });
+  }
+
+  function showError(error) {
+    message.textContent = messageFor(error);
     message.hidden = false;
     status.textContent = "";
-    button.disabled = false;
     button.textContent = idleLabel;
+    if (error.type === "card_error") {
+      reportDecline().then(function (answer) {
+        if (answer.blocked) { message.textContent = data.msgBlocked; button.disabled = true; return; }
+        button.disabled = false;
+        busy = false;
+      });
+      return;
+    }
+    button.disabled = false;
     busy = false;
   }
 
   var stripe = Stripe(data.publishableKey, { locale: data.locale });
-  var elements = stripe.elements({ clientSecret: data.clientSecret, locale: data.locale });
-  var paymentElement = elements.create("payment", {
-    defaultValues: { billingDetails: { email: data.email, name: data.name } }
-  });
-  paymentElement.mount("#payment-element");
+  var elements = null;
+  if (data.mode !== "authenticate") {
+    elements = stripe.elements({ clientSecret: data.clientSecret, locale: data.locale });
+    elements.create("payment", {
+      defaultValues: { billingDetails: { email: data.email, name: data.name } }
+    }).mount("#payment-element");
+  }
 
-  var busy = false;
+  function confirm() {
+    var params = {
+      return_url: data.returnUrl,
+      payment_method_data: { billing_details: { email: data.email, name: data.name || undefined } }
+    };
+    if (data.mode === "authenticate") {
+      return stripe.handleNextAction({ clientSecret: data.clientSecret });
+    }
+    return elements.submit().then(function (result) {
+      if (result.error) { return result; }
+      var args = { elements: elements, confirmParams: params, redirect: "if_required" };
+      return data.mode === "setup" ? stripe.confirmSetup(args) : stripe.confirmPayment(args);
+    });
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy) { return; }  // a double click confirms once
@@ -55,23 +88,12 @@
     button.disabled = true;
     button.textContent = button.dataset.busyLabel;
     message.hidden = true;
-    elements.submit().then(function (result) {
-      if (result.error) { showError(messageFor(result.error)); return null; }
-      return stripe.confirmPayment({
-        elements: elements,
-        confirmParams: {
-          return_url: data.returnUrl,
-          payment_method_data: { billing_details: { email: data.email, name: data.name || undefined } }
-        },
-        redirect: "if_required"
-      });
-    }).then(function (result) {
-      if (!result) { return; }
-      if (result.error) { showError(messageFor(result.error)); return; }
+    confirm().then(function (result) {
+      if (result.error) { showError(result.error); return; }
       // The server asks Stripe itself before it says "thank you".
       window.location.assign(data.returnUrl);
     }).catch(function () {
-      showError(data.msgNetwork);
+      showError({ type: "api_connection_error" });
     });
   });
 })();

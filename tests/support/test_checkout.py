@@ -188,10 +188,3 @@ def test_three_d_secure_success(client, ctx, simulator) -> None:  # type: ignore
 def test_unknown_token_is_404(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get(f"/support/pay/{uuid.uuid4().hex}").status_code == 404
     assert client.get("/support/thanks/" + "x" * 300).status_code == 404
-
-
-def test_monthly_is_not_open_yet(client, ctx) -> None:  # type: ignore[no-untyped-def]
-    form = details_form(client, frequency="monthly")
-    page = client.post("/support/checkout", data=form)
-    assert page.status_code == 400
-    assert db.session.scalar(select(func.count()).select_from(Donation)) == 0

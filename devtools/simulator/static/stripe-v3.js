@@ -9,8 +9,13 @@
   var BASE = document.currentScript.src.replace(/\/js\.stripe\.com\/v3\/?$/, "");
 
   function intentId(clientSecret) {
-    var m = /^(pi_[A-Za-z0-9]+)_secret_/.exec(clientSecret || "");
+    var m = /^((?:pi|seti)_[A-Za-z0-9]+)_secret_/.exec(clientSecret || "");
     return m ? m[1] : null;
+  }
+
+  function intentPath(clientSecret) {
+    var id = intentId(clientSecret);
+    return (id && id.indexOf("seti_") === 0 ? "/v1/setup_intents/" : "/v1/payment_intents/") + id;
   }
 
   // No Content-Type header: like Stripe.js (form-encoded), this stays a CORS
@@ -74,11 +79,54 @@
   }
   PaymentElement.prototype.mount = function (target) {
     var node = typeof target === "string" ? document.querySelector(target) : target;
+    var self = this;
+    var outer = document.createElement("div");
     var root = document.createElement("div");
     root.className = "sim-element";
     root.setAttribute("role", "group");
     root.setAttribute("aria-label", "Card (simulated)");
-    var self = this;
+    var sepa = document.createElement("div");
+    sepa.className = "sim-element";
+    sepa.setAttribute("role", "group");
+    sepa.setAttribute("aria-label", "SEPA Direct Debit (simulated)");
+    sepa.hidden = true;
+    var ibanField = field("IBAN", "iban", { wide: true, autocomplete: "off", placeholder: "DE89 3704 0044 0532 0130 00" });
+    this._inputs.iban = ibanField.input;
+    sepa.appendChild(ibanField.wrap);
+    var tabs = document.createElement("div");
+    tabs.className = "sim-tabs";
+    tabs.setAttribute("role", "radiogroup");
+    tabs.setAttribute("aria-label", "Payment method (simulated)");
+    tabs.hidden = true;
+    [["card", "Card"], ["sepa_debit", "SEPA Direct Debit"]].forEach(function (spec) {
+      var label = document.createElement("label");
+      var radio = document.createElement("input");
+      radio.type = "radio";
+      radio.name = "sim-method";
+      radio.value = spec[0];
+      radio.checked = spec[0] === "card";
+      radio.addEventListener("change", function () {
+        self._type = radio.value;
+        root.hidden = radio.value !== "card";
+        sepa.hidden = radio.value !== "sepa_debit";
+        self._emit("change", { complete: self._complete(), value: { type: radio.value } });
+      });
+      label.appendChild(radio);
+      label.appendChild(document.createTextNode(" " + spec[1]));
+      tabs.appendChild(label);
+    });
+    outer.appendChild(tabs);
+    outer.appendChild(root);
+    outer.appendChild(sepa);
+    var secret = this._elements._options.clientSecret;
+    if (secret) {
+      fetch(BASE + intentPath(secret) + "?key=" + encodeURIComponent(this._elements._stripe._key) +
+        "&client_secret=" + encodeURIComponent(secret))
+        .then(function (r) { return r.json(); })
+        .then(function (intent) {
+          if ((intent.payment_method_types || []).indexOf("sepa_debit") !== -1) { tabs.hidden = false; }
+        }).catch(function () {});
+    }
     [["Card number", "number", { wide: true, inputmode: "numeric", autocomplete: "cc-number", placeholder: "4242 4242 4242 4242" }],
      ["Expiry (MM / YY)", "expiry", { inputmode: "numeric", autocomplete: "cc-exp", placeholder: "12 / 34" }],
      ["CVC", "cvc", { inputmode: "numeric", autocomplete: "cc-csc", placeholder: "123" }]
@@ -88,8 +136,8 @@
       f.input.addEventListener("input", function () { self._emit("change", { complete: self._complete() }); });
       root.appendChild(f.wrap);
     });
-    node.appendChild(root);
-    this._root = root;
+    node.appendChild(outer);
+    this._root = outer;
     setTimeout(function () { self._emit("ready", {}); }, 0);
   };
   PaymentElement.prototype.on = function (name, fn) {
@@ -104,8 +152,18 @@
     return { number: number, exp_month: exp[0] || "", exp_year: exp[1] || "", cvc: (this._inputs.cvc.value || "").trim() };
   };
   PaymentElement.prototype._complete = function () {
+    if (this._type === "sepa_debit") { return (this._inputs.iban.value || "").replace(/\s+/g, "").length >= 14; }
     var v = this._values();
     return v.number.length >= 12 && v.exp_month && v.exp_year && v.cvc.length >= 3;
+  };
+  PaymentElement.prototype._methodData = function (extra) {
+    if (this._type === "sepa_debit") {
+      return Object.assign({}, extra || {}, { type: "sepa_debit",
+        sepa_debit: { iban: (this._inputs.iban.value || "").replace(/\s+/g, "") } });
+    }
+    var v = this._values();
+    return Object.assign({}, extra || {}, { type: "card",
+      card: { number: v.number, exp_month: v.exp_month, exp_year: v.exp_year, cvc: v.cvc } });
   };
   PaymentElement.prototype.destroy = function () { if (this._root) { this._root.remove(); } };
 
@@ -146,11 +204,7 @@
     var clientSecret = args.clientSecret || (elements && elements._options.clientSecret);
     var id = intentId(clientSecret);
     var params = args.confirmParams || {};
-    var v = elements._payment._values();
-    var methodData = Object.assign({}, params.payment_method_data || {}, {
-      type: "card",
-      card: { number: v.number, exp_month: v.exp_month, exp_year: v.exp_year, cvc: v.cvc }
-    });
+    var methodData = elements._payment._methodData(params.payment_method_data);
     function finish(intent) {
       if (args.redirect !== "if_required") {
         var sep = params.return_url.indexOf("?") === -1 ? "?" : "&";
@@ -179,6 +233,55 @@
     }).catch(function (err) {
       return { error: { type: "api_connection_error", message: String(err) } };
     });
+  };
+
+  StripeMock.prototype.confirmSetup = function (args) {
+    var key = this._key;
+    var elements = args.elements;
+    var clientSecret = args.clientSecret || (elements && elements._options.clientSecret);
+    var id = intentId(clientSecret);
+    var params = args.confirmParams || {};
+    var methodData = elements._payment._methodData(params.payment_method_data);
+    function done(intent) {
+      if (args.redirect !== "if_required") {
+        window.location.assign(params.return_url);
+        return new Promise(function () {});
+      }
+      return { setupIntent: intent };
+    }
+    return post("/v1/setup_intents/" + id + "/confirm", {
+      key: key, client_secret: clientSecret, payment_method_data: methodData
+    }).then(function (res) {
+      if (res.body.error) { return { error: res.body.error }; }
+      if (res.body.status !== "requires_action") { return done(res.body); }
+      return modal("3D Secure (simulated): approve saving this card?", "Complete authentication", "Fail authentication")
+        .then(function (ok) {
+          if (!ok) {
+            return { error: { type: "card_error", code: "setup_intent_authentication_failure",
+              message: "We are unable to authenticate your payment method." } };
+          }
+          return post("/v1/setup_intents/" + id + "/confirm", { key: key, client_secret: clientSecret })
+            .then(function (again) { return again.body.error ? { error: again.body.error } : done(again.body); });
+        });
+    }).catch(function (err) {
+      return { error: { type: "api_connection_error", message: String(err) } };
+    });
+  };
+  StripeMock.prototype.handleNextAction = function (args) {
+    var key = this._key;
+    var clientSecret = args.clientSecret;
+    var id = intentId(clientSecret);
+    return modal("3D Secure (simulated): approve this payment?", "Complete authentication", "Fail authentication")
+      .then(function (ok) {
+        return post("/v1/payment_intents/" + id + "/_authenticate", { key: key, client_secret: clientSecret, success: ok });
+      }).then(function (auth) {
+        if (auth.body.error) { return { error: auth.body.error }; }
+        if (auth.body.status === "succeeded" || auth.body.status === "processing") { return { paymentIntent: auth.body }; }
+        return { error: { type: "card_error", code: "payment_intent_authentication_failure",
+          message: "We are unable to authenticate your payment method.", payment_intent: auth.body } };
+      }).catch(function (err) {
+        return { error: { type: "api_connection_error", message: String(err) } };
+      });
   };
 
   window.Stripe = function (key, options) { return new StripeMock(key, options); };

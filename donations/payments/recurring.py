@@ -1,0 +1,209 @@
+"""Recording Stripe subscriptions and their invoices in the ledger.
+
+As with one-off payments, callers pass authoritative snapshots read from
+Stripe, and these functions set absolute state: a plan follows its
+subscription's status, and each invoice becomes exactly one donation.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+
+from flask import current_app
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from donations.db import db, utcnow
+from donations.mail.services import queue_email
+from donations.payments.gateway import InvoiceSnapshot, SubscriptionSnapshot
+from donations.payments.services import gateway, record_payment
+from donations.supporters.models import (
+    PLAN_TRANSITIONS,
+    Donation,
+    InvalidTransition,
+    PlanStatus,
+    RecurringPlan,
+)
+
+log = logging.getLogger(__name__)
+
+PLAN_LINK_SALT = "plan-payment-method"
+PLAN_LINK_MAX_AGE = 45 * 24 * 3600
+
+
+def _timestamp(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def plan_status_from(snapshot: SubscriptionSnapshot) -> PlanStatus | None:
+    try:
+        return PlanStatus(snapshot.status)
+    except ValueError:
+        log.info("subscription %s has status %s; plan unchanged", snapshot.id, snapshot.status)
+        return None
+
+
+def find_plan(snapshot: SubscriptionSnapshot) -> RecurringPlan | None:
+    plan = db.session.scalar(
+        select(RecurringPlan).where(RecurringPlan.stripe_subscription_id == snapshot.id)
+    )
+    if plan is None and snapshot.metadata.get("plan_attempt"):
+        plan = db.session.scalar(
+            select(RecurringPlan).where(
+                RecurringPlan.attempt_key == snapshot.metadata["plan_attempt"]
+            )
+        )
+    return plan
+
+
+def sync_subscription(snapshot: SubscriptionSnapshot) -> RecurringPlan | None:
+    """Bring the plan for this subscription (and its latest invoice) in line with Stripe."""
+    plan = find_plan(snapshot)
+    if plan is None:
+        log.warning("subscription %s matches no plan", snapshot.id)
+        return None
+    plan.stripe_subscription_id = snapshot.id
+    plan.next_renewal_at = _timestamp(snapshot.current_period_end)
+    plan.canceled_at = _timestamp(snapshot.canceled_at or snapshot.ended_at)
+    if snapshot.cancellation_reason and plan.cancellation_reason is None:
+        plan.cancellation_reason = snapshot.cancellation_reason
+    new_status = plan_status_from(snapshot)
+    changed = new_status is not None and set_plan_status(plan, new_status)
+    if changed and new_status is PlanStatus.ACTIVE and plan.started_at is None:
+        plan.started_at = utcnow()
+        _queue_welcome(plan)
+    if snapshot.latest_invoice is not None:
+        record_invoice(snapshot.latest_invoice, plan)
+    db.session.flush()
+    return plan
+
+
+def set_plan_status(plan: RecurringPlan, new: PlanStatus) -> bool:
+    """Compare-and-set the plan's status; True if this call changed it."""
+    db.session.flush()
+    current = plan.status
+    if current is new:
+        return False
+    if new not in PLAN_TRANSITIONS[current]:
+        raise InvalidTransition(f"plan {plan.id}: {current} -> {new}")
+    changed = db.session.execute(
+        update(RecurringPlan)
+        .where(RecurringPlan.id == plan.id, RecurringPlan.status == current)
+        .values(status=new, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    db.session.refresh(plan)
+    return bool(changed)
+
+
+def record_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan | None = None) -> Donation | None:
+    """One donation per invoice, with its payment's state recorded."""
+    if plan is None and invoice.subscription_id:
+        plan = db.session.scalar(
+            select(RecurringPlan).where(
+                RecurringPlan.stripe_subscription_id == invoice.subscription_id
+            )
+        )
+    if plan is None:
+        log.warning("invoice %s matches no plan", invoice.id)
+        return None
+    if invoice.amount_due.amount <= 0 or invoice.payment_intent_id is None:
+        return None
+    donation = _donation_for_invoice(invoice, plan)
+    if donation.stripe_payment_intent_id != invoice.payment_intent_id:
+        donation.stripe_payment_intent_id = invoice.payment_intent_id
+        db.session.flush()
+    record_payment(gateway().retrieve_payment(invoice.payment_intent_id))
+    if (
+        invoice.status == "open"
+        and invoice.billing_reason == "subscription_cycle"
+        and donation.failure_code
+    ):
+        queue_dunning(plan, invoice)
+    return donation
+
+
+def _donation_for_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan) -> Donation:
+    donation = db.session.scalar(select(Donation).where(Donation.stripe_invoice_id == invoice.id))
+    if donation is not None:
+        return donation
+    # The invoice is what was billed; the plan says how it splits between
+    # the gift and any fee cover.
+    if invoice.amount_due == plan.charge_total:
+        amount, fee_cover = plan.amount, plan.fee_cover_amount
+    else:
+        amount, fee_cover = invoice.amount_due.amount, 0
+    donation = Donation(
+        attempt_key=f"invoice:{invoice.id}"[:64],
+        public_token=secrets.token_urlsafe(24),
+        supporter_id=plan.supporter_id,
+        recurring_plan_id=plan.id,
+        amount=amount,
+        fee_cover_amount=fee_cover,
+        currency=invoice.amount_due.currency,
+        frequency=plan.frequency,
+        locale=plan.locale,
+        campaign=plan.campaign,
+        source=plan.source,
+        method=plan.method,
+        stripe_invoice_id=invoice.id,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(donation)
+    except IntegrityError:
+        # Another delivery recorded this invoice first.
+        existing = db.session.scalar(
+            select(Donation).where(Donation.stripe_invoice_id == invoice.id)
+        )
+        assert existing is not None
+        return existing
+    return donation
+
+
+def plan_link_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=PLAN_LINK_SALT)
+
+
+def plan_link_token(plan: RecurringPlan) -> str:
+    return str(plan_link_serializer().dumps(plan.public_token))
+
+
+def queue_dunning(plan: RecurringPlan, invoice: InvoiceSnapshot) -> None:
+    """One email per failed attempt, with a link to give a new payment method."""
+    supporter = plan.supporter
+    queue_email(
+        "payment_failed",
+        dedupe_key=f"dunning:{invoice.id}:{invoice.attempt_count}",
+        to_address=supporter.email,
+        to_name=supporter.name,
+        locale=plan.locale,
+        supporter_id=supporter.id,
+        context={
+            "amount": invoice.amount_due.amount,
+            "currency": invoice.amount_due.currency,
+            "frequency": str(plan.frequency),
+            "link_token": plan_link_token(plan),
+        },
+    )
+
+
+def _queue_welcome(plan: RecurringPlan) -> None:
+    supporter = plan.supporter
+    queue_email(
+        "welcome",
+        dedupe_key=f"welcome:plan:{plan.id}",
+        to_address=supporter.email,
+        to_name=supporter.name,
+        locale=plan.locale,
+        supporter_id=supporter.id,
+        context={
+            "amount": plan.amount + plan.fee_cover_amount,
+            "currency": plan.currency,
+            "frequency": str(plan.frequency),
+            "next_renewal_at": plan.next_renewal_at.isoformat() if plan.next_renewal_at else None,
+        },
+    )

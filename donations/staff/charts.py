@@ -17,15 +17,13 @@ WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 72, 12, 16, 36
 
 
-def _nice_ceiling(value: int) -> int:
-    """A round number at or above ``value`` for the top of the axis."""
-    if value <= 0:
-        return 1
-    magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        top = int(step * magnitude)
-        if top >= value:
-            return top
+def _nice_step(value: int, intervals: int = 4) -> int:
+    """A round gridline step so that ``intervals`` steps reach ``value``."""
+    raw = max(-(-value // intervals), 1)
+    magnitude = 10 ** (len(str(raw)) - 1)
+    for factor in (1, 2, 5, 10):
+        if factor * magnitude >= raw:
+            return factor * magnitude
     return 10 * magnitude  # pragma: no cover - the loop always returns
 
 
@@ -33,7 +31,8 @@ def revenue_chart(currency: str, points: list[tuple[date, int, int]], locale: st
     """Bars of gross per month with net drawn inside them, for one currency."""
     title_id = f"chart-{currency.lower()}-title"
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    top = _nice_ceiling(max((gross for _, gross, _ in points), default=0))
+    step = _nice_step(max((gross for _, gross, _ in points), default=0))
+    top = step * 4
     slot = plot_w / max(len(points), 1)
     bar_w = slot * 0.7
     parts = [
@@ -43,7 +42,7 @@ def revenue_chart(currency: str, points: list[tuple[date, int, int]], locale: st
         "gross (light) and net (dark)</title>",
     ]
     for i in range(5):
-        value = top * i // 4
+        value = step * i
         y = TOP + plot_h - plot_h * i / 4
         label = Money(value, currency).format(locale)
         parts.append(

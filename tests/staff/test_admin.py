@@ -1,0 +1,89 @@
+"""What only admins do: the team and the settings, each change in the audit log."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from donations.db import db
+from donations.staff.models import AuditEntry, Role, StaffSession, StaffUser
+from donations.support.models import Setting
+from tests.staff.conftest import csrf_token, sign_in
+
+
+def test_team_actions(app, signed_in, make_staff) -> None:  # type: ignore[no-untyped-def]
+    member = make_staff(Role.VIEWER, "member@newsroom.org")
+    member_client = app.test_client()
+    sign_in(app, member_client, member)
+    client, admin = signed_in(Role.ADMIN)
+    page = client.get("/staff/team")
+    assert page.status_code == 200
+    assert "member@newsroom.org" in page.text
+    token = csrf_token(page.text)
+
+    def act(staff_id: int, action: str, **data: str):  # type: ignore[no-untyped-def]
+        return client.post(f"/staff/team/{staff_id}/{action}", data={"csrf_token": token, **data})
+
+    assert act(member.id, "role", role="finance").status_code == 303
+    assert act(member.id, "role", role="owner").status_code == 400
+    assert act(member.id, "deactivate").status_code == 303
+    assert member_client.get("/staff/").status_code == 302  # signed out at once
+    assert act(member.id, "activate").status_code == 303
+    assert act(member.id, "reset-2fa").status_code == 303
+    assert act(member.id, "unlock").status_code == 303
+    # Admins cannot lock themselves out by accident.
+    assert act(admin.id, "deactivate").status_code == 303
+    assert act(999_999, "unlock").status_code == 404
+
+    with app.app_context():
+        row = db.session.get(StaffUser, member.id)
+        assert (row.role, row.active, row.totp_secret) == (Role.FINANCE, True, None)
+        assert db.session.get(StaffUser, admin.id).active is True
+        assert (
+            db.session.scalar(
+                select(StaffSession.end_reason).where(StaffSession.staff_id == member.id)
+            )
+            == "deactivated"
+        )
+        logged = db.session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.target == f"staff:{member.id}")
+            .order_by(AuditEntry.id)
+        ).all()
+        assert logged == [
+            "staff.created",
+            "staff.role_changed",
+            "staff.deactivated",
+            "staff.activated",
+            "staff.2fa_reset",
+            "staff.unlocked",
+        ]
+
+
+def test_settings_change_is_validated_and_audited(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    client, admin = signed_in(Role.ADMIN)
+    page = client.get("/staff/settings")
+    assert page.status_code == 200
+    token = csrf_token(page.text)
+    current = json.loads(
+        page.text.split('name="ask"', 1)[1]
+        .split(">", 1)[1]
+        .split("</textarea>", 1)[0]
+        .replace("&#34;", '"')
+        .replace("&quot;", '"')
+        .replace("&amp;", "&")
+    )
+    for bad in ("not json", "[1, 2]", json.dumps({"headline": {}})):
+        answer = client.post("/staff/settings", data={"csrf_token": token, "ask": bad})
+        assert answer.status_code == 400
+        assert "cannot be used" in answer.text
+    changed = {**current, "headline": {"en": "Keep us independent", "ru": "Поддержите нас"}}
+    saved = client.post("/staff/settings", data={"csrf_token": token, "ask": json.dumps(changed)})
+    assert saved.status_code == 303
+    with app.app_context():
+        assert db.session.get(Setting, "ask").value["headline"]["en"] == "Keep us independent"
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "setting.changed"))
+        assert entry.staff_id == admin.id
+        assert entry.details["after"]["headline"]["en"] == "Keep us independent"
+        assert entry.details["before"]["headline"] == current["headline"]

@@ -48,8 +48,10 @@ EXPECT_TIMEOUT = 15_000  # ms; the pay page makes two hops to the simulator
 
 
 @pytest.fixture(autouse=True)
-def _expect_timeout() -> None:
+def _expect_timeout() -> Iterator[None]:
     expect.set_options(timeout=EXPECT_TIMEOUT)
+    yield
+    expect.set_options(timeout=5_000)  # Playwright's default, for other modules' tests
 
 
 # -- state the browser cannot see ----------------------------------------------

@@ -104,6 +104,12 @@ DIFFERENCES: dict[str, str] = {
         "charge balance transactions carry Stripe's fee (2.9% + 30 for cards) and "
         "net (localstripe charges no fee)"
     ),
+    "refund_shape": (
+        "refunds accept and carry a reason, name their payment_intent however they were "
+        "created, refund what is left when no amount is given and refuse more than that "
+        "(localstripe: no reason, no payment_intent for a charge's refund, and a refund "
+        "without amount refunds the whole charge again)"
+    ),
     "list_filters": (
         "payment intents, refunds, payouts and balance transactions are listed newest "
         "first and filtered by created[gt|gte|lt|lte]; balance transactions also by "

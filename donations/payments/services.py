@@ -68,6 +68,9 @@ def record_payment(snapshot: PaymentSnapshot) -> Donation | None:
     donation.stripe_payment_intent_id = snapshot.id
     if snapshot.charge_id:
         donation.stripe_charge_id = snapshot.charge_id
+    if snapshot.fee is not None and snapshot.net is not None:
+        # From the charge's balance transaction, once the money has settled.
+        donation.fee, donation.net = snapshot.fee, snapshot.net
     if snapshot.method_type:
         donation.method = snapshot.method_type
         donation.card_brand = snapshot.card_brand

@@ -574,7 +574,8 @@ def _refund_snapshot(refund: stripe.Refund) -> RefundSnapshot:
         payment_id=_id_of(refund.payment_intent),
         charge_id=_id_of(refund.charge),
         reason=refund.reason,
-        failure_reason=refund.failure_reason,
+        # Only present on failed refunds.
+        failure_reason=refund.failure_reason if "failure_reason" in refund else None,
         created=refund.created,
     )
 

@@ -6,7 +6,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app, g
 from sqlalchemy import select
@@ -80,90 +80,102 @@ def method_types(currency: str, frequency: Frequency) -> list[str]:
     return load_ask_config().methods_for(currency, frequency)
 
 
-def start_checkout(
-    *,
-    gift: Money,
-    frequency: Frequency,
-    attempt_key: str,
-    email: str,
-    name: str,
-    country: str | None,
-    newsletter_opt_in: bool,
-    locale: str,
-    fee_cover: int = 0,
-    campaign: str | None = None,
-    source: str | None = None,
-    reminder_id: int | None = None,
-) -> Donation:
-    """Create (or find again) the donation and PaymentIntent for one attempt.
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What a reader asked for on the details form, validated."""
+
+    gift: Money
+    frequency: Frequency
+    attempt_key: str
+    email: str
+    name: str
+    country: str | None
+    newsletter_opt_in: bool
+    locale: str
+    fee_cover: int = 0
+    campaign: str | None = None
+    source: str | None = None
+    reminder_id: int | None = None
+
+
+Row = TypeVar("Row", Donation, RecurringPlan)
+
+
+def _attempt_row(model: type[Row], request: CheckoutRequest) -> Row:
+    """The donation or plan for this checkout attempt, created on first use.
 
     Posting the same attempt twice -- a double click, a refresh, the back
-    button -- returns the same donation and the same PaymentIntent: both
-    Stripe calls carry idempotency keys derived from the attempt.
+    button -- finds the same row; posting it twice at the same instant loses
+    the unique-constraint race gracefully and resumes the winner's row.
     """
-    donation = db.session.scalar(select(Donation).where(Donation.attempt_key == attempt_key))
-    if donation is not None:
-        if (
-            donation.supporter.email_key != email_key(email)
-            or donation.gift != gift
-            or donation.fee_cover_amount != fee_cover
-        ):
-            raise CheckoutConflict(attempt_key)
-    else:
+    row = db.session.scalar(select(model).where(model.attempt_key == request.attempt_key))
+    if row is None:
         supporter = get_or_create_supporter(
-            email=email,
-            name=name,
-            country=country,
-            locale=locale,
-            newsletter_opt_in=newsletter_opt_in,
+            email=request.email,
+            name=request.name,
+            country=request.country,
+            locale=request.locale,
+            newsletter_opt_in=request.newsletter_opt_in,
         )
         try:
             with db.session.begin_nested():
-                donation = Donation(
-                    attempt_key=attempt_key,
+                row = model(
+                    attempt_key=request.attempt_key,
                     public_token=secrets.token_urlsafe(24),
                     supporter=supporter,
-                    amount=gift.amount,
-                    fee_cover_amount=fee_cover,
-                    currency=gift.currency,
-                    frequency=frequency,
-                    locale=locale,
-                    campaign=campaign,
-                    source=source,
-                    reminder_id=reminder_id,
+                    amount=request.gift.amount,
+                    fee_cover_amount=request.fee_cover,
+                    currency=request.gift.currency,
+                    frequency=request.frequency,
+                    locale=request.locale,
+                    campaign=request.campaign,
+                    source=request.source,
+                    reminder_id=request.reminder_id,
                 )
-                db.session.add(donation)
+                db.session.add(row)
         except IntegrityError:
-            # A double click posted this attempt twice at once and the other
-            # request created it first: resume that donation and its payment.
-            donation = db.session.scalar(
-                select(Donation).where(Donation.attempt_key == attempt_key)
-            )
-            if donation is None:  # pragma: no cover - the winner rolled back
+            row = db.session.scalar(select(model).where(model.attempt_key == request.attempt_key))
+            if row is None:  # pragma: no cover - the winner rolled back
                 raise
-            if donation.supporter.email_key != email_key(email) or donation.gift != gift:
-                raise CheckoutConflict(attempt_key) from None
+    if (
+        row.supporter.email_key != email_key(request.email)
+        or row.gift != request.gift
+        or row.fee_cover_amount != request.fee_cover
+    ):
+        raise CheckoutConflict(request.attempt_key)
+    return row
 
+
+def _ensure_customer(supporter: Supporter, attempt_key: str) -> str:
+    if supporter.stripe_customer_id is None:
+        supporter.stripe_customer_id = gateway().ensure_customer(
+            email=supporter.email,
+            name=supporter.name,
+            idempotency_key=f"checkout-{attempt_key}-customer",
+        )
+    return supporter.stripe_customer_id
+
+
+def start_checkout(request: CheckoutRequest) -> Donation:
+    """Create (or find again) the donation and PaymentIntent for one attempt.
+
+    Both Stripe calls carry idempotency keys derived from the attempt, so
+    however often the attempt is posted there is one PaymentIntent.
+    """
+    donation = _attempt_row(Donation, request)
     if donation.stripe_payment_intent_id is None:
-        supporter = donation.supporter
-        if supporter.stripe_customer_id is None:
-            supporter.stripe_customer_id = gateway().ensure_customer(
-                email=supporter.email,
-                name=supporter.name,
-                idempotency_key=f"checkout-{attempt_key}-customer",
-            )
         snapshot = gateway().create_payment(
             amount=donation.charge_total,
-            customer_id=supporter.stripe_customer_id,
-            method_types=method_types(gift.currency, frequency),
+            customer_id=_ensure_customer(donation.supporter, request.attempt_key),
+            method_types=method_types(request.gift.currency, request.frequency),
             metadata={
-                "donation_attempt": attempt_key,
-                "frequency": str(frequency),
+                "donation_attempt": request.attempt_key,
+                "frequency": str(request.frequency),
                 "gift_amount": str(donation.amount),
                 "fee_cover_amount": str(donation.fee_cover_amount),
-                "campaign": campaign or "",
+                "campaign": request.campaign or "",
             },
-            idempotency_key=f"checkout-{attempt_key}-payment-intent",
+            idempotency_key=f"checkout-{request.attempt_key}-payment-intent",
         )
         donation.stripe_payment_intent_id = snapshot.id
         db.session.flush()
@@ -185,77 +197,23 @@ def sync_donation(donation: Donation) -> PaymentSnapshot | None:
     return snapshot
 
 
-def start_recurring_checkout(
-    *,
-    gift: Money,
-    frequency: Frequency,
-    attempt_key: str,
-    email: str,
-    name: str,
-    country: str | None,
-    newsletter_opt_in: bool,
-    locale: str,
-    fee_cover: int = 0,
-    campaign: str | None = None,
-    source: str | None = None,
-    reminder_id: int | None = None,
-) -> RecurringPlan:
+def start_recurring_checkout(request: CheckoutRequest) -> RecurringPlan:
     """Create (or find again) the plan for one attempt and start collecting its method.
 
     The payment method is collected first with a SetupIntent; the subscription
     is created once it succeeds (see :func:`subscribe`).
     """
-    plan = db.session.scalar(select(RecurringPlan).where(RecurringPlan.attempt_key == attempt_key))
-    if plan is not None:
-        if (
-            plan.supporter.email_key != email_key(email)
-            or plan.gift != gift
-            or plan.fee_cover_amount != fee_cover
-        ):
-            raise CheckoutConflict(attempt_key)
-    else:
-        supporter = get_or_create_supporter(
-            email=email,
-            name=name,
-            country=country,
-            locale=locale,
-            newsletter_opt_in=newsletter_opt_in,
-        )
-        plan = RecurringPlan(
-            attempt_key=attempt_key,
-            public_token=secrets.token_urlsafe(24),
-            supporter=supporter,
-            amount=gift.amount,
-            fee_cover_amount=fee_cover,
-            currency=gift.currency,
-            frequency=frequency,
-            locale=locale,
-            campaign=campaign,
-            source=source,
-            reminder_id=reminder_id,
-        )
-        db.session.add(plan)
-        db.session.flush()
+    plan = _attempt_row(RecurringPlan, request)
     if plan.stripe_setup_intent_id is None:
-        _ensure_customer(plan.supporter, attempt_key)
         setup = gateway().create_setup(
-            customer_id=str(plan.supporter.stripe_customer_id),
-            method_types=method_types(gift.currency, frequency),
-            metadata={"plan_attempt": attempt_key},
-            idempotency_key=f"checkout-{attempt_key}-setup-intent",
+            customer_id=_ensure_customer(plan.supporter, request.attempt_key),
+            method_types=method_types(request.gift.currency, request.frequency),
+            metadata={"plan_attempt": request.attempt_key},
+            idempotency_key=f"checkout-{request.attempt_key}-setup-intent",
         )
         plan.stripe_setup_intent_id = setup.id
         db.session.flush()
     return plan
-
-
-def _ensure_customer(supporter: Supporter, attempt_key: str) -> None:
-    if supporter.stripe_customer_id is None:
-        supporter.stripe_customer_id = gateway().ensure_customer(
-            email=supporter.email,
-            name=supporter.name,
-            idempotency_key=f"checkout-{attempt_key}-customer",
-        )
 
 
 @dataclass(frozen=True)

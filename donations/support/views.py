@@ -32,6 +32,7 @@ from donations.support.ask import AskConfig
 from donations.support.forms import ChooseGiftForm, DetailsForm
 from donations.support.services import (
     CheckoutConflict,
+    CheckoutRequest,
     find_checkout,
     load_ask_config,
     method_types,
@@ -203,25 +204,25 @@ def start() -> ResponseReturnValue:
     fee_cover = gift.percent(config.fee_cover_bps).amount if form.cover_fee.data else 0
     # Came through a "Remind me later" email: the gift records it (conversion).
     reminder = reminder_from_link(form.reminder.data)
-    details = {
-        "gift": gift,
-        "frequency": frequency,
-        "attempt_key": form.attempt.data,
-        "email": form.email.data,
-        "name": (form.name.data or "").strip(),
-        "country": form.country.data or None,
-        "newsletter_opt_in": bool(form.newsletter.data),
-        "locale": _locale(),
-        "fee_cover": fee_cover,
-        "campaign": (request.args.get("campaign") or "")[:100] or None,
-        "source": (request.referrer or "")[:500] or None,
-        "reminder_id": reminder.id if reminder else None,
-    }
+    checkout_request = CheckoutRequest(
+        gift=gift,
+        frequency=frequency,
+        attempt_key=form.attempt.data,
+        email=form.email.data,
+        name=(form.name.data or "").strip(),
+        country=form.country.data or None,
+        newsletter_opt_in=bool(form.newsletter.data),
+        locale=_locale(),
+        fee_cover=fee_cover,
+        campaign=(request.args.get("campaign") or "")[:100] or None,
+        source=(request.referrer or "")[:500] or None,
+        reminder_id=reminder.id if reminder else None,
+    )
     try:
         if frequency is Frequency.ONCE:
-            checkout: Donation | RecurringPlan = start_checkout(**details)
+            checkout: Donation | RecurringPlan = start_checkout(checkout_request)
         else:
-            checkout = start_recurring_checkout(**details)
+            checkout = start_recurring_checkout(checkout_request)
     except CheckoutConflict:
         db.session.rollback()
         return _render_details(form, config, 409, _("This form has expired. Please start again."))

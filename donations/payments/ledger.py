@@ -1,0 +1,441 @@
+"""What happens to a donation's money after the payment: refunds, disputes, payouts.
+
+Like :func:`~donations.payments.services.record_payment`, each function reads
+the authoritative object from Stripe and sets absolute state from it (the
+refunded total is re-derived from every refund of the charge, a dispute's fee
+from all of its balance transactions), so replays, duplicates and events out
+of order converge on the same ledger. Functions flush; the caller commits.
+
+When the payment a Stripe object belongs to is not in the ledger yet, it is
+fetched from Stripe and recorded; when it cannot be placed but looks like
+ours, :class:`UnknownPayment` is raised so the webhook answers non-2xx and
+Stripe delivers again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from donations.db import Model, db, utcnow
+from donations.payments.gateway import (
+    ChargeSnapshot,
+    DisputeSnapshot,
+    PaymentSnapshot,
+    PayoutSnapshot,
+    RefundSnapshot,
+)
+from donations.payments.models import (
+    DISPUTE_TRANSITIONS,
+    PAYOUT_TRANSITIONS,
+    REFUND_TRANSITIONS,
+    Dispute,
+    DisputeStatus,
+    Payout,
+    PayoutStatus,
+    Refund,
+    RefundStatus,
+    may_follow,
+)
+from donations.payments.services import gateway, record_payment
+from donations.supporters.models import Donation, DonationStatus, Frequency, Supporter
+from donations.supporters.services import get_or_create_supporter
+
+log = logging.getLogger(__name__)
+
+# Marks a donation recorded from Stripe because our own row was missing.
+IMPORTED_NOTE = "Recorded from Stripe: the checkout's own record was missing."
+# How long a payment of ours may lack its donation row before it is recorded
+# from Stripe: the checkout that created it commits before the reader can
+# pay, so only a lost checkout transaction leaves one orphaned this long.
+ORPHAN_GRACE = timedelta(minutes=15)
+
+M = TypeVar("M", bound=Model)
+
+
+class UnknownPayment(Exception):
+    """A Stripe object of one of our payments that the ledger cannot place yet."""
+
+
+def timestamp(value: int) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+# -- finding (or recording) the donation -----------------------------------------
+
+
+# PaymentIntent statuses in which money has moved or is moving.
+MONEY_STATUSES = frozenset({"succeeded", "processing", "requires_capture"})
+
+
+def moved_money(snapshot: PaymentSnapshot) -> bool:
+    return snapshot.status in MONEY_STATUSES
+
+
+def is_ours(snapshot: PaymentSnapshot) -> bool:
+    """Made by our checkout, or charged to one of our supporters (a plan's renewal)."""
+    if snapshot.metadata.get("donation_attempt"):
+        return True
+    return snapshot.customer_id is not None and (
+        db.session.scalar(
+            select(Supporter.id).where(Supporter.stripe_customer_id == snapshot.customer_id)
+        )
+        is not None
+    )
+
+
+def import_payment(snapshot: PaymentSnapshot) -> Donation | None:
+    """Record a payment our checkout made but whose donation row never committed.
+
+    Only payments carrying our checkout's metadata are imported: the gift,
+    fee cover and frequency come from it and the supporter from the Stripe
+    customer. Anything else (a plan's renewal, another system's payment)
+    returns None.
+    """
+    meta = snapshot.metadata
+    attempt = meta.get("donation_attempt")
+    if not attempt or not snapshot.customer_id or not moved_money(snapshot):
+        # An attempt that never took money is not worth a ledger row.
+        return None
+    existing = db.session.scalar(select(Donation).where(Donation.attempt_key == attempt))
+    if existing is None:
+        customer = gateway().retrieve_customer(snapshot.customer_id)
+        if customer.deleted or not customer.email:
+            log.warning("payment %s: customer %s has no email", snapshot.id, customer.id)
+            return None
+        supporter = get_or_create_supporter(
+            email=customer.email,
+            name=customer.name or "",
+            country=None,
+            locale="en",
+            newsletter_opt_in=False,
+        )
+        if supporter.stripe_customer_id is None:
+            supporter.stripe_customer_id = customer.id
+        gift, cover = _split(snapshot, meta)
+        try:
+            frequency = Frequency(meta.get("frequency", "once"))
+        except ValueError:
+            frequency = Frequency.ONCE
+        db.session.flush()
+        donation = Donation(
+            attempt_key=attempt,
+            public_token=secrets.token_urlsafe(24),
+            supporter_id=supporter.id,
+            amount=gift,
+            fee_cover_amount=cover,
+            currency=snapshot.amount.currency,
+            frequency=frequency,
+            campaign=meta.get("campaign") or None,
+            stripe_payment_intent_id=snapshot.id,
+            note=IMPORTED_NOTE,
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(donation)
+        except IntegrityError:
+            log.info("payment %s was recorded concurrently", snapshot.id)
+        else:
+            log.warning("payment %s had no donation; recorded it from Stripe", snapshot.id)
+    return record_payment(snapshot)
+
+
+def _split(snapshot: PaymentSnapshot, meta: Any) -> tuple[int, int]:
+    """The gift and the fee cover, from our metadata when it adds up to the charge."""
+    try:
+        gift, cover = int(meta.get("gift_amount", "")), int(meta.get("fee_cover_amount", "0"))
+    except ValueError:
+        return snapshot.amount.amount, 0
+    if gift > 0 and cover >= 0 and gift + cover == snapshot.amount.amount:
+        return gift, cover
+    return snapshot.amount.amount, 0
+
+
+def sync_payment(snapshot: PaymentSnapshot, *, grace: timedelta | None = None) -> Donation | None:
+    """Record a payment from Stripe's snapshot, importing it if the row is missing.
+
+    A payment of ours younger than ``grace`` (ORPHAN_GRACE) with no row raises
+    UnknownPayment instead, so a webhook answers non-2xx and Stripe delivers
+    again later; reconciliation, which runs long after, passes no grace.
+    """
+    donation = record_payment(snapshot)
+    if donation is not None or not moved_money(snapshot) or not is_ours(snapshot):
+        return donation
+    if utcnow() - timestamp(snapshot.created) < (ORPHAN_GRACE if grace is None else grace):
+        raise UnknownPayment(f"payment {snapshot.id} has no donation yet")
+    return import_payment(snapshot)
+
+
+def donation_for(payment_id: str | None, charge_id: str | None) -> Donation | None:
+    """The donation a charge belongs to, brought up to date from Stripe if needed.
+
+    Refunds and disputes only happen to paid charges: a donation not yet
+    marked succeeded (its payment_intent.succeeded still on the way) is
+    re-read from Stripe first, as is one the ledger does not have at all.
+    Returns None for payments that are not ours; raises UnknownPayment for
+    ones that are but cannot be placed yet.
+    """
+    donation = None
+    if charge_id:
+        donation = db.session.scalar(select(Donation).where(Donation.stripe_charge_id == charge_id))
+    if donation is None and payment_id:
+        donation = db.session.scalar(
+            select(Donation).where(Donation.stripe_payment_intent_id == payment_id)
+        )
+    if donation is not None and donation.status is DonationStatus.SUCCEEDED:
+        return donation
+    if not payment_id:
+        if donation is None:
+            log.info("charge %s belongs to no payment we know", charge_id)
+        return donation
+    snapshot = gateway().retrieve_payment(payment_id)
+    recorded = sync_payment(snapshot)
+    if recorded is None and is_ours(snapshot):
+        raise UnknownPayment(f"payment {payment_id} is not in the ledger yet")
+    if recorded is None:
+        log.info("payment %s is not a donation; ignored", payment_id)
+    return recorded
+
+
+# -- charges and refunds -------------------------------------------------------------
+
+
+def sync_charge(charge_id: str) -> Donation | None:
+    """Settlement and refunds of one charge, as Stripe has them now."""
+    charge = gateway().retrieve_charge(charge_id)
+    donation = donation_for(charge.payment_id, charge.id)
+    if donation is None:
+        return None
+    apply_charge(donation, charge)
+    return donation
+
+
+def sync_refund(refund_id: str) -> Donation | None:
+    refund = gateway().retrieve_refund(refund_id)
+    if refund.charge_id is None:
+        log.info("refund %s has no charge; ignored", refund_id)
+        return None
+    return sync_charge(refund.charge_id)
+
+
+def apply_charge(donation: Donation, charge: ChargeSnapshot) -> None:
+    if donation.stripe_charge_id is None:
+        donation.stripe_charge_id = charge.id
+    if donation.stripe_charge_id != charge.id:
+        log.warning(
+            "charge %s is not donation %s's charge %s",
+            charge.id,
+            donation.id,
+            donation.stripe_charge_id,
+        )
+        return
+    if charge.fee is not None and charge.net is not None:
+        donation.fee, donation.net = charge.fee, charge.net
+    for refund in charge.refunds:
+        upsert_refund(donation, refund)
+    db.session.flush()
+    donation.refunded_amount = refunded_total(donation)
+    if donation.refunded_amount != charge.amount_refunded:
+        log.warning(
+            "donation %s: refunds add up to %s, Stripe says %s",
+            donation.id,
+            donation.refunded_amount,
+            charge.amount_refunded,
+        )
+    db.session.flush()
+
+
+def refunded_total(donation: Donation) -> int:
+    """Money returned so far: every refund not failed or canceled."""
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.donation_id == donation.id,
+            Refund.status.in_(
+                [RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION, RefundStatus.SUCCEEDED]
+            ),
+        )
+    )
+    return int(total or 0)
+
+
+def upsert_refund(donation: Donation, snapshot: RefundSnapshot) -> Refund:
+    status = RefundStatus(snapshot.status)
+    row = _row_for(
+        Refund,
+        Refund.stripe_refund_id,
+        snapshot.id,
+        lambda: Refund(
+            stripe_refund_id=snapshot.id,
+            donation_id=donation.id,
+            amount=snapshot.amount.amount,
+            currency=snapshot.amount.currency,
+            status=status,
+            reason=snapshot.reason,
+            failure_reason=snapshot.failure_reason,
+            stripe_created_at=timestamp(snapshot.created),
+        ),
+    )
+    row.amount = snapshot.amount.amount
+    row.reason = snapshot.reason
+    row.failure_reason = snapshot.failure_reason
+    if may_follow(REFUND_TRANSITIONS, row.status, status):
+        row.status = status
+    else:
+        log.info("refund %s: ignoring stale status %s after %s", row.id, status, row.status)
+    return row
+
+
+# -- disputes ----------------------------------------------------------------------------
+
+
+def sync_dispute(dispute_id: str) -> Dispute | None:
+    snapshot = gateway().retrieve_dispute(dispute_id)
+    donation = donation_for(snapshot.payment_id, snapshot.charge_id)
+    if donation is None:
+        return None
+    return apply_dispute(donation, snapshot)
+
+
+def apply_dispute(donation: Donation, snapshot: DisputeSnapshot) -> Dispute:
+    status = DisputeStatus(snapshot.status)
+    row = _row_for(
+        Dispute,
+        Dispute.stripe_dispute_id,
+        snapshot.id,
+        lambda: Dispute(
+            stripe_dispute_id=snapshot.id,
+            donation_id=donation.id,
+            amount=snapshot.amount.amount,
+            currency=snapshot.amount.currency,
+            status=status,
+            reason=snapshot.reason,
+            stripe_created_at=timestamp(snapshot.created),
+        ),
+    )
+    if may_follow(DISPUTE_TRANSITIONS, row.status, status):
+        row.status = status
+        # The balance transactions grow with the status (withdrawal, then
+        # perhaps a reinstatement): take them with it, never from a stale read.
+        row.amount, row.reason = snapshot.amount.amount, snapshot.reason
+        row.fee, row.net = snapshot.fee, snapshot.net
+    else:
+        log.info("dispute %s: ignoring stale status %s after %s", row.id, status, row.status)
+    if row.is_closed and row.closed_at is None:
+        row.closed_at = utcnow()
+    db.session.flush()
+    return row
+
+
+# -- payouts -----------------------------------------------------------------------------
+
+
+@dataclass
+class PayoutLinks:
+    """What a payout's balance transactions were matched to in the ledger."""
+
+    donations: int = 0
+    refunds: int = 0
+    unmatched: list[str] = field(default_factory=list)
+
+
+def sync_payout(payout_id: str) -> tuple[Payout, PayoutLinks]:
+    return apply_payout(gateway().retrieve_payout(payout_id))
+
+
+def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
+    """Record a payout and mark the donations and refunds it paid out.
+
+    A failed or canceled payout returns its money to the balance: the rows
+    it had are unmarked, to be claimed by the payout that settles them.
+    """
+    status = PayoutStatus(snapshot.status)
+    row = _row_for(
+        Payout,
+        Payout.stripe_payout_id,
+        snapshot.id,
+        lambda: Payout(
+            stripe_payout_id=snapshot.id,
+            amount=snapshot.amount.amount,
+            currency=snapshot.amount.currency,
+            status=status,
+            automatic=snapshot.automatic,
+            arrival_date=timestamp(snapshot.arrival_date),
+            stripe_created_at=timestamp(snapshot.created),
+        ),
+    )
+    if may_follow(PAYOUT_TRANSITIONS, row.status, status):
+        row.status = status
+    else:
+        log.info("payout %s: ignoring stale status %s after %s", row.id, status, row.status)
+    row.amount = snapshot.amount.amount
+    row.arrival_date = timestamp(snapshot.arrival_date)
+    row.failure_code, row.failure_message = snapshot.failure_code, snapshot.failure_message
+    db.session.flush()
+    links = PayoutLinks()
+    if row.status in (PayoutStatus.FAILED, PayoutStatus.CANCELED):
+        for model in (Donation, Refund):
+            db.session.execute(
+                update(model)
+                .where(model.payout_id == row.id)
+                .values(payout_id=None)
+                .execution_options(synchronize_session="fetch")
+            )
+        return row, links
+    if not row.automatic:
+        # Stripe can only list the transactions of automatic payouts.
+        return row, links
+    for entry in gateway().list_payout_entries(snapshot.id):
+        if entry.source_id is None or entry.type in ("payout", "payout_failure"):
+            continue
+        if entry.type in ("charge", "payment"):
+            matched = db.session.execute(
+                update(Donation)
+                .where(Donation.stripe_charge_id == entry.source_id)
+                .values(payout_id=row.id)
+                .execution_options(synchronize_session="fetch")
+            ).rowcount  # type: ignore[attr-defined]
+            links.donations += matched
+        elif entry.type in ("refund", "payment_refund"):
+            matched = db.session.execute(
+                update(Refund)
+                .where(Refund.stripe_refund_id == entry.source_id)
+                .values(payout_id=row.id)
+                .execution_options(synchronize_session="fetch")
+            ).rowcount  # type: ignore[attr-defined]
+            links.refunds += matched
+        else:
+            # Dispute movements and fees belong to the payout but to no row.
+            continue
+        if not matched:
+            links.unmatched.append(entry.source_id)
+    if links.unmatched:
+        log.warning("payout %s: %d entries match no ledger row", snapshot.id, len(links.unmatched))
+    db.session.flush()
+    return row, links
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _row_for(model: type[M], key: Any, value: str, make: Callable[[], M]) -> M:
+    """The row with this Stripe id, inserted if missing (safe when two deliveries race)."""
+    row = db.session.scalar(select(model).where(key == value))
+    if row is not None:
+        return row
+    row = make()
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        found = db.session.scalar(select(model).where(key == value))
+        if found is None:  # pragma: no cover - the winner rolled back
+            raise
+        return found
+    return row

@@ -1,0 +1,182 @@
+"""Real money movements in the simulator, for the ledger's tests.
+
+A gift is made through the checkout over HTTP and confirmed as Stripe.js
+would; refunds, disputes and payouts are then made in the simulator through
+its Stripe API, and their events delivered with the signed-event injector
+(the simulator never sends charge.* or dispute events itself).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import requests
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from donations.db import db
+from donations.payments.models import StripeEvent
+from donations.supporters.models import Donation
+from tests.harness import Simulator, signed_event
+
+WEBHOOK = "/webhooks/stripe"
+DISPUTE_CARD = "4000000000000259"
+
+
+def hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" type="hidden" value="([^"]*)"', html)
+    assert match, f"no hidden {name} field in the page"
+    return match.group(1)
+
+
+@dataclass
+class Gift:
+    pay_url: str
+    client_secret: str
+
+    @property
+    def intent_id(self) -> str:
+        return self.client_secret.split("_secret_")[0]
+
+    @property
+    def thanks_url(self) -> str:
+        return self.pay_url.replace("/pay/", "/thanks/")
+
+    def donation(self) -> Donation:
+        db.session.expire_all()
+        found = db.session.scalar(
+            select(Donation).where(Donation.stripe_payment_intent_id == self.intent_id)
+        )
+        assert found is not None
+        return found
+
+
+def start_gift(
+    client: FlaskClient,
+    amount: str = "10",
+    currency: str = "USD",
+    email: str = "reader@example.org",
+) -> Gift:
+    """Drive the checkout to the payment page (a pending donation and its PaymentIntent)."""
+    page = client.get(f"/support/checkout?frequency=once&amount={amount}&currency={currency}")
+    assert page.status_code == 200, page.text
+    form = {
+        "csrf_token": hidden(page.text, "csrf_token"),
+        "attempt": hidden(page.text, "attempt"),
+        "amount": hidden(page.text, "amount"),
+        "frequency": "once",
+        "currency": currency,
+        "email": email,
+        "name": "Ada Reader",
+        "country": "GB",
+    }
+    started = client.post("/support/checkout", data=form)
+    assert started.status_code == 303, started.text
+    pay_url = started.headers["Location"]
+    pay = client.get(pay_url)
+    secret = re.search(r'data-client-secret="([^"]+)"', pay.text)
+    assert secret, pay.text
+    return Gift(pay_url, secret.group(1))
+
+
+def give(
+    client: FlaskClient,
+    simulator: Simulator,
+    amount: str = "10",
+    currency: str = "USD",
+    card: str = "4242424242424242",
+    email: str = "reader@example.org",
+    record: bool = True,
+) -> Gift:
+    """A paid gift; with ``record`` the thank-you page has recorded it in the ledger."""
+    gift = start_gift(client, amount, currency, email)
+    confirmed = simulator.confirm(gift.client_secret, card=card)
+    assert confirmed.json()["status"] == "succeeded", confirmed.text
+    if record:
+        assert client.get(gift.thanks_url).status_code == 200
+    return gift
+
+
+def stripe_api(simulator: Simulator, method: str, path: str, **data: object) -> dict:
+    """The simulator's Stripe API with the secret key (test set-up only)."""
+    response = requests.request(
+        method,
+        f"{simulator.url}{path}",
+        params=data if method == "GET" else None,
+        data=data if method != "GET" else None,
+        headers={"Authorization": "Bearer sk_test_local"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def charge_of(simulator: Simulator, gift: Gift) -> str:
+    return str(
+        stripe_api(simulator, "GET", f"/v1/payment_intents/{gift.intent_id}")["latest_charge"]
+    )
+
+
+def refund(simulator: Simulator, gift: Gift, amount: int | None = None) -> dict:
+    data: dict[str, object] = {"payment_intent": gift.intent_id}
+    if amount is not None:
+        data["amount"] = amount
+    return stripe_api(simulator, "POST", "/v1/refunds", **data)
+
+
+def dispute_of(simulator: Simulator, charge_id: str) -> dict:
+    found = stripe_api(simulator, "GET", "/v1/disputes", charge=charge_id)["data"]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def close_dispute(simulator: Simulator, dispute_id: str, won: bool) -> dict:
+    evidence = "winning_evidence" if won else "losing_evidence"
+    return stripe_api(
+        simulator,
+        "POST",
+        f"/v1/disputes/{dispute_id}",
+        **{"evidence[uncategorized_text]": evidence},
+    )
+
+
+def payout(simulator: Simulator, currency: str = "usd", status: str = "paid") -> dict:
+    return stripe_api(simulator, "POST", "/v1/payouts", currency=currency, status=status)
+
+
+# -- deliveries -------------------------------------------------------------------
+
+
+def stale(obj_id: str, object_type: str, **fields: object) -> dict:
+    """The event's copy of an object: deliberately thin, as handlers must re-fetch."""
+    return {"id": obj_id, "object": object_type, **fields}
+
+
+def deliver(client: FlaskClient, event_type: str, obj: dict, event_id: str | None = None) -> int:
+    body, headers = signed_event(event_type, obj, event_id=event_id)
+    return client.post(WEBHOOK, data=body, headers=headers).status_code
+
+
+def event(event_type: str, obj: dict, event_id: str | None = None) -> tuple[bytes, dict, str]:
+    body, headers = signed_event(event_type, obj, event_id=event_id)
+    return body, headers, str(json.loads(body)["id"])
+
+
+def count(model: type) -> int:
+    db.session.expire_all()
+    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def event_row(event_id: str) -> StripeEvent | None:
+    db.session.expire_all()
+    return db.session.scalar(select(StripeEvent).where(StripeEvent.stripe_event_id == event_id))
+
+
+def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -1,0 +1,441 @@
+"""Reconciliation: re-read Stripe for a period and repair the ledger to match.
+
+A missed or failed webhook must never mean a missing donation. For each
+object Stripe has for the period -- payments, refunds, disputes, payouts --
+the same functions the webhooks use bring the ledger in line, and what they
+changed is reported as a difference. What they cannot change (a status the
+ledger's rules forbid, an amount that disagrees, a payment nobody can place)
+stays a difference that is reported as remaining.
+
+Each object is repaired in its own savepoint and committed on its own, so
+one bad object does not stop the run; a dry run makes the same repairs and
+rolls everything back at the end, so it reports exactly what a real run
+would change. Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy import select
+
+from donations.db import commit, db
+from donations.payments import ledger
+from donations.payments.gateway import (
+    GatewayError,
+    PaymentSnapshot,
+    PayoutSnapshot,
+)
+from donations.payments.models import Dispute, Payout, PayoutStatus, Refund
+from donations.payments.services import gateway, status_from_snapshot
+from donations.supporters.models import Donation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # payment, refund, dispute, payout
+    stripe_id: str
+    what: str
+    repaired: bool
+
+
+@dataclass
+class ReconcileReport:
+    start: datetime
+    end: datetime
+    dry_run: bool
+    checked: Counter[str] = field(default_factory=Counter)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> list[Difference]:
+        """Differences still there after the run (every one, in a dry run)."""
+        return [d for d in self.differences if not d.repaired or self.dry_run]
+
+    def add(self, kind: str, stripe_id: str, what: str, repaired: bool) -> None:
+        self.differences.append(Difference(kind, stripe_id, what, repaired))
+        log.info("reconcile %s %s: %s%s", kind, stripe_id, what, "" if repaired else " (remains)")
+
+    def lines(self) -> list[str]:
+        mode = "dry run: nothing is changed" if self.dry_run else "repairing"
+        start, end = f"{self.start:%Y-%m-%d %H:%M}", f"{self.end:%Y-%m-%d %H:%M}"
+        out = [f"Stripe reconciliation {start} to {end} UTC ({mode})"]
+        for kind in ("payment", "refund", "dispute", "payout"):
+            found = [d for d in self.differences if d.kind == kind]
+            out.append(f"  {kind}s: {self.checked[kind]} checked, {len(found)} differences")
+        for d in self.differences:
+            if self.dry_run:
+                verdict = "would repair" if d.repaired else "cannot repair"
+            else:
+                verdict = "repaired" if d.repaired else "NOT REPAIRED"
+            out.append(f"  - {d.kind} {d.stripe_id}: {d.what} [{verdict}]")
+        total = len(self.differences)
+        out.append(
+            f"{sum(self.checked.values())} checked, {total} differences, "
+            f"{total - len(self.remaining)} repaired, {len(self.remaining)} remaining"
+        )
+        return out
+
+
+def reconcile(start: datetime, end: datetime, *, dry_run: bool = False) -> ReconcileReport:
+    """Compare the ledger with Stripe for objects created in [start, end) and repair it."""
+    report = ReconcileReport(start=start, end=end, dry_run=dry_run)
+    # Stripe's timestamps are whole seconds: round the end up, not down.
+    window = (math.floor(start.timestamp()), math.ceil(end.timestamp()))
+    run = _Run(report, dry_run)
+    if dry_run:
+        _one_transaction()
+    try:
+        # Invoices first, so the renewals they record are matched by their
+        # payment below rather than reported as unknown payments.
+        reconcile_invoices(window, run)
+        _payments(window, run)
+        _refunds(window, run)
+        _disputes(window, run)
+        _payouts(window, run)
+    finally:
+        if dry_run:
+            db.session.rollback()
+    return report
+
+
+def _one_transaction() -> None:
+    """Make sure the dry run is one transaction, which its final rollback undoes.
+
+    pysqlite opens a transaction only before INSERT, UPDATE or DELETE: a
+    SAVEPOINT outside one starts its own, and releasing it commits. See
+    https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
+    """
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN")
+
+
+@dataclass
+class _Run:
+    report: ReconcileReport
+    dry_run: bool
+
+    def repair(
+        self,
+        kind: str,
+        stripe_id: str,
+        view: Callable[[], Hashable],
+        action: Callable[[], object],
+        describe: Callable[[Hashable, Hashable], str],
+    ) -> bool:
+        """Run ``action`` in a savepoint and report how ``view`` changed; False if it failed."""
+        self.report.checked[kind] += 1
+        before = view()
+        try:
+            with db.session.begin_nested():
+                action()
+        except (GatewayError, ledger.UnknownPayment, ValueError, RuntimeError) as exc:
+            log.warning("reconcile %s %s failed: %s", kind, stripe_id, exc)
+            self.report.add(kind, stripe_id, f"cannot be recorded: {exc}", repaired=False)
+            return False
+        after = view()
+        if before != after:
+            self.report.add(kind, stripe_id, describe(before, after), repaired=True)
+        if not self.dry_run:
+            commit()
+        return True
+
+
+def reconcile_invoices(window: tuple[int, int], run: _Run) -> None:
+    """Hook for subscription invoices (recorded by ``recurring.record_invoice``).
+
+    To be filled in with the recurring plans: list the period's invoices and
+    record each one, reporting differences as the passes below do.
+    """
+
+
+# -- payments --------------------------------------------------------------------
+
+
+def _payment_view(donation: Donation | None) -> Hashable:
+    if donation is None:
+        return None
+    db.session.refresh(donation)
+    return (
+        ("status", str(donation.status)),
+        ("amount", donation.amount + donation.fee_cover_amount),
+        ("charge", donation.stripe_charge_id),
+        ("fee", donation.fee),
+        ("net", donation.net),
+        ("method", donation.method),
+    )
+
+
+def _find_donation(snapshot: PaymentSnapshot) -> Donation | None:
+    donation = db.session.scalar(
+        select(Donation).where(Donation.stripe_payment_intent_id == snapshot.id)
+    )
+    attempt = snapshot.metadata.get("donation_attempt")
+    if donation is None and attempt:
+        donation = db.session.scalar(select(Donation).where(Donation.attempt_key == attempt))
+    return donation
+
+
+def _describe_fields(before: Hashable, after: Hashable) -> str:
+    """What changed between two views made of (name, value) pairs."""
+    if before is None:
+        return "missing from the ledger: recorded from Stripe"
+    if after is None:
+        return "gone from the ledger"
+    assert isinstance(before, tuple)
+    assert isinstance(after, tuple)
+    changes = []
+    for (key, old), (_, new) in zip(before, after, strict=True):
+        if old == new:
+            continue
+        if isinstance(old, tuple) and isinstance(new, tuple):
+            changes.append(f"{key} {len(old)} -> {len(new)}")
+        else:
+            changes.append(f"{key} {old!s} -> {new!s}")
+    return ", ".join(changes)
+
+
+def _payments(window: tuple[int, int], run: _Run) -> None:
+    seen: set[str] = set()
+    for snapshot in gateway().list_payments(*window):
+        seen.add(snapshot.id)
+        _check_payment(snapshot, run)
+    # Donations of the period Stripe did not list (created at the edges of
+    # the window, or a payment id Stripe no longer knows).
+    start, end = (ledger.timestamp(t) for t in window)
+    ids = db.session.scalars(
+        select(Donation.stripe_payment_intent_id).where(
+            Donation.created_at >= start,
+            Donation.created_at < end,
+            Donation.stripe_payment_intent_id.is_not(None),
+        )
+    ).all()
+    for payment_id in ids:
+        if payment_id is None or payment_id in seen:
+            continue
+        try:
+            snapshot = gateway().retrieve_payment(payment_id)
+        except GatewayError as exc:
+            run.report.checked["payment"] += 1
+            run.report.add("payment", payment_id, f"in the ledger, unknown to Stripe: {exc}", False)
+            continue
+        _check_payment(snapshot, run)
+
+
+def _check_payment(snapshot: PaymentSnapshot, run: _Run) -> None:
+    donation = _find_donation(snapshot)
+    if donation is None and not (ledger.moved_money(snapshot) and ledger.is_ours(snapshot)):
+        # Another system's payment on the same account, or an abandoned
+        # attempt whose row never committed: nothing for the ledger.
+        run.report.checked["other payment"] += 1
+        return
+    found: list[Donation | None] = [donation]
+
+    def view() -> Hashable:
+        return _payment_view(found[0] or _find_donation(snapshot))
+
+    def action() -> None:
+        found[0] = ledger.sync_payment(snapshot, grace=timedelta(0))
+
+    if not run.repair("payment", snapshot.id, view, action, _describe_fields):
+        return
+    donation = found[0] or _find_donation(snapshot)
+    if donation is None:
+        run.report.add("payment", snapshot.id, "not in the ledger and cannot be recorded", False)
+        return
+    expected = status_from_snapshot(snapshot)
+    if expected is not None and donation.status is not expected:
+        run.report.add(
+            "payment",
+            snapshot.id,
+            f"ledger says {donation.status}, Stripe says {snapshot.status}",
+            repaired=False,
+        )
+    if donation.charge_total != snapshot.amount:
+        run.report.add(
+            "payment",
+            snapshot.id,
+            f"ledger amount {donation.charge_total}, Stripe {snapshot.amount}",
+            repaired=False,
+        )
+
+
+# -- refunds -------------------------------------------------------------------------
+
+
+def _charge_view(charge_id: str) -> Hashable:
+    donation = db.session.scalar(select(Donation).where(Donation.stripe_charge_id == charge_id))
+    if donation is None:
+        return None
+    db.session.refresh(donation)
+    refunds = db.session.scalars(select(Refund).where(Refund.donation_id == donation.id)).all()
+    return (
+        ("refunded", donation.refunded_amount),
+        ("fee", donation.fee),
+        ("net", donation.net),
+        ("refunds", tuple(sorted((r.stripe_refund_id, r.amount, str(r.status)) for r in refunds))),
+    )
+
+
+def _describe_charge(before: Hashable, after: Hashable) -> str:
+    if before is None or after is None:
+        return _describe_fields(before, after)
+    assert isinstance(before, tuple)
+    assert isinstance(after, tuple)
+    parts = []
+    for (key, b), (_, a) in zip(before, after, strict=True):
+        if a == b:
+            continue
+        if key == "refunds":
+            old = {r[0]: r for r in b}
+            for r in a:
+                if r[0] not in old:
+                    parts.append(f"refund {r[0]} of {r[1]} ({r[2]}) was missing")
+                elif old[r[0]] != r:
+                    parts.append(f"refund {r[0]} {old[r[0]][1:]} -> {r[1:]}")
+        else:
+            parts.append(f"{key} {b!s} -> {a!s}")
+    return ", ".join(parts)
+
+
+def _refunds(window: tuple[int, int], run: _Run) -> None:
+    charges: dict[str, str] = {}
+    for refund in gateway().list_refunds(*window):
+        if refund.charge_id and refund.charge_id not in charges:
+            charges[refund.charge_id] = refund.id
+    for charge_id, refund_id in charges.items():
+        run.repair(
+            "refund",
+            refund_id,
+            partial(_charge_view, charge_id),
+            partial(ledger.sync_charge, charge_id),
+            _describe_charge,
+        )
+        _stale_refunds(charge_id, run)
+
+
+def _stale_refunds(charge_id: str, run: _Run) -> None:
+    """Refund rows the ledger has for a charge that Stripe does not list."""
+    donation = db.session.scalar(select(Donation).where(Donation.stripe_charge_id == charge_id))
+    if donation is None:
+        return
+    try:
+        listed = {r.id for r in gateway().retrieve_charge(charge_id).refunds}
+    except GatewayError:
+        return
+    for row in db.session.scalars(select(Refund).where(Refund.donation_id == donation.id)):
+        if row.stripe_refund_id not in listed:
+            run.report.add(
+                "refund", row.stripe_refund_id, "in the ledger, unknown to Stripe", False
+            )
+
+
+# -- disputes ----------------------------------------------------------------------------
+
+
+def _dispute_view(dispute_id: str) -> Hashable:
+    row = db.session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == dispute_id))
+    if row is None:
+        return None
+    db.session.refresh(row)
+    return (
+        ("status", str(row.status)),
+        ("amount", row.amount),
+        ("fee", row.fee),
+        ("net", row.net),
+    )
+
+
+def _disputes(window: tuple[int, int], run: _Run) -> None:
+    ids = [d.id for d in gateway().list_disputes(*window)]
+    # Disputes opened earlier may have been closed in the period.
+    ids += [
+        i
+        for i in db.session.scalars(
+            select(Dispute.stripe_dispute_id).where(Dispute.closed_at.is_(None))
+        )
+        if i not in ids
+    ]
+    for dispute_id in ids:
+        run.repair(
+            "dispute",
+            dispute_id,
+            partial(_dispute_view, dispute_id),
+            partial(ledger.sync_dispute, dispute_id),
+            _describe_fields,
+        )
+
+
+# -- payouts ---------------------------------------------------------------------------
+
+
+def _payout_view(payout_id: str) -> Hashable:
+    row = db.session.scalar(select(Payout).where(Payout.stripe_payout_id == payout_id))
+    if row is None:
+        return None
+    db.session.refresh(row)
+    donations = db.session.scalars(
+        select(Donation.id).where(Donation.payout_id == row.id).order_by(Donation.id)
+    ).all()
+    refunds = db.session.scalars(
+        select(Refund.id).where(Refund.payout_id == row.id).order_by(Refund.id)
+    ).all()
+    return (
+        ("status", str(row.status)),
+        ("amount", row.amount),
+        ("donations paid out", tuple(donations)),
+        ("refunds paid out", tuple(refunds)),
+    )
+
+
+def _payouts(window: tuple[int, int], run: _Run) -> None:
+    listed: list[PayoutSnapshot] = list(gateway().list_payouts(*window))
+    ids = [p.id for p in listed]
+    ids += [
+        i
+        for i in db.session.scalars(
+            select(Payout.stripe_payout_id).where(
+                Payout.status.in_([PayoutStatus.PENDING, PayoutStatus.IN_TRANSIT])
+            )
+        )
+        if i not in ids
+    ]
+    for payout_id in ids:
+        links: list[ledger.PayoutLinks] = []
+
+        def action(p: str = payout_id, found: list[ledger.PayoutLinks] = links) -> None:
+            found.append(ledger.sync_payout(p)[1])
+
+        repaired = run.repair(
+            "payout", payout_id, partial(_payout_view, payout_id), action, _describe_fields
+        )
+        unmatched = links[-1].unmatched if repaired and links else []
+        if unmatched:
+            run.report.add(
+                "payout",
+                payout_id,
+                f"{len(unmatched)} paid-out charges or refunds match no ledger row: "
+                + ", ".join(unmatched[:5]),
+                repaired=False,
+            )
+
+
+# -- the period ----------------------------------------------------------------------
+
+
+def period(since: datetime, until: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    """[since, the day after until) -- or up to now when until is not given."""
+    end = until + timedelta(days=1) if until is not None else now + timedelta(seconds=1)
+    return since, end

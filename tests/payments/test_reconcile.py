@@ -1,0 +1,181 @@
+"""`flask stripe reconcile`: the ledger repaired from Stripe when webhooks never came."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from sqlalchemy import select, update
+
+from donations.db import db
+from donations.mail.models import EmailMessage
+from donations.payments import ledger
+from donations.payments.models import Dispute, DisputeStatus, Payout, PayoutStatus, Refund
+from donations.supporters.models import Donation, DonationStatus
+from tests.harness import WEBHOOK_SECRET
+from tests.payments.stripe_flows import (
+    DISPUTE_CARD,
+    charge_of,
+    close_dispute,
+    count,
+    dispute_of,
+    give,
+    payout,
+    refund,
+)
+
+
+@pytest.fixture
+def webhooks_off(simulator, live_server) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """The simulator sends no webhook at all (as if our endpoint were down) until the test ends."""
+    url = f"{live_server.url}/webhooks/stripe"
+    requests.post(
+        f"{simulator.url}/_config/webhooks/test",
+        json={"url": url, "secret": WEBHOOK_SECRET, "events": ["none.at_all"]},
+        timeout=10,
+    ).raise_for_status()
+    yield
+    simulator.register_webhook(url)
+
+
+def reconcile(app, *args: str):  # type: ignore[no-untyped-def]
+    today = datetime.now(UTC).date().isoformat()
+    result = app.test_cli_runner().invoke(args=["stripe", "reconcile", "--since", today, *args])
+    db.session.expire_all()
+    return result
+
+
+def donations() -> list[Donation]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Donation).order_by(Donation.id)))
+
+
+def test_webhooks_off_during_50_payments_then_reconcile_restores_every_one(  # type: ignore[no-untyped-def]
+    app, client, ctx, simulator, webhooks_off
+) -> None:
+    gifts = [give(client, simulator, amount=str(5 + i), record=False) for i in range(50)]
+    assert [d.status for d in donations()] == [DonationStatus.PENDING] * 50
+    assert count(EmailMessage) == 0
+
+    first = reconcile(app)
+    assert first.exit_code == 0, first.output
+    assert "50 differences, 50 repaired, 0 remaining" in first.output
+    for gift, amount in zip(gifts, range(5, 55), strict=True):
+        donation = gift.donation()
+        assert donation.status is DonationStatus.SUCCEEDED
+        assert donation.amount == amount * 100
+        assert donation.fee == (amount * 100 * 29 + 500) // 1000 + 30
+        assert donation.net == donation.amount - donation.fee
+        assert donation.stripe_charge_id is not None
+    assert count(EmailMessage) == 50  # every receipt, once
+
+    again = reconcile(app)
+    assert again.exit_code == 0, again.output
+    assert "0 differences" in again.output
+    check = reconcile(app, "--dry-run")
+    assert check.exit_code == 0, check.output
+    assert "0 differences, 0 repaired, 0 remaining" in check.output
+    assert count(EmailMessage) == 50
+
+
+def test_dry_run_reports_and_changes_nothing(app, client, ctx, simulator, webhooks_off) -> None:  # type: ignore[no-untyped-def]
+    gift = give(client, simulator, amount="10", record=False)
+    result = reconcile(app, "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert f"payment {gift.intent_id}: status pending -> succeeded" in result.output
+    assert "would repair" in result.output
+    assert gift.donation().status is DonationStatus.PENDING
+    assert (gift.donation().fee, count(EmailMessage)) == (None, 0)
+    assert reconcile(app).exit_code == 0
+    assert reconcile(app, "--dry-run").exit_code == 0
+
+
+def test_reconcile_repairs_refunds_disputes_and_payouts(
+    app, client, ctx, simulator, webhooks_off
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.reset()
+    refunded = give(client, simulator, amount="40")
+    refund(simulator, refunded, 1000)
+    refund(simulator, refunded, 500)
+    disputed = give(client, simulator, amount="10", card=DISPUTE_CARD)
+    close_dispute(simulator, dispute_of(simulator, charge_of(simulator, disputed))["id"], won=False)
+    made = payout(simulator, "usd", "paid")
+
+    result = reconcile(app)
+    assert result.exit_code == 0, result.output
+    assert refunded.donation().refunded_amount == 1500
+    assert count(Refund) == 2
+    db.session.expire_all()
+    dispute = db.session.scalar(select(Dispute))
+    assert dispute is not None
+    assert (dispute.status, dispute.fee, dispute.net) == (DisputeStatus.LOST, 1500, -2500)
+    paid = db.session.scalar(select(Payout))
+    assert paid is not None
+    assert (paid.stripe_payout_id, paid.status) == (made["id"], PayoutStatus.PAID)
+    assert {refunded.donation().payout_id, disputed.donation().payout_id} == {paid.id}
+    assert {r.payout_id for r in db.session.scalars(select(Refund))} == {paid.id}
+
+    again = reconcile(app, "--dry-run")
+    assert again.exit_code == 0, again.output
+    assert "0 differences" in again.output
+
+
+def test_a_payment_whose_row_was_lost_is_recorded(
+    app, client, ctx, simulator, webhooks_off
+) -> None:  # type: ignore[no-untyped-def]
+    gift = give(client, simulator, amount="15", record=False)
+    lost = gift.donation()
+    attempt = lost.attempt_key
+    db.session.delete(lost)
+    db.session.commit()
+    result = reconcile(app)
+    assert result.exit_code == 0, result.output
+    assert "missing from the ledger: recorded from Stripe" in result.output
+    restored = gift.donation()
+    assert (restored.attempt_key, restored.amount, restored.status) == (
+        attempt,
+        1500,
+        DonationStatus.SUCCEEDED,
+    )
+    assert restored.note == ledger.IMPORTED_NOTE
+    assert restored.supporter.email == "reader@example.org"
+    assert reconcile(app, "--dry-run").exit_code == 0
+
+
+def test_differences_it_cannot_repair_keep_the_exit_code_non_zero(  # type: ignore[no-untyped-def]
+    app, client, ctx, simulator, webhooks_off
+) -> None:
+    tampered = give(client, simulator, amount="10").donation()
+    db.session.execute(update(Donation).where(Donation.id == tampered.id).values(amount=900))
+    db.session.add(
+        Donation(
+            attempt_key="an-attempt-stripe-never-saw",
+            public_token="t" * 32,
+            supporter_id=tampered.supporter_id,
+            amount=500,
+            currency="USD",
+            frequency=tampered.frequency,
+            stripe_payment_intent_id="pi_unknown_to_stripe",
+        )
+    )
+    db.session.commit()
+    for _ in range(2):
+        result = reconcile(app)
+        assert result.exit_code == 1, result.output
+        assert f"payment {tampered.stripe_payment_intent_id}: ledger amount" in result.output
+        assert "pi_unknown_to_stripe: in the ledger, unknown to Stripe" in result.output
+        assert "2 remaining" in result.output
+        assert "NOT REPAIRED" in result.output
+
+
+def test_bad_dates_are_refused(app) -> None:  # type: ignore[no-untyped-def]
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["stripe", "reconcile"]).exit_code == 2
+    assert runner.invoke(args=["stripe", "reconcile", "--since", "yesterday"]).exit_code == 2
+    late = runner.invoke(
+        args=["stripe", "reconcile", "--since", "2026-02-01", "--until", "2026-01-01"]
+    )
+    assert late.exit_code == 2
+    assert "before --since" in late.output

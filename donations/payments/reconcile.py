@@ -267,7 +267,7 @@ def _check_payment(snapshot: PaymentSnapshot, run: _Run) -> None:
         run.report.add(
             "payment",
             snapshot.id,
-            f"ledger amount {donation.charge_total}, Stripe {snapshot.amount}",
+            f"ledger amount {donation.charge_total.format()}, Stripe {snapshot.amount.format()}",
             repaired=False,
         )
 

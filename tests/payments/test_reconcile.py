@@ -164,7 +164,10 @@ def test_differences_it_cannot_repair_keep_the_exit_code_non_zero(  # type: igno
     for _ in range(2):
         result = reconcile(app)
         assert result.exit_code == 1, result.output
-        assert f"payment {tampered.stripe_payment_intent_id}: ledger amount" in result.output
+        assert (
+            f"payment {tampered.stripe_payment_intent_id}: ledger amount $9.00, Stripe $10.00"
+            in result.output
+        )
         assert "pi_unknown_to_stripe: in the ledger, unknown to Stripe" in result.output
         assert "2 remaining" in result.output
         assert "NOT REPAIRED" in result.output

@@ -89,6 +89,11 @@
     button.textContent = button.dataset.busyLabel;
     message.hidden = true;
     confirm().then(function (result) {
+      if (result.error && result.error.code === "payment_intent_unexpected_state") {
+        // Already paid (say, in another tab): the thank-you page will say so.
+        window.location.assign(data.returnUrl);
+        return;
+      }
       if (result.error) { showError(result.error); return; }
       // The server asks Stripe itself before it says "thank you".
       window.location.assign(data.returnUrl);

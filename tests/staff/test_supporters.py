@@ -16,7 +16,7 @@ from donations.payments.services import gateway, record_payment
 from donations.staff.models import AuditEntry, RefundAttempt, RefundStatus, Role, SupporterNote
 from donations.supporters.models import DonationStatus, PlanStatus
 from tests.staff import factories
-from tests.staff.conftest import csrf_token
+from tests.staff.conftest import csrf_token, forget_cached_csrf
 
 
 def stripe_refunds(simulator, payment_intent: str) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -310,3 +310,38 @@ def test_audit_log_pages(app, signed_in) -> None:  # type: ignore[no-untyped-def
     assert "n:0<" in last.text
     assert client.get("/staff/audit?page=99").status_code == 200
     assert client.get("/staff/audit?page=x").status_code == 200
+
+
+def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, signed_in) -> None:  # type: ignore[no-untyped-def]
+    from tests.harness import signed_event
+    from tests.support.test_recurring import start_plan, thanks_url
+
+    pay_url, secret = start_plan(client)
+    simulator.confirm_setup(secret)
+    client.get(thanks_url(pay_url))
+    plan = db.session.scalar(select(factories.RecurringPlan))
+    assert plan.status is PlanStatus.ACTIVE
+    subscription = plan.stripe_subscription_id
+    assert subscription
+
+    forget_cached_csrf()
+    staff_client, _ = signed_in(Role.FINANCE)
+    page = staff_client.get(f"/staff/plans/{plan.id}/cancel")
+    answer = staff_client.post(
+        f"/staff/plans/{plan.id}/cancel",
+        data={"csrf_token": csrf_token(page.text), "reason": "asked by phone"},
+    )
+    assert answer.status_code == 303
+    db.session.refresh(plan)
+    assert (plan.status, plan.cancellation_reason) == (PlanStatus.CANCELED, "asked by phone")
+    at_stripe = requests.get(
+        f"{simulator.url}/v1/subscriptions/{subscription}", auth=("sk_test_local", ""), timeout=10
+    )
+    assert at_stripe.json()["status"] == "canceled"
+    # Stripe's own notice of the cancellation arrives afterwards: a no-op.
+    body, headers = signed_event(
+        "customer.subscription.deleted", {"id": subscription, "object": "subscription"}
+    )
+    assert client.post("/webhooks/stripe", data=body, headers=headers).status_code == 200
+    db.session.refresh(plan)
+    assert (plan.status, plan.cancellation_reason) == (PlanStatus.CANCELED, "asked by phone")

@@ -37,6 +37,11 @@ class Settings:
     reporting_time_zone: str = "UTC"
     trusted_proxies: int = 0
     checkout_rate_limit: str = "10 per minute;40 per hour"
+    reminder_rate_limit: str = "5 per minute;30 per hour"
+    # Seconds before an SMTP server that does not answer counts as a temporary failure.
+    smtp_timeout: float = 15.0
+    # How often beat (or the embedded scheduler) sends due reminders and mail retries.
+    dispatch_interval: float = 60.0
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -175,6 +180,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except Exception:
         problems.append(f"REPORTING_TIME_ZONE {zone!r} is not a known time zone.")
 
+    def seconds(name: str, default: float) -> float:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 < value <= 3600:
+            problems.append(f"{name} must be a number of seconds between 0 and 3600.")
+            return default
+        return value
+
+    smtp_timeout = seconds("SMTP_TIMEOUT", 15.0)
+    dispatch_interval = seconds("DISPATCH_INTERVAL_SECONDS", 60.0)
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -193,4 +214,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=trusted_proxies,
         checkout_rate_limit=env.get("CHECKOUT_RATE_LIMIT", "").strip()
         or "10 per minute;40 per hour",
+        reminder_rate_limit=env.get("REMINDER_RATE_LIMIT", "").strip()
+        or "5 per minute;30 per hour",
+        smtp_timeout=smtp_timeout,
+        dispatch_interval=dispatch_interval,
     )

@@ -7,12 +7,24 @@ workers through Redis. Either way the same task functions run.
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from typing import Any
 
 from celery import Celery, Task
 from flask import Flask, has_app_context
 
+log = logging.getLogger(__name__)
+
 celery_app = Celery("donations")
+
+# Modules defining tasks, imported by workers at start.
+TASK_MODULES = ("donations.mail.tasks", "donations.reminders.tasks", "donations.payments.tasks")
+# Periodic work, every DISPATCH_INTERVAL_SECONDS: beat in production, the
+# embedded scheduler when background work is inline. Due reminders live in
+# the database, so a missed tick (or a flushed Redis) loses nothing.
+PERIODIC_TASKS = ("reminders.send_due", "mail.send_pending")
 
 
 def init_celery(app: Flask) -> Celery:
@@ -38,6 +50,78 @@ def init_celery(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
+        imports=TASK_MODULES,
+        beat_schedule={
+            name: {
+                "task": name,
+                "schedule": settings.dispatch_interval,
+                # A tick nobody picked up in time is dropped; the next one does the work.
+                "options": {"expires": settings.dispatch_interval},
+            }
+            for name in PERIODIC_TASKS
+        },
     )
     app.extensions["celery"] = celery_app
+    if settings.background_inline and not app.testing:
+        register_embedded_scheduler(app, settings.dispatch_interval)
     return celery_app
+
+
+class EmbeddedScheduler:
+    """The embedded default's stand-in for beat: a daemon thread running PERIODIC_TASKS.
+
+    Several of them (one per gunicorn worker) may run at once: the tasks
+    claim their rows, so nothing is sent twice.
+    """
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        self.app = app
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="embedded-scheduler", daemon=True)
+
+    def start(self) -> EmbeddedScheduler:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def run_once(self) -> None:
+        import importlib
+
+        for module in TASK_MODULES:
+            importlib.import_module(module)
+        for name in PERIODIC_TASKS:
+            with self.app.app_context():
+                try:
+                    celery_app.tasks[name].run()
+                except Exception:
+                    log.exception("periodic task %s failed", name)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(self.interval)
+
+
+def register_embedded_scheduler(app: Flask, interval: float) -> None:
+    """Start the scheduler with the first request this process serves.
+
+    Not at import: `flask db upgrade` and the other commands build the app
+    too and must not send mail. The embedded launcher makes one request
+    as soon as the server is up, so the thread starts without a visitor.
+    """
+    lock = threading.Lock()
+    started: dict[int, EmbeddedScheduler] = {}
+
+    @app.before_request
+    def _start_embedded_scheduler() -> None:
+        pid = os.getpid()  # gunicorn forks: one scheduler per worker process
+        if pid in started:
+            return
+        with lock:
+            if pid not in started:
+                started[pid] = EmbeddedScheduler(app, interval).start()
+                log.info("embedded scheduler started (every %ss)", interval)

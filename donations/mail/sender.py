@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email import policy
@@ -19,7 +20,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from donations.db import db, utcnow
@@ -30,7 +31,7 @@ from donations.mail.models import (
     EmailStatus,
     SuppressionReason,
 )
-from donations.mail.services import address_hash, suppress, suppression_for
+from donations.mail.services import address_hash, suppress, suppressions_among
 from donations.mail.transport import MailTransport, PermanentMailError, TemporaryMailError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ STUCK_AFTER = timedelta(minutes=10)
 # A QUEUED message whose send task never ran (Redis flushed, say) is picked
 # up by the sweep once it is this old.
 ORPHANED_AFTER = timedelta(minutes=2)
+# How long a sender may keep claimed messages before sending them: well
+# inside STUCK_AFTER, so a message is never both held and taken back.
+HOLD_CLAIMS = STUCK_AFTER / 2
 
 
 def _one_line(text: str) -> str:
@@ -125,16 +129,32 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _claim(message_id: int) -> bool:
-    """Compare-and-set one message to SENDING; True if this caller won it."""
+def _claim(message_ids: list[int]) -> dict[int, int]:
+    """Compare-and-set these messages to SENDING; the attempt number of each one won."""
     now = utcnow()
-    claimed = db.session.execute(
+    won = db.session.execute(
         update(EmailMessage)
-        .where(EmailMessage.id == message_id, _claimable(now))
+        .where(EmailMessage.id.in_(message_ids), _claimable(now))
         .values(status=EmailStatus.SENDING, attempts=EmailMessage.attempts + 1, claimed_at=now)
+        .returning(EmailMessage.id, EmailMessage.attempts)
         .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    return bool(claimed == 1)
+    )
+    return dict(won.all())
+
+
+def _release(message_ids: list[int]) -> None:
+    """Hand back claimed messages this worker will not get to (they were not tried)."""
+    db.session.execute(
+        update(EmailMessage)
+        .where(EmailMessage.id.in_(message_ids), EmailMessage.status == EmailStatus.SENDING)
+        .values(
+            status=EmailStatus.QUEUED,
+            attempts=EmailMessage.attempts - 1,
+            next_attempt_at=utcnow(),
+            claimed_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def deliver(message_id: int) -> EmailStatus | None:
@@ -143,48 +163,68 @@ def deliver(message_id: int) -> EmailStatus | None:
 
 
 def deliver_many(message_ids: Iterable[int]) -> dict[int, EmailStatus]:
-    """Send these outbox messages over one connection; return the status of each one sent.
+    """Send these outbox messages over one connection; return the status of each one tried.
 
-    Each message is claimed with a compare-and-set just before it is sent
-    (committed in the same transaction that records the previous message),
-    so two workers handed the same ids never send one twice, and a message
-    is never held in SENDING while others are being sent.
+    The messages are claimed together with one compare-and-set, so two
+    workers handed the same ids never send one twice; each result is
+    committed as soon as the server has answered. Claims are held for at
+    most ``HOLD_CLAIMS`` (half of ``STUCK_AFTER``, after which the sweep
+    would take them back): what is not sent by then is released. The
+    suppression list is read once per call.
     """
-    ids = list(dict.fromkeys(message_ids))
+    wanted = list(dict.fromkeys(message_ids))
     results: dict[int, EmailStatus] = {}
+    if not wanted:
+        return results
+    rows = {
+        row.id: row
+        for row in db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(wanted)))
+    }
+    for row in rows.values():
+        # What is rendered never changes once queued; status and attempts
+        # come from the claim, so the rows need not follow the commits.
+        db.session.expunge(row)
+    suppressed = suppressions_among(
+        address_hash(row.to_address) for row in rows.values() if row.suppressible
+    )
+    claimed = _claim([message_id for message_id in wanted if message_id in rows])
+    db.session.commit()
+    ids = [message_id for message_id in wanted if message_id in claimed]
     if not ids:
         return results
-    sender: MailTransport | None = None
+    hold_until = time.monotonic() + HOLD_CLAIMS.total_seconds()
+    sender = transport()
     try:
-        claimed = _claim(ids[0])
-        db.session.commit()
         for position, message_id in enumerate(ids):
-            if claimed:
-                if sender is None:
-                    sender = transport()
-                results[message_id] = _send_claimed(message_id, sender)
-            following = ids[position + 1] if position + 1 < len(ids) else None
-            claimed = _claim(following) if following is not None else False
+            if time.monotonic() > hold_until:
+                _release(ids[position:])
+                db.session.commit()
+                log.warning("released %s unsent claims (slow mail server)", len(ids) - position)
+                break
+            row = rows[message_id]
+            results[message_id] = _send_claimed(row, claimed[message_id], suppressed, sender)
             db.session.commit()
     finally:
-        if sender is not None:
-            sender.close()
+        sender.close()
     return results
 
 
-def _send_claimed(message_id: int, sender: MailTransport) -> EmailStatus:
-    """Send one message this worker has claimed and record what happened (flushes)."""
-    row = db.session.get(EmailMessage, message_id, populate_existing=True)
-    assert row is not None
+def _send_claimed(
+    row: EmailMessage,
+    attempt: int,
+    suppressed: dict[str, SuppressionReason],
+    sender: MailTransport,
+) -> EmailStatus:
+    """Send one message this worker has claimed and record what happened (no commit)."""
     started = utcnow()
     code: int | None = None
-    outcome: AttemptOutcome
     detail: str | None = None
+    outcome: AttemptOutcome
+    values: dict[str, object] = {}
     hashed = address_hash(row.to_address)
-    suppression = suppression_for(hashed) if row.suppressible else None
-    if suppression is not None:
-        outcome, detail = AttemptOutcome.SUPPRESSED, f"address suppressed ({suppression.reason})"
-        row.status = EmailStatus.SUPPRESSED
+    if row.suppressible and hashed in suppressed:
+        outcome, detail = AttemptOutcome.SUPPRESSED, f"address suppressed ({suppressed[hashed]})"
+        status = EmailStatus.SUPPRESSED
     else:
         try:
             message = render_email(row)
@@ -193,39 +233,44 @@ def _send_claimed(message_id: int, sender: MailTransport) -> EmailStatus:
             # bug) will not build on a retry either.
             log.exception("email %s could not be built", row.dedupe_key)
             outcome, detail = AttemptOutcome.REFUSED, f"could not build the message: {exc}"
-            row.status = EmailStatus.FAILED
+            status = EmailStatus.FAILED
         else:
             try:
                 sender.send(message)
             except TemporaryMailError as exc:
                 code, detail = exc.code, str(exc)
-                if row.attempts >= MAX_ATTEMPTS:
-                    outcome = AttemptOutcome.GAVE_UP
-                    row.status = EmailStatus.FAILED
-                    log.error("email %s: giving up after %s tries", row.dedupe_key, row.attempts)
+                if attempt >= MAX_ATTEMPTS:
+                    outcome, status = AttemptOutcome.GAVE_UP, EmailStatus.FAILED
+                    log.error("email %s: giving up after %s tries", row.dedupe_key, attempt)
                 else:
-                    outcome = AttemptOutcome.RETRY
-                    row.status = EmailStatus.QUEUED
-                    row.next_attempt_at = utcnow() + retry_delay(row.attempts)
+                    outcome, status = AttemptOutcome.RETRY, EmailStatus.QUEUED
+                    values["next_attempt_at"] = utcnow() + retry_delay(attempt)
                     log.warning("email %s temporarily failed: %s", row.dedupe_key, exc)
             except PermanentMailError as exc:
                 code, detail = exc.code, str(exc)
-                outcome = AttemptOutcome.REFUSED
-                row.status = EmailStatus.FAILED
+                outcome, status = AttemptOutcome.REFUSED, EmailStatus.FAILED
                 log.warning("email %s refused: %s", row.dedupe_key, exc)
                 if exc.mailbox_unavailable:
                     suppress(hashed, SuppressionReason.BOUNCED, _one_line(str(exc))[:500])
             else:
-                outcome = AttemptOutcome.SENT
-                row.status = EmailStatus.SENT
-                row.sent_at = utcnow()
-                row.message_id = str(message["Message-ID"])
-                row.next_attempt_at = None
-    row.last_error = None if outcome is AttemptOutcome.SENT else (detail or "")[:2000]
-    db.session.add(
-        EmailAttempt(
+                outcome, status = AttemptOutcome.SENT, EmailStatus.SENT
+                values.update(
+                    sent_at=utcnow(), message_id=str(message["Message-ID"]), next_attempt_at=None
+                )
+    values.update(
+        status=status,
+        last_error=None if outcome is AttemptOutcome.SENT else (detail or "")[:2000],
+    )
+    db.session.execute(
+        update(EmailMessage)
+        .where(EmailMessage.id == row.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        insert(EmailAttempt).values(
             message_id=row.id,
-            number=row.attempts,
+            number=attempt,
             started_at=started,
             finished_at=utcnow(),
             outcome=outcome,
@@ -233,8 +278,7 @@ def _send_claimed(message_id: int, sender: MailTransport) -> EmailStatus:
             detail=detail[:2000] if detail else None,
         )
     )
-    db.session.flush()
-    return row.status
+    return status
 
 
 def pending_email_ids(now: datetime | None = None, limit: int = 500) -> list[int]:
@@ -266,4 +310,3 @@ def send_pending_emails(limit: int = 500) -> int:
     db.session.commit()
     results = deliver_many(ids)
     return sum(1 for status in results.values() if status is EmailStatus.SENT)
-

@@ -1,15 +1,19 @@
-"""Queueing mail in the outbox; it leaves only after the commit."""
+"""Queueing mail in the outbox (it leaves only after the commit), and the suppression list."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from donations.db import db, on_commit
-from donations.mail.models import EmailMessage
+from donations.db import db, on_commit, utcnow
+from donations.mail.models import EmailMessage, EmailStatus, Suppression, SuppressionReason
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +27,16 @@ def queue_email(
     locale: str = "en",
     supporter_id: int | None = None,
     context: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    suppressible: bool = False,
+    send_after_commit: bool = True,
 ) -> EmailMessage | None:
     """Put one email in the outbox, at most once per ``dedupe_key``.
 
     Returns the new message, or None when that email was queued before.
+    With ``send_after_commit`` (the default) a send task is queued once the
+    transaction commits; a caller queueing many messages at once passes
+    False and hands the ids to :func:`donations.mail.tasks.send_emails`.
     """
     if db.session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)):
         return None
@@ -38,6 +48,8 @@ def queue_email(
         locale=locale,
         supporter_id=supporter_id,
         context=context or {},
+        headers=headers or {},
+        suppressible=suppressible,
     )
     try:
         with db.session.begin_nested():
@@ -46,8 +58,113 @@ def queue_email(
         log.info("email %s was queued concurrently", dedupe_key)
         return None
 
-    from donations.mail.tasks import send_email
+    if send_after_commit:
+        from donations.mail.tasks import send_email
 
-    message_id = message.id
-    on_commit(lambda: send_email.delay(message_id))
+        message_id = message.id
+        on_commit(lambda: send_email.delay(message_id))
     return message
+
+
+def queue_emails(messages: list[dict[str, Any]]) -> dict[str, int]:
+    """Put many emails in the outbox with one statement; return new ids by dedupe key.
+
+    Each item takes :func:`queue_email`'s keyword arguments (template,
+    dedupe_key, to_address, ...). Keys already in the outbox are skipped,
+    never an error. Nothing is sent: the caller hands the ids to
+    :func:`donations.mail.tasks.send_emails` after its commit.
+    """
+    if not messages:
+        return {}
+    now = utcnow()
+    rows = [
+        {
+            "dedupe_key": m["dedupe_key"],
+            "template": m["template"],
+            "to_address": m["to_address"],
+            "to_name": m.get("to_name", ""),
+            "locale": m.get("locale", "en"),
+            "supporter_id": m.get("supporter_id"),
+            "context": m.get("context") or {},
+            "headers": m.get("headers") or {},
+            "suppressible": bool(m.get("suppressible", False)),
+            "status": EmailStatus.QUEUED,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for m in messages
+    ]
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    inserted = db.session.execute(
+        insert(EmailMessage)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(EmailMessage.dedupe_key, EmailMessage.id)
+    )
+    return dict(inserted.all())
+
+
+# -- the suppression list -----------------------------------------------------
+
+
+def normalise_address(address: str) -> str:
+    """The form an address is compared in (as ``Supporter.email_key``)."""
+    return address.strip().lower()
+
+
+def address_hash(address: str) -> str:
+    """The suppression list's key for ``address``: SHA-256 of the normalised address.
+
+    A plain hash rather than an HMAC with SECRET_KEY on purpose: rotating the
+    key must not silently lift every unsubscribe. It is kept after erasure
+    only to honour the person's objection to mail.
+    """
+    return hashlib.sha256(normalise_address(address).encode("utf-8")).hexdigest()
+
+
+def suppress(hashed: str, reason: SuppressionReason, detail: str | None = None) -> Suppression:
+    """Put the address with hash ``hashed`` on the suppression list (idempotent)."""
+    entry = db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
+    if entry is None:
+        entry = Suppression(address_hash=hashed, reason=reason, detail=(detail or None))
+        try:
+            with db.session.begin_nested():
+                db.session.add(entry)
+        except IntegrityError:
+            entry = db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
+            if entry is None:  # pragma: no cover - the winner rolled back
+                raise
+        else:
+            log.info("suppressed address %s…: %s", hashed[:12], reason)
+            return entry
+    if entry.reason is not reason:
+        entry.reason = reason
+        entry.detail = detail or entry.detail
+        entry.updated_at = utcnow()
+    db.session.flush()
+    return entry
+
+
+def suppression_for(hashed: str) -> Suppression | None:
+    return db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
+
+
+def suppressions_among(hashes: Iterable[str]) -> dict[str, SuppressionReason]:
+    """Which of these address hashes are suppressed, and why."""
+    wanted = sorted(set(hashes))
+    found: dict[str, SuppressionReason] = {}
+    for start in range(0, len(wanted), 500):
+        rows = db.session.execute(
+            select(Suppression.address_hash, Suppression.reason).where(
+                Suppression.address_hash.in_(wanted[start : start + 500])
+            )
+        )
+        found.update(rows.all())
+    return found
+
+
+def lift_suppression(hashed: str) -> bool:
+    """Take an address off the list because its owner asked for mail again."""
+    removed = db.session.execute(delete(Suppression).where(Suppression.address_hash == hashed))
+    return bool(removed.rowcount)  # type: ignore[attr-defined]

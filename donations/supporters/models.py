@@ -134,6 +134,8 @@ class RecurringPlan(Model):
     locale: Mapped[str] = mapped_column(String(10), default="en")
     campaign: Mapped[str | None] = mapped_column(String(100))
     source: Mapped[str | None] = mapped_column(String(500))
+    # The "Remind me later" email this plan was started from, if any (conversion).
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
     stripe_setup_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
@@ -194,6 +196,8 @@ class Donation(Model):
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True)
     campaign: Mapped[str | None] = mapped_column(String(100))
     source: Mapped[str | None] = mapped_column(String(500))
+    # The "Remind me later" email this gift came through, if any (conversion).
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
     locale: Mapped[str] = mapped_column(String(10), default="en")
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)

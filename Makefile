@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# npm: Node tooling for the browser tests only (axe-core), again when the lock changes.
 install: $(STAMP) translations
+	@if [ -f package.json ] && ! [ node_modules/.package-lock.json -nt package-lock.json ]; then \
+		npm ci --no-audit --no-fund; fi
 
 translations: $(STAMP)
 	@if compgen -G "translations/*/LC_MESSAGES/messages.po" >/dev/null; then \

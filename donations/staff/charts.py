@@ -20,7 +20,7 @@ LEFT, RIGHT, TOP, BOTTOM = 72, 12, 16, 36
 def _nice_step(value: int, intervals: int = 4) -> int:
     """A round gridline step so that ``intervals`` steps reach ``value``."""
     raw = max(-(-value // intervals), 1)
-    magnitude = 10 ** (len(str(raw)) - 1)
+    magnitude = int(10 ** (len(str(raw)) - 1))
     for factor in (1, 2, 5, 10):
         if factor * magnitude >= raw:
             return factor * magnitude

@@ -226,6 +226,7 @@ def sync_refund(refund_id: str) -> Donation | None:
 
 
 def apply_charge(donation: Donation, charge: ChargeSnapshot) -> None:
+    lock(donation)
     if donation.stripe_charge_id is None:
         donation.stripe_charge_id = charge.id
     if donation.stripe_charge_id != charge.id:
@@ -304,6 +305,7 @@ def sync_dispute(dispute_id: str) -> Dispute | None:
 
 
 def apply_dispute(donation: Donation, snapshot: DisputeSnapshot) -> Dispute:
+    lock(donation)
     status = DisputeStatus(snapshot.status)
     row = _row_for(
         Dispute,
@@ -391,7 +393,13 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
     if not row.automatic:
         # Stripe can only list the transactions of automatic payouts.
         return row, links
-    for entry in gateway().list_payout_entries(snapshot.id):
+    # Charges before refunds: rows are locked in the order every sync takes
+    # them (a donation, then its refunds), so concurrent syncs cannot deadlock.
+    entries = sorted(
+        gateway().list_payout_entries(snapshot.id),
+        key=lambda e: e.type not in ("charge", "payment"),
+    )
+    for entry in entries:
         if entry.source_id is None or entry.type in ("payout", "payout_failure"):
             continue
         if entry.type in ("charge", "payment"):
@@ -422,6 +430,16 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def lock(donation: Donation) -> None:
+    """Take the donation's row lock before touching its refunds or disputes.
+
+    Every path then locks the donation first (record_payment's status update
+    does too), so two syncs of one charge queue up instead of deadlocking
+    over its refund rows. PostgreSQL only; SQLite serialises writers anyway.
+    """
+    db.session.execute(select(Donation.id).where(Donation.id == donation.id).with_for_update())
 
 
 def _row_for(model: type[M], key: Any, value: str, make: Callable[[], M]) -> M:

@@ -9,10 +9,12 @@ converge on the same ledger.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from donations.db import commit, db, utcnow
 from donations.payments import ledger, recurring
@@ -71,34 +73,50 @@ PAYOUT_EVENTS = frozenset(
 )
 
 
-def store_event(event: WebhookEvent, raw_body: str) -> StripeEvent:
-    """Record a verified delivery; a repeat delivery only bumps its counter."""
-    existing = db.session.scalar(select(StripeEvent).where(StripeEvent.stripe_event_id == event.id))
-    if existing is None:
-        row = StripeEvent(
+@dataclass(frozen=True)
+class StoredDelivery:
+    """What the endpoint needs to know about the stored event."""
+
+    id: int
+    processed_at: datetime | None
+    deliveries: int
+
+
+def store_event(event: WebhookEvent, raw_body: str) -> StoredDelivery:
+    """Record a verified delivery; a repeat delivery only bumps its counter.
+
+    One statement either way -- INSERT ... ON CONFLICT DO NOTHING, then for a
+    repeat an UPDATE -- so concurrent deliveries of one event never race to a
+    unique-constraint error, and ingestion costs one round trip.
+    """
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    columns = (StripeEvent.id, StripeEvent.processed_at, StripeEvent.deliveries)
+    stored = db.session.execute(
+        insert(StripeEvent)
+        .values(
             stripe_event_id=event.id,
             type=event.type,
             livemode=event.livemode,
             object_id=event.object_id,
             payload=raw_body,
             stripe_created_at=datetime.fromtimestamp(event.created, UTC),
+            received_at=utcnow(),
+            deliveries=1,
+            attempts=0,
         )
-        try:
-            with db.session.begin_nested():
-                db.session.add(row)
-            return row
-        except IntegrityError:
-            # Another delivery of the same event won the insert.
-            existing = db.session.scalar(
-                select(StripeEvent).where(StripeEvent.stripe_event_id == event.id)
-            )
-            assert existing is not None
-    db.session.execute(
-        update(StripeEvent)
-        .where(StripeEvent.id == existing.id)
-        .values(deliveries=StripeEvent.deliveries + 1)
-    )
-    return existing
+        .on_conflict_do_nothing(index_elements=[StripeEvent.stripe_event_id])
+        .returning(*columns)
+    ).first()
+    if stored is None:
+        # Another delivery of the same event stored it first.
+        stored = db.session.execute(
+            update(StripeEvent)
+            .where(StripeEvent.stripe_event_id == event.id)
+            .values(deliveries=StripeEvent.deliveries + 1)
+            .returning(*columns)
+            .execution_options(synchronize_session=False)
+        ).one()
+    return StoredDelivery(*stored)
 
 
 def process_event(event_id: int) -> None:

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask, has_app_context
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,9 @@ TASK_MODULES = ("donations.mail.tasks", "donations.reminders.tasks", "donations.
 # Periodic work, every DISPATCH_INTERVAL_SECONDS: beat in production, the
 # embedded scheduler when background work is inline. Due reminders live in
 # the database, so a missed tick (or a flushed Redis) loses nothing.
-PERIODIC_TASKS = ("reminders.send_due", "mail.send_pending")
+PERIODIC_TASKS = ("reminders.send_due", "mail.send_pending", "payments.process_pending_events")
+# Once a night (UTC): reconcile the ledger with Stripe for the last few days.
+NIGHTLY_TASKS = {"payments.reconcile_recent": {"hour": 3, "minute": 17}}
 
 
 def init_celery(app: Flask) -> Celery:
@@ -60,6 +63,12 @@ def init_celery(app: Flask) -> Celery:
             }
             for name in PERIODIC_TASKS
         },
+    )
+    celery_app.conf.beat_schedule.update(
+        {
+            name: {"task": name, "schedule": crontab(**at), "options": {"expires": 3600}}
+            for name, at in NIGHTLY_TASKS.items()
+        }
     )
     app.extensions["celery"] = celery_app
     if settings.background_inline and not app.testing:

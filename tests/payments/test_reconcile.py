@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
+from celery.schedules import crontab
 from sqlalchemy import select, update
 
 from donations.db import db
 from donations.mail.models import EmailMessage
 from donations.payments import ledger
 from donations.payments.models import Dispute, DisputeStatus, Payout, PayoutStatus, Refund
+from donations.payments.tasks import reconcile_recent
 from donations.supporters.models import Donation, DonationStatus
+from donations.tasks import celery_app
 from tests.harness import WEBHOOK_SECRET
 from tests.payments.stripe_flows import (
     DISPUTE_CARD,
@@ -29,7 +32,8 @@ from tests.payments.stripe_flows import (
 
 @pytest.fixture
 def webhooks_off(simulator, live_server) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """The simulator sends no webhook at all (as if our endpoint were down) until the test ends."""
+    """A simulator with nothing from earlier tests, sending no webhook until the test ends."""
+    simulator.reset()
     url = f"{live_server.url}/webhooks/stripe"
     requests.post(
         f"{simulator.url}/_config/webhooks/test",
@@ -95,7 +99,6 @@ def test_dry_run_reports_and_changes_nothing(app, client, ctx, simulator, webhoo
 def test_reconcile_repairs_refunds_disputes_and_payouts(
     app, client, ctx, simulator, webhooks_off
 ) -> None:  # type: ignore[no-untyped-def]
-    simulator.reset()
     refunded = give(client, simulator, amount="40")
     refund(simulator, refunded, 1000)
     refund(simulator, refunded, 500)
@@ -171,6 +174,17 @@ def test_differences_it_cannot_repair_keep_the_exit_code_non_zero(  # type: igno
         assert "pi_unknown_to_stripe: in the ledger, unknown to Stripe" in result.output
         assert "2 remaining" in result.output
         assert "NOT REPAIRED" in result.output
+
+
+def test_nightly_reconciliation_is_scheduled_and_repairs(
+    client, ctx, simulator, webhooks_off
+) -> None:  # type: ignore[no-untyped-def]
+    entry = celery_app.conf.beat_schedule["payments.reconcile_recent"]
+    assert entry["task"] == "payments.reconcile_recent"
+    assert isinstance(entry["schedule"], crontab)
+    gift = give(client, simulator, amount="10", record=False)
+    reconcile_recent.run()
+    assert gift.donation().status is DonationStatus.SUCCEEDED
 
 
 def test_bad_dates_are_refused(app) -> None:  # type: ignore[no-untyped-def]

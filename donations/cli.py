@@ -26,8 +26,10 @@ def register(app: Flask) -> None:
     from donations.payments.cli import stripe_cli
     from donations.reminders.cli import reminders_cli
     from donations.staff.cli import staff_cli
+    from donations.supporters.cli import supporters_cli
 
     app.cli.add_command(demo_cli)
     app.cli.add_command(staff_cli)
     app.cli.add_command(reminders_cli)
     app.cli.add_command(stripe_cli)
+    app.cli.add_command(supporters_cli)

@@ -1,5 +1,13 @@
 """`make bench` / `python -m bench [--quick] [--profile [N]]`: see bench/README.md."""
 
+import sys
+
+if sys.argv[1:2] == ["webhooks"]:
+    # `python -m bench webhooks [--quick]`: see bench/webhooks.py.
+    from bench.webhooks import main as webhooks_main
+
+    raise SystemExit(webhooks_main(sys.argv[2:]))
+
 from bench.support_page import main
 
 raise SystemExit(main())

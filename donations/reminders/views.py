@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
@@ -39,6 +41,12 @@ def _render_signup(form: ReminderForm, status: int = 200) -> ResponseReturnValue
     )
 
 
+def _referrer_elsewhere() -> str | None:
+    """The page that linked here, unless it is one of ours (the ask itself)."""
+    referrer = request.referrer or ""
+    return referrer if referrer and urlsplit(referrer).netloc != request.host else None
+
+
 @bp.get("/new")
 def signup() -> ResponseReturnValue:
     args = request.args
@@ -47,7 +55,7 @@ def signup() -> ResponseReturnValue:
         frequency=args.get("frequency", "")[:10],
         currency=args.get("currency", "")[:3],
         amount=args.get("amount", "")[:20],
-        source=(args.get("source") or request.referrer or "")[:500],
+        source=(args.get("source") or _referrer_elsewhere() or "")[:500],
     )
     return _render_signup(form)
 

@@ -25,9 +25,18 @@ def csrf_token(page: str) -> str:
 def signup_form(client, query: str = "frequency=monthly&currency=EUR&amount=20", **fields: str):  # type: ignore[no-untyped-def]
     page = client.get(f"/reminders/new?{query}")
     assert page.status_code == 200, page.text
-    hidden = dict(re.findall(r'name="(frequency|currency|amount|source)" type="hidden" value="([^"]*)"', page.text))
-    return {"csrf_token": csrf_token(page.text), "email": "Reader@Example.org", "months": "1",
-            **{k: html.unescape(v) for k, v in hidden.items()}, **fields}
+    hidden = dict(
+        re.findall(
+            r'name="(frequency|currency|amount|source)" type="hidden" value="([^"]*)"', page.text
+        )
+    )
+    return {
+        "csrf_token": csrf_token(page.text),
+        "email": "Reader@Example.org",
+        "months": "1",
+        **{k: html.unescape(v) for k, v in hidden.items()},
+        **fields,
+    }
 
 
 def reminders() -> list[Reminder]:
@@ -35,14 +44,28 @@ def reminders() -> list[Reminder]:
 
 
 def test_the_ask_links_to_the_signup_with_what_the_reader_looks_at(client) -> None:  # type: ignore[no-untyped-def]
-    page = client.get("/support?frequency=once&currency=EUR&amount=50",
-                      headers={"Referer": "https://news.example/story"}).text
+    page = client.get("/support?frequency=once&currency=EUR&amount=50").text
     link = re.search(r'<a href="([^"]+)" id="remind-link">Remind me later</a>', page)
     assert link
     url = urlsplit(html.unescape(link.group(1)))
     assert url.path == "/reminders/new"
-    assert parse_qs(url.query) == {"frequency": ["once"], "currency": ["EUR"], "amount": ["50.00"],
-                                   "source": ["https://news.example/story"]}
+    assert parse_qs(url.query) == {"frequency": ["once"], "currency": ["EUR"], "amount": ["50.00"]}
+
+
+def test_the_signup_keeps_the_page_that_sent_the_reader(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/reminders/new", headers={"Referer": "https://news.example/story"}).text
+    assert 'name="source" type="hidden" value="https://news.example/story"' in page
+    # The ask (our own page) is not a source worth keeping.
+    page = client.get("/reminders/new", headers={"Referer": "http://localhost/support"}).text
+    assert 'name="source" type="hidden" value=""' in page
+
+
+def test_an_amount_that_is_not_a_preset_is_prefilled_as_typed(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/support?frequency=once&currency=USD&amount=15").text
+    assert re.search(r'id="custom_amount"[^>]*value="15.00"', page)
+    preset = client.get("/support?frequency=once&currency=USD&amount=25").text
+    assert re.search(r'value="25.00"\s+checked', preset)
+    assert not re.search(r'id="custom_amount"[^>]*value=', preset)
 
 
 def test_signup_page_offers_when_and_says_what_we_do(client) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +89,11 @@ def test_signup_schedules_a_reminder_and_confirms_it(client, ctx, mailbox) -> No
 
     (row,) = reminders()
     assert row.status is ReminderStatus.PENDING
-    assert (row.email, row.email_key, row.locale) == ("Reader@Example.org", "reader@example.org", "en")
+    assert (row.email, row.email_key, row.locale) == (
+        "Reader@Example.org",
+        "reader@example.org",
+        "en",
+    )
     assert (row.frequency, row.currency, row.amount) == (Frequency.MONTHLY, "EUR", 2000)
     assert row.source == "https://news.example/story"
     assert add_months(before, 1) <= row.due_at <= add_months(utcnow(), 1)
@@ -88,8 +115,12 @@ def test_signup_schedules_a_reminder_and_confirms_it(client, ctx, mailbox) -> No
 def test_one_pending_reminder_per_person_and_period(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
     client.post("/reminders/new", data=signup_form(client))
     # The same request again (another tab, other case): still one reminder, one confirmation.
-    client.post("/reminders/new", data=signup_form(client, "frequency=once&currency=USD&amount=25",
-                                                  email="reader@example.ORG"))
+    client.post(
+        "/reminders/new",
+        data=signup_form(
+            client, "frequency=once&currency=USD&amount=25", email="reader@example.ORG"
+        ),
+    )
     (row,) = reminders()
     assert (row.frequency, row.currency, row.amount) == (Frequency.ONCE, "USD", 2500)
     # Another period is another reminder.
@@ -109,7 +140,9 @@ def test_one_pending_reminder_per_person_and_period(client, ctx, mailbox) -> Non
         ({"months": ""}, "Choose when we should remind you"),
     ],
 )
-def test_bad_input_gets_a_message_and_changes_nothing(client, ctx, mailbox, fields, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_gets_a_message_and_changes_nothing(
+    client, ctx, mailbox, fields, message
+) -> None:  # type: ignore[no-untyped-def]
     page = client.post("/reminders/new", data=signup_form(client, **fields))
     assert page.status_code == 400
     assert message in page.text
@@ -124,9 +157,16 @@ def test_signup_without_csrf_token_is_refused(client, ctx) -> None:  # type: ign
     assert reminders() == []
 
 
-@pytest.mark.parametrize("query", ["frequency=weekly&currency=EUR&amount=20", "frequency=once&currency=XXX&amount=20",
-                                   "frequency=once&currency=EUR&amount=-5", "frequency=once&currency=EUR&amount=NaN",
-                                   "frequency=once&currency=EUR&amount=1e9"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "frequency=weekly&currency=EUR&amount=20",
+        "frequency=once&currency=XXX&amount=20",
+        "frequency=once&currency=EUR&amount=-5",
+        "frequency=once&currency=EUR&amount=NaN",
+        "frequency=once&currency=EUR&amount=1e9",
+    ],
+)
 def test_tampered_prefill_is_dropped_not_refused(client, ctx, query) -> None:  # type: ignore[no-untyped-def]
     page = client.post("/reminders/new", data=signup_form(client, query))
     assert page.status_code == 303

@@ -25,8 +25,12 @@ class RecordingPeer:
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
         responses: list[str],
     ) -> list[str]:
         with self.lock:
@@ -34,7 +38,7 @@ class RecordingPeer:
         session.host_name = hostname
         return responses
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
             self.envelopes.append((list(envelope.rcpt_tos), envelope.original_content or b""))
         return "250 OK"
@@ -52,7 +56,7 @@ class HangingPeer:
 
     data_started: threading.Event = field(default_factory=threading.Event)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.data_started.set()
         await asyncio.sleep(120)
         return "451 too late"

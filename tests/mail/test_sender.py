@@ -30,7 +30,10 @@ ADDRESS = "reader@example.org"
 
 def queue(to: str = ADDRESS, *, key: str = "test:1", name: str = "", **extra) -> EmailMessage:  # type: ignore[no-untyped-def]
     message = queue_email(
-        "reminder_confirmation", dedupe_key=key, to_address=to, to_name=name,
+        "reminder_confirmation",
+        dedupe_key=key,
+        to_address=to,
+        to_name=name,
         context={"due_at": "2027-01-31T09:30:00+00:00", "unsubscribe_url": "http://127.0.0.1/u/x"},
         **extra,
     )
@@ -46,15 +49,20 @@ def row(message_id: int) -> EmailMessage:
 
 
 def attempts(message_id: int) -> list[EmailAttempt]:
-    return list(db.session.scalars(
-        select(EmailAttempt).where(EmailAttempt.message_id == message_id).order_by(EmailAttempt.number)
-    ))
+    return list(
+        db.session.scalars(
+            select(EmailAttempt)
+            .where(EmailAttempt.message_id == message_id)
+            .order_by(EmailAttempt.number)
+        )
+    )
 
 
 @pytest.fixture
 def use_smtp(app: Flask, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     def point_at(url: str, timeout: float = 5.0) -> None:
         monkeypatch.setitem(app.extensions, "mail_transport", lambda: SMTPTransport(url, timeout))
+
     return point_at
 
 
@@ -67,7 +75,9 @@ def test_temporary_refusal_is_retried_with_backoff(ctx, mailbox, reply: str) -> 
     first = row(message_id)
     assert (first.status, first.attempts) == (EmailStatus.QUEUED, 1)
     assert first.next_attempt_at is not None
-    assert started + timedelta(minutes=1) <= first.next_attempt_at <= utcnow() + timedelta(minutes=1)
+    assert (
+        started + timedelta(minutes=1) <= first.next_attempt_at <= utcnow() + timedelta(minutes=1)
+    )
     assert reply.split()[0] in (first.last_error or "")
     assert send_pending_emails() == 0  # not due yet
     assert mailbox.messages == []
@@ -79,12 +89,15 @@ def test_temporary_refusal_is_retried_with_backoff(ctx, mailbox, reply: str) -> 
     assert len(mailbox.messages) == 1
     tries = attempts(message_id)
     assert [(a.number, a.outcome, a.smtp_code) for a in tries] == [
-        (1, AttemptOutcome.RETRY, int(reply[:3])), (2, AttemptOutcome.SENT, None)]
+        (1, AttemptOutcome.RETRY, int(reply[:3])),
+        (2, AttemptOutcome.SENT, None),
+    ]
 
 
 def test_backoff_doubles_up_to_a_cap_then_gives_up(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
     assert [retry_delay(n) for n in range(1, 11)] == [
-        timedelta(minutes=m) for m in (1, 2, 4, 8, 16, 32, 64, 128, 240, 240)]
+        timedelta(minutes=m) for m in (1, 2, 4, 8, 16, 32, 64, 128, 240, 240)
+    ]
     mailbox.script.extend(["451 4.3.0 try later"] * MAX_ATTEMPTS)
     message_id = queue().id
     commit()
@@ -114,9 +127,14 @@ def test_550_fails_and_suppresses_the_address(ctx, mailbox) -> None:  # type: ig
     commit()
     failed = row(message_id)
     assert failed.status is EmailStatus.FAILED
-    assert [(a.outcome, a.smtp_code) for a in attempts(message_id)] == [(AttemptOutcome.REFUSED, 550)]
+    assert [(a.outcome, a.smtp_code) for a in attempts(message_id)] == [
+        (AttemptOutcome.REFUSED, 550)
+    ]
     entry = db.session.scalar(select(Suppression))
-    assert (entry.address_hash, entry.reason) == (address_hash("gone@example.org"), SuppressionReason.BOUNCED)
+    assert (entry.address_hash, entry.reason) == (
+        address_hash("gone@example.org"),
+        SuppressionReason.BOUNCED,
+    )
     # Optional mail to it now stops before the server; receipts still go.
     later = queue("gone@example.org", key="test:2", suppressible=True).id
     receipt = queue("gone@example.org", key="test:3").id
@@ -175,15 +193,20 @@ def test_line_breaks_in_names_and_headers_inject_nothing(ctx, use_smtp) -> None:
     peer = RecordingPeer()
     with serve(peer) as url:
         use_smtp(url)
-        queue(name="Ada\r\nBcc: victim@example.org\r\n\r\nHello", headers={
-            "List-Unsubscribe": "<http://127.0.0.1/u>\r\nBcc: victim@example.org",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click\nX-Evil: 1",
-        })
+        queue(
+            name="Ada\r\nBcc: victim@example.org\r\n\r\nHello",
+            headers={
+                "List-Unsubscribe": "<http://127.0.0.1/u>\r\nBcc: victim@example.org",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click\nX-Evil: 1",
+            },
+        )
         commit()
     ((recipients, raw),) = peer.envelopes
     assert recipients == [ADDRESS]
     head = raw.split(b"\r\n\r\n", 1)[0]
-    names = [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n") if line[:1] not in b" \t"]
+    names = [
+        line.split(b":", 1)[0].lower() for line in head.split(b"\r\n") if line[:1] not in b" \t"
+    ]
     assert b"bcc" not in names
     assert b"x-evil" not in names
     (message,) = peer.parsed()
@@ -196,11 +219,15 @@ def test_line_breaks_in_names_and_headers_inject_nothing(ctx, use_smtp) -> None:
 
 @pytest.mark.parametrize(
     ("to", "headers"),
-    [("reader@example.org\r\nBcc: victim@example.org", {}),
-     (ADDRESS, {"Bcc\r\nX": "victim@example.org"}),
-     (ADDRESS, {"Bcc": "victim@example.org"})],
+    [
+        ("reader@example.org\r\nBcc: victim@example.org", {}),
+        (ADDRESS, {"Bcc\r\nX": "victim@example.org"}),
+        (ADDRESS, {"Bcc": "victim@example.org"}),
+    ],
 )
-def test_what_cannot_be_made_safe_is_not_sent(ctx, use_smtp, to: str, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_what_cannot_be_made_safe_is_not_sent(
+    ctx, use_smtp, to: str, headers: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
     peer = RecordingPeer()
     with serve(peer) as url:
         use_smtp(url)
@@ -215,7 +242,10 @@ def test_a_batch_uses_one_connection(ctx, use_smtp) -> None:  # type: ignore[no-
     peer = RecordingPeer()
     with serve(peer) as url:
         use_smtp(url)
-        ids = [queue(f"r{n}@example.org", key=f"test:{n}", send_after_commit=False).id for n in range(5)]
+        ids = [
+            queue(f"r{n}@example.org", key=f"test:{n}", send_after_commit=False).id
+            for n in range(5)
+        ]
         commit()
         assert set(deliver_many(ids).values()) == {EmailStatus.SENT}
         assert deliver_many(ids) == {}  # a second call sends nothing
@@ -229,8 +259,16 @@ def test_sends_left_behind_by_a_dead_worker_are_picked_up(ctx, mailbox) -> None:
     orphan = queue(key="test:orphan", send_after_commit=False)
     fresh = queue(key="test:fresh", send_after_commit=False)
     now = utcnow()
-    stuck.status, stuck.claimed_at, stuck.attempts = EmailStatus.SENDING, now - timedelta(minutes=11), 1
-    recent.status, recent.claimed_at, recent.attempts = EmailStatus.SENDING, now - timedelta(minutes=5), 1
+    stuck.status, stuck.claimed_at, stuck.attempts = (
+        EmailStatus.SENDING,
+        now - timedelta(minutes=11),
+        1,
+    )
+    recent.status, recent.claimed_at, recent.attempts = (
+        EmailStatus.SENDING,
+        now - timedelta(minutes=5),
+        1,
+    )
     orphan.created_at = now - timedelta(minutes=3)  # queued, but its send task never ran
     commit()
     assert send_pending_emails() == 2
@@ -244,12 +282,16 @@ def test_sends_left_behind_by_a_dead_worker_are_picked_up(ctx, mailbox) -> None:
 def test_claims_not_sent_in_time_are_released(ctx, mailbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from donations.mail import sender
 
-    ids = [queue(f"slow{n}@example.org", key=f"test:{n}", send_after_commit=False).id for n in range(3)]
+    ids = [
+        queue(f"slow{n}@example.org", key=f"test:{n}", send_after_commit=False).id for n in range(3)
+    ]
     commit()
     monkeypatch.setattr(sender, "HOLD_CLAIMS", timedelta(0))
     assert deliver_many(ids) == {}
     released = [row(i) for i in ids]
-    assert {(r.status, r.attempts, r.claimed_at) for r in released} == {(EmailStatus.QUEUED, 0, None)}
+    assert {(r.status, r.attempts, r.claimed_at) for r in released} == {
+        (EmailStatus.QUEUED, 0, None)
+    }
     assert attempts(ids[0]) == []
     monkeypatch.undo()
     assert send_pending_emails() == 3

@@ -27,8 +27,13 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 @contextmanager
 def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as output:
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "--app", "wsgi:celery", *args],
-                                cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "--app", "wsgi:celery", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
         try:
             yield proc
         finally:
@@ -40,7 +45,9 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                 proc.wait(10)
 
 
-def test_beat_and_a_worker_on_redis_send_a_due_reminder_once(app: Flask, ctx, mailbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_beat_and_a_worker_on_redis_send_a_due_reminder_once(
+    app: Flask, ctx, mailbox, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     broker = redis.Redis.from_url(REDIS_URL)
     broker.flushdb()
     row = reminder("celery@example.org")
@@ -48,11 +55,29 @@ def test_beat_and_a_worker_on_redis_send_a_due_reminder_once(app: Flask, ctx, ma
     env = app_env(app, REDIS_URL=REDIS_URL, DISPATCH_INTERVAL_SECONDS="1")
     worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
     try:
-        with process(["worker", "--loglevel", "INFO", "--concurrency", "2", "--without-gossip",
-                      "--without-mingle", "--without-heartbeat", "--hostname", "reminders-test@%h"],
-                     env, worker_log), \
-             process(["beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat-schedule")],
-                     env, beat_log):
+        with (
+            process(
+                [
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "--hostname",
+                    "reminders-test@%h",
+                ],
+                env,
+                worker_log,
+            ),
+            process(
+                ["beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat-schedule")],
+                env,
+                beat_log,
+            ),
+        ):
             messages = mailbox.wait_for(1, timeout=90)
             assert len(messages) == 1, worker_log.read_text() + beat_log.read_text()
             time.sleep(3)  # a few more ticks of beat: nothing more goes out

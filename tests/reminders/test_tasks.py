@@ -56,15 +56,20 @@ def test_from_signup_to_due_with_time_travel(client, ctx, mailbox) -> None:  # t
     assert message["To"].addresses[0].addr_spec == "Reader@Example.org"
     assert message["Subject"] == "Your reminder: support independent journalism"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert re.fullmatch(r"<http://127\.0\.0\.1:\d+/reminders/unsubscribe/[\w.-]+>",
-                        message["List-Unsubscribe"])
+    assert re.fullmatch(
+        r"<http://127\.0\.0\.1:\d+/reminders/unsubscribe/[\w.-]+>", message["List-Unsubscribe"]
+    )
     text = plain(message)
     assert "On January 31, 2027 you asked us to remind you" in text
     assert "You were looking at giving €20.00 every month." in text
     link = re.search(r"(http://\S+/support\?\S+)", text)
     assert link
     query = parse_qs(urlsplit(link.group(1)).query)
-    assert (query["frequency"], query["currency"], query["amount"]) == (["monthly"], ["EUR"], ["20.00"])
+    assert (query["frequency"], query["currency"], query["amount"]) == (
+        ["monthly"],
+        ["EUR"],
+        ["20.00"],
+    )
     assert query["reminder"]
 
     (row,) = reminders()
@@ -75,8 +80,14 @@ def test_from_signup_to_due_with_time_travel(client, ctx, mailbox) -> None:  # t
         with time_machine.travel(row.due_at + later, tick=False):
             assert send_due_reminders().claimed == 0
     assert len(mailbox.messages) == 1
-    assert db.session.scalar(select(func.count()).select_from(EmailMessage).where(
-        EmailMessage.template == "reminder")) == 1
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(EmailMessage)
+            .where(EmailMessage.template == "reminder")
+        )
+        == 1
+    )
 
 
 def test_reminder_email_is_in_the_readers_language(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
@@ -105,7 +116,9 @@ def test_a_gift_before_asking_or_a_failed_one_does_not_count(ctx, mailbox) -> No
     row = reminder("earlier@example.org")
     donor = factories.supporter("earlier@example.org")
     factories.donation(donor, created_at=row.created_at - timedelta(days=3))
-    factories.donation(donor, created_at=row.created_at + timedelta(days=3), status=DonationStatus.FAILED)
+    factories.donation(
+        donor, created_at=row.created_at + timedelta(days=3), status=DonationStatus.FAILED
+    )
     commit()
     assert send_due_reminders().sent == 1
     assert len(mailbox.wait_for(1)) == 1
@@ -113,9 +126,11 @@ def test_a_gift_before_asking_or_a_failed_one_does_not_count(ctx, mailbox) -> No
 
 @pytest.mark.parametrize(
     ("reason", "skip"),
-    [(SuppressionReason.UNSUBSCRIBED, SkipReason.UNSUBSCRIBED),
-     (SuppressionReason.BOUNCED, SkipReason.BOUNCED),
-     (SuppressionReason.ERASED, SkipReason.ERASED)],
+    [
+        (SuppressionReason.UNSUBSCRIBED, SkipReason.UNSUBSCRIBED),
+        (SuppressionReason.BOUNCED, SkipReason.BOUNCED),
+        (SuppressionReason.ERASED, SkipReason.ERASED),
+    ],
 )
 def test_skipped_when_the_address_is_suppressed(ctx, mailbox, reason, skip) -> None:  # type: ignore[no-untyped-def]
     # Suppressed after the reminder was claimed-for (no cancel ran): the send-time check holds.
@@ -131,29 +146,39 @@ def test_skipped_when_the_address_is_suppressed(ctx, mailbox, reason, skip) -> N
 
 def test_erasure_wipes_the_address_and_the_suppression_outlives_it(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
     row = reminder("erase.me@example.org")
-    sent = reminder("erase.me@example.org", status=ReminderStatus.SENT,
-                    due_at=utcnow() - timedelta(days=90))
+    sent = reminder(
+        "erase.me@example.org", status=ReminderStatus.SENT, due_at=utcnow() - timedelta(days=90)
+    )
     other = reminder("keep@example.org")
     commit()
     assert forget_address("Erase.Me@example.org") == 2
     commit()
     for wiped in (row, sent):
         db.session.refresh(wiped)
-        assert (wiped.email, wiped.email_key, wiped.address_hash, wiped.source) == (None, None, None, None)
+        assert (wiped.email, wiped.email_key, wiped.address_hash, wiped.source) == (
+            None,
+            None,
+            None,
+            None,
+        )
     result = send_due_reminders()
     assert dict(result.skipped) == {SkipReason.ERASED: 1}
     assert result.sent == 1
     (message,) = mailbox.wait_for(1)
     assert message["To"].addresses[0].addr_spec == other.email
     # Nothing but the hash is left, and it still says no.
-    assert services.suppression_for(address_hash("erase.me@example.org")).reason is SuppressionReason.ERASED
+    assert (
+        services.suppression_for(address_hash("erase.me@example.org")).reason
+        is SuppressionReason.ERASED
+    )
 
 
 def test_at_most_one_pending_reminder_per_person_and_period(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
     now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
     first = schedule_reminder(email="Twice@example.org", months=1, locale="en", now=now)
-    again = schedule_reminder(email="twice@example.org", months=1, locale="en",
-                              now=now + timedelta(days=2))
+    again = schedule_reminder(
+        email="twice@example.org", months=1, locale="en", now=now + timedelta(days=2)
+    )
     assert again.id == first.id
     later = schedule_reminder(email="twice@example.org", months=3, locale="en", now=now)
     assert later.id != first.id
@@ -222,12 +247,18 @@ def test_a_gift_through_the_reminder_link_records_the_reminder(client, ctx, mail
     assert re.search(r'id="frequency-once" value="once"\s+checked', ask.text)
     token = parse_qs(link.query)["reminder"][0]
     assert f'name="reminder" value="{token}"' in ask.text
-    details = client.get(f"/support/checkout?frequency=once&currency=USD&amount=15.00&reminder={token}")
+    details = client.get(
+        f"/support/checkout?frequency=once&currency=USD&amount=15.00&reminder={token}"
+    )
     assert details.status_code == 200
     hidden = dict(re.findall(r'name="(\w+)" type="hidden" value="([^"]*)"', details.text))
     assert hidden["reminder"] == token
-    form = {**{k: html.unescape(v) for k, v in hidden.items()},
-            "email": "convert@example.org", "name": "Con Vert", "country": "GB"}
+    form = {
+        **{k: html.unescape(v) for k, v in hidden.items()},
+        "email": "convert@example.org",
+        "name": "Con Vert",
+        "country": "GB",
+    }
     started = client.post("/support/checkout", data=form)
     assert started.status_code == 303, started.text
     donation = db.session.scalar(select(Donation))
@@ -238,7 +269,9 @@ def test_a_forged_reminder_link_records_nothing(client, ctx) -> None:  # type: i
     row = reminder("forge@example.org", status=ReminderStatus.SENT)
     commit()
     forged = services.link_token(row.id)[:-2] + "xx"
-    details = client.get(f"/support/checkout?frequency=once&currency=USD&amount=15.00&reminder={forged}")
+    details = client.get(
+        f"/support/checkout?frequency=once&currency=USD&amount=15.00&reminder={forged}"
+    )
     hidden = dict(re.findall(r'name="(\w+)" type="hidden" value="([^"]*)"', details.text))
     form = {**{k: html.unescape(v) for k, v in hidden.items()}, "email": "forge@example.org"}
     assert client.post("/support/checkout", data=form).status_code == 303

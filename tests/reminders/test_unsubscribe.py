@@ -41,9 +41,15 @@ def test_one_click_post_works_without_cookies_or_csrf(app: Flask, pending) -> No
     assert reply.status_code == 200
     assert "You are unsubscribed" in reply.text
     db.session.refresh(pending)
-    assert (pending.status, pending.skip_reason) == (ReminderStatus.CANCELED, SkipReason.UNSUBSCRIBED)
+    assert (pending.status, pending.skip_reason) == (
+        ReminderStatus.CANCELED,
+        SkipReason.UNSUBSCRIBED,
+    )
     (entry,) = suppressions()
-    assert (entry.address_hash, entry.reason) == (address_hash(EMAIL), SuppressionReason.UNSUBSCRIBED)
+    assert (entry.address_hash, entry.reason) == (
+        address_hash(EMAIL),
+        SuppressionReason.UNSUBSCRIBED,
+    )
     # A replay (a second click, an old email) is still a 200 and changes nothing more.
     assert fresh.post(unsubscribe_path(), data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert len(suppressions()) == 1

@@ -9,6 +9,7 @@ Stripe instead of the simulator.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +52,13 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], what: str, timeout: floa
             raise SystemExit(f"{what} exited early (code {proc.returncode})")
         time.sleep(0.1)
     raise SystemExit(f"{what} did not start on 127.0.0.1:{port}")
+
+
+def _first_request(port: int) -> None:
+    """The app starts its scheduler (due reminders, mail retries) with the first
+    request it serves; make one, so they go out even before anyone visits."""
+    with contextlib.suppress(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).close()
 
 
 def _secret_key() -> str:
@@ -141,6 +150,7 @@ def main() -> None:
         )
         children.append(web)
         _wait_for(port, web, "the web server")
+        _first_request(port)
         print(banner(env, use_stripe), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

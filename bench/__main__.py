@@ -8,6 +8,12 @@ if sys.argv[1:2] == ["webhooks"]:
 
     raise SystemExit(webhooks_main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["reminders"]:
+    # `python -m bench reminders [--count N]`: see bench/reminders.py.
+    from bench.reminders import main as reminders_main
+
+    raise SystemExit(reminders_main(sys.argv[2:]))
+
 from bench.support_page import main
 
 raise SystemExit(main())

@@ -92,7 +92,7 @@ def reconcile(start: datetime, end: datetime, *, dry_run: bool = False) -> Recon
     window = (math.floor(start.timestamp()), math.ceil(end.timestamp()))
     run = _Run(report, dry_run)
     if dry_run:
-        _one_transaction()
+        _begin_writing()
     try:
         # Invoices first, so the renewals they record are matched by their
         # payment below rather than reported as unknown payments.
@@ -107,11 +107,14 @@ def reconcile(start: datetime, end: datetime, *, dry_run: bool = False) -> Recon
     return report
 
 
-def _one_transaction() -> None:
-    """Make sure the dry run is one transaction, which its final rollback undoes.
+def _begin_writing() -> None:
+    """On SQLite, start the transaction as a writer (BEGIN IMMEDIATE) unless one is open.
 
     pysqlite opens a transaction only before INSERT, UPDATE or DELETE: a
-    SAVEPOINT outside one starts its own, and releasing it commits. See
+    SAVEPOINT outside one starts its own, and releasing it commits -- a dry
+    run would not roll back. And a transaction that read first and writes
+    later can meet another writer and fail at once with "database is
+    locked"; taking the write lock up front makes it wait its turn instead.
     https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
     """
     connection = db.session.connection()
@@ -119,7 +122,7 @@ def _one_transaction() -> None:
         return
     raw = connection.connection.dbapi_connection
     if raw is not None and not getattr(raw, "in_transaction", True):
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @dataclass
@@ -137,6 +140,7 @@ class _Run:
     ) -> bool:
         """Run ``action`` in a savepoint and report how ``view`` changed; False if it failed."""
         self.report.checked[kind] += 1
+        _begin_writing()
         before = view()
         try:
             with db.session.begin_nested():

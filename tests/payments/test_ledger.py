@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from donations.db import db
@@ -34,6 +35,7 @@ from tests.payments.stripe_flows import (
     stale,
     start_gift,
     stripe_api,
+    wait_until,
 )
 
 
@@ -73,6 +75,65 @@ def test_payment_intent_canceled(client, ctx, simulator) -> None:  # type: ignor
         deliver(client, "payment_intent.canceled", stale(gift.intent_id, "payment_intent")) == 200
     )
     assert gift.donation().status is DonationStatus.CANCELED
+
+
+def confirm_sepa(simulator, gift, iban: str) -> dict:  # type: ignore[no-untyped-def]
+    response = requests.post(
+        f"{simulator.url}/v1/payment_intents/{gift.intent_id}/confirm",
+        json={
+            "key": "pk_test_local",
+            "client_secret": gift.client_secret,
+            "payment_method_data": {
+                "type": "sepa_debit",
+                "sepa_debit": {"iban": iban},
+                "billing_details": {"name": "Ada Reader", "email": "reader@example.org"},
+            },
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def settled(simulator, gift) -> str:  # type: ignore[no-untyped-def]
+    intent = f"/v1/payment_intents/{gift.intent_id}"
+    wait_until(lambda: stripe_api(simulator, "GET", intent)["status"] != "processing")
+    return str(stripe_api(simulator, "GET", intent)["status"])
+
+
+@pytest.mark.parametrize(
+    ("iban", "outcome", "final"),
+    [
+        ("DE89370400440532013000", "payment_intent.succeeded", DonationStatus.SUCCEEDED),
+        ("DE62370400440532013001", "payment_intent.payment_failed", DonationStatus.FAILED),
+    ],
+)
+def test_sepa_debit_is_processing_until_it_settles(  # type: ignore[no-untyped-def]
+    client, ctx, simulator, iban: str, outcome: str, final: DonationStatus
+) -> None:
+    gift = start_gift(client, amount="20", currency="EUR")
+    assert confirm_sepa(simulator, gift, iban)["status"] == "processing"
+    assert (
+        deliver(client, "payment_intent.processing", stale(gift.intent_id, "payment_intent")) == 200
+    )
+    donation = gift.donation()
+    assert (donation.status, donation.method, donation.fee) == (
+        DonationStatus.PROCESSING,
+        "sepa_debit",
+        None,
+    )
+    assert count(EmailMessage) == 0  # no "paid" receipt while the debit is pending
+
+    settled(simulator, gift)
+    assert deliver(client, outcome, stale(gift.intent_id, "payment_intent")) == 200
+    donation = gift.donation()
+    assert donation.status is final
+    if final is DonationStatus.SUCCEEDED:
+        # SEPA Direct Debit: 0.8% (capped at 5.00) in the simulator.
+        assert (donation.fee, donation.net) == (16, 1984)
+        assert count(EmailMessage) == 1
+    else:
+        assert (donation.fee, count(EmailMessage)) == (None, 0)
 
 
 def test_charge_succeeded_alone_records_the_payment_once(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]

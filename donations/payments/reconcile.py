@@ -257,7 +257,13 @@ def _check_payment(snapshot: PaymentSnapshot, run: _Run) -> None:
         return
     donation = found[0] or _find_donation(snapshot)
     if donation is None:
-        run.report.add("payment", snapshot.id, "not in the ledger and cannot be recorded", False)
+        why = (
+            "not in the ledger and cannot be recorded"
+            if snapshot.metadata.get("donation_attempt")
+            else "not in the ledger: a supporter's payment made outside our checkout "
+            "(a plan's renewal is recorded from its invoice)"
+        )
+        run.report.add("payment", snapshot.id, why, False)
         return
     expected = status_from_snapshot(snapshot)
     if expected is not None and donation.status is not expected:

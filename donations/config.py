@@ -167,7 +167,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     proxies_raw = env.get("TRUSTED_PROXIES", "0").strip() or "0"
     trusted_proxies = 0
-    if not proxies_raw.isdigit():
+    if not (proxies_raw.isascii() and proxies_raw.isdigit()):
         problems.append("TRUSTED_PROXIES must be the number of proxies in front of the app.")
     else:
         trusted_proxies = int(proxies_raw)

@@ -115,6 +115,8 @@ def app(
     with application.app_context():
         upgrade()  # the real migrations, not create_all
     yield application
+    with application.app_context():
+        db.engine.dispose()
 
 
 # Tables whose triggers refuse DELETE: emptied with the triggers set aside.

@@ -30,6 +30,9 @@ def stripe_webhook() -> tuple[str, int]:
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         raise RequestEntityTooLarge()
     raw = request.get_data(cache=False, as_text=False)
+    if request.content_length is None and len(raw) >= MAX_WEBHOOK_BYTES:
+        # A streamed (chunked) body is cut off at MAX_CONTENT_LENGTH, not refused.
+        raise RequestEntityTooLarge()
     try:
         event = gateway().parse_webhook(
             raw, request.headers.get("Stripe-Signature"), int(time.time())

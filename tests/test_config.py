@@ -1,0 +1,141 @@
+"""donations.config.load_settings: every problem reported at once, unsafe setups refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from donations.config import ConfigError, load_settings
+
+GOOD: dict[str, str] = {
+    "SECRET_KEY": "x" * 40,
+    "DATABASE_URL": "sqlite:///instance/test.db",
+    "STRIPE_SECRET_KEY": "sk_test_abc",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_abc",
+    "STRIPE_WEBHOOK_SECRET": "whsec_abc",
+}
+LIVE: dict[str, str] = {
+    **GOOD,
+    "STRIPE_SECRET_KEY": "sk_live_abc",
+    "STRIPE_PUBLISHABLE_KEY": "pk_live_abc",
+    "BASE_URL": "https://donate.example.org",
+}
+REQUIRED = ("SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
+            "STRIPE_WEBHOOK_SECRET")
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert str(caught.value).count("\n  - ") == len(caught.value.problems)
+    return caught.value.problems
+
+
+def test_a_good_environment_loads() -> None:
+    settings = load_settings(GOOD)
+    assert settings.stripe_api_base is None
+    assert settings.trusted_proxies == 0
+    assert settings.base_url == "http://127.0.0.1:5000"
+
+
+def test_a_live_environment_loads() -> None:
+    settings = load_settings(LIVE)
+    assert settings.stripe_api_base is None
+    assert settings.secure_cookies
+
+
+def test_load_settings_reads_only_the_mapping_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIPE_API_BASE", "http://10.1.2.3:8420")
+    assert load_settings(GOOD).stripe_api_base is None
+
+
+def test_every_missing_variable_is_listed_at_once() -> None:
+    found = problems({})
+    for name in REQUIRED:
+        assert sum(p.startswith(f"{name} ") for p in found) == 1, (name, found)
+    assert len(found) == len(REQUIRED)
+
+
+def test_blank_values_count_as_missing_and_other_problems_come_too() -> None:
+    env = {**GOOD, "SECRET_KEY": "   ", "STRIPE_WEBHOOK_SECRET": "", "TRUSTED_PROXIES": "x"}
+    del env["DATABASE_URL"]
+    found = problems(env)
+    for name in ("SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "TRUSTED_PROXIES"):
+        assert any(p.startswith(f"{name} ") for p in found), (name, found)
+    assert len(found) == 4
+
+
+def test_live_key_with_simulator_base_is_refused() -> None:
+    found = problems({**LIVE, "STRIPE_API_BASE": "http://127.0.0.1:8420"})
+    assert len(found) == 1
+    assert "live Stripe key" in found[0]
+    assert "STRIPE_API_BASE" in found[0]
+
+
+def test_restricted_live_key_with_simulator_base_is_refused() -> None:
+    found = problems({**LIVE, "STRIPE_SECRET_KEY": "rk_live_abc",
+                      "STRIPE_API_BASE": "http://127.0.0.1:8420"})
+    assert any("STRIPE_API_BASE" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("secret", "publishable"),
+    [
+        ("sk_live_abc", "pk_test_abc"),
+        ("sk_test_abc", "pk_live_abc"),
+        ("rk_live_abc", "pk_test_abc"),
+    ],
+)
+def test_mixed_live_and_test_keys_are_refused(secret: str, publishable: str) -> None:
+    found = problems({**LIVE, "STRIPE_SECRET_KEY": secret, "STRIPE_PUBLISHABLE_KEY": publishable})
+    assert any("mix live and test" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["http://10.0.0.5:8420", "http://example.com", "https://api.stripe.com",
+     "http://127.0.0.1.evil.example:8420", "http://0.0.0.0:8420", "not a url"],
+)
+def test_non_loopback_api_base_is_refused(base: str) -> None:
+    found = problems({**GOOD, "STRIPE_API_BASE": base})
+    assert found == ["STRIPE_API_BASE is only for the local simulator on loopback."]
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:8420", "http://localhost:8420", "http://[::1]:8420"]
+)
+def test_loopback_api_base_is_accepted(base: str) -> None:
+    settings = load_settings({**GOOD, "STRIPE_API_BASE": base})
+    assert settings.stripe_api_base == base
+    assert settings.simulated_payments
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://u:p@db:5432/donations", "postgresql+psycopg://u:p@db:5432/donations"),
+        ("postgresql://u:p@db/donations", "postgresql+psycopg://u:p@db/donations"),
+        ("postgresql+psycopg://u@db/donations", "postgresql+psycopg://u@db/donations"),
+        ("sqlite:///instance/x.db", "sqlite:///instance/x.db"),
+    ],
+)
+def test_database_url_gets_the_psycopg_driver(given: str, used: str) -> None:
+    settings = load_settings({**GOOD, "DATABASE_URL": given})
+    assert settings.database_url == used
+    assert settings.as_flask_config()["SQLALCHEMY_DATABASE_URI"] == used
+
+
+@pytest.mark.parametrize("url", ["mysql://u@db/x", "postgresql+psycopg2://u@db/x", "db.sqlite"])
+def test_other_database_urls_are_refused(url: str) -> None:
+    found = problems({**GOOD, "DATABASE_URL": url})
+    assert any("DATABASE_URL" in p for p in found)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "10.0.0.1", "2 proxies", "１", "²"])
+def test_bad_trusted_proxies_are_refused(value: str) -> None:
+    found = problems({**GOOD, "TRUSTED_PROXIES": value})
+    assert found == ["TRUSTED_PROXIES must be the number of proxies in front of the app."]
+
+
+@pytest.mark.parametrize(("value", "count"), [("", 0), ("0", 0), ("1", 1), (" 2 ", 2)])
+def test_trusted_proxies_count(value: str, count: int) -> None:
+    assert load_settings({**GOOD, "TRUSTED_PROXIES": value}).trusted_proxies == count

@@ -154,6 +154,7 @@ def register_services(app: Flask, settings: Settings) -> None:
 def register_blueprints(app: Flask) -> None:
     from donations.payments.views import bp as payments_bp
     from donations.reminders.views import bp as reminders_bp
+    from donations.reports.views import bp as reports_bp
     from donations.staff.views import bp as staff_bp
     from donations.support.views import bp as support_bp
 
@@ -161,6 +162,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(reminders_bp)
+    app.register_blueprint(reports_bp)
 
     @app.get("/")
     def index() -> Any:

@@ -32,6 +32,10 @@ EXPECTED: dict[str, str | Role] = {
     "staff.team": Role.ADMIN,
     "staff.team_action": Role.ADMIN,
     "staff.settings": Role.ADMIN,
+    # Reports: everyone on staff reads them; exporting needs finance.
+    "reports.index": Role.VIEWER,
+    "reports.screen": Role.VIEWER,
+    "reports.download": Role.FINANCE,
 }
 VISITORS: list[Role | None] = [None, Role.VIEWER, Role.FINANCE, Role.ADMIN]
 
@@ -89,7 +93,11 @@ def test_role_matrix(app: Flask, make_staff) -> None:  # type: ignore[no-untyped
                         token = csrf_token(client.get("/staff/").text)
                     else:
                         token = csrf_token(client.get("/staff/login").text)
-                    answer = client.open(url, method=method, data={"csrf_token": token})
+                    # Buffered: a streamed download (reports) left half-read would
+                    # keep its request context pushed into the next request.
+                    answer = client.open(
+                        url, method=method, data={"csrf_token": token}, buffered=True
+                    )
                     where = f"{method} {url} as {visitor or 'anonymous'}"
                     assert answer.status_code < 500, where
                     checked += 1

@@ -14,6 +14,12 @@ if sys.argv[1:2] == ["reminders"]:
 
     raise SystemExit(reminders_main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["exports"]:
+    # `python -m bench exports [--rows N] [--xlsx-rows N]`: see bench/exports.py.
+    from bench.exports import main as exports_main
+
+    raise SystemExit(exports_main(sys.argv[2:]))
+
 from bench.support_page import main
 
 raise SystemExit(main())

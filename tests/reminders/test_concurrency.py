@@ -80,7 +80,8 @@ def test_two_dispatchers_racing_send_each_reminder_exactly_once(
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(600)
+            thread.join(900)
+        assert not any(t.is_alive() for t in threads), "a dispatcher is still running"
 
     assert all(isinstance(r, DispatchResult) for r in results), results
     claimed = [r.claimed for r in results if isinstance(r, DispatchResult)]

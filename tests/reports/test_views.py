@@ -14,7 +14,7 @@ from sqlalchemy import select
 from donations.db import commit, db
 from donations.reports.queries import REPORTS
 from donations.staff.models import AuditEntry, Role
-from tests.reports.seed import PAYLOADS, seed
+from tests.reports.seed import PAYLOADS, fast_ledger, seed
 
 MARCH = "from=2026-03-01&to=2026-03-31"
 
@@ -228,12 +228,8 @@ def test_consent_filter_is_checked(signed_in) -> None:  # type: ignore[no-untype
 
 
 def test_an_interrupted_download_is_audited(signed_in, app) -> None:  # type: ignore[no-untyped-def]
-    from tests.staff import factories
-
     with app.app_context():
-        owner = factories.supporter()
-        for _ in range(1500):
-            factories.donation(owner, 100)
+        fast_ledger(1500)
         commit()
     client, _ = signed_in(Role.FINANCE)
     answer = client.get("/staff/reports/ledger.csv", buffered=False)

@@ -17,10 +17,11 @@ from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage as MIMEMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from typing import cast
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from donations.db import db, utcnow
@@ -257,28 +258,47 @@ def _send_claimed(
                 values.update(
                     sent_at=utcnow(), message_id=str(message["Message-ID"]), next_attempt_at=None
                 )
-    values.update(
-        status=status,
-        last_error=None if outcome is AttemptOutcome.SENT else (detail or "")[:2000],
+    connection = db.session.connection()
+    connection.execute(
+        _RECORD_RESULT,
+        {
+            "row_id": row.id,
+            "new_status": status,
+            "error": None if outcome is AttemptOutcome.SENT else (detail or "")[:2000],
+            "sent": values.get("sent_at"),
+            "sent_message_id": values.get("message_id"),
+            "next_attempt": values.get("next_attempt_at"),
+        },
     )
-    db.session.execute(
-        update(EmailMessage)
-        .where(EmailMessage.id == row.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        insert(EmailAttempt).values(
-            message_id=row.id,
-            number=attempt,
-            started_at=started,
-            finished_at=utcnow(),
-            outcome=outcome,
-            smtp_code=code,
-            detail=detail[:2000] if detail else None,
-        )
+    connection.execute(
+        _RECORD_ATTEMPT,
+        {
+            "message_id": row.id,
+            "number": attempt,
+            "started_at": started,
+            "finished_at": utcnow(),
+            "outcome": outcome,
+            "smtp_code": code,
+            "detail": detail[:2000] if detail else None,
+        },
     )
     return status
+
+
+# Built once: these run for every message sent.
+_messages = cast(Table, EmailMessage.__table__)
+_RECORD_RESULT = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status", type_=_messages.c.status.type),
+        last_error=bindparam("error", type_=_messages.c.last_error.type),
+        sent_at=bindparam("sent", type_=_messages.c.sent_at.type),
+        message_id=bindparam("sent_message_id", type_=_messages.c.message_id.type),
+        next_attempt_at=bindparam("next_attempt", type_=_messages.c.next_attempt_at.type),
+    )
+)
+_RECORD_ATTEMPT = insert(cast(Table, EmailAttempt.__table__))
 
 
 def pending_email_ids(now: datetime | None = None, limit: int = 500) -> list[int]:

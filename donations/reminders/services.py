@@ -31,6 +31,7 @@ from donations.mail.services import (
     suppression_for,
     suppressions_among,
 )
+from donations.money import Money
 from donations.reminders.models import Reminder, ReminderStatus, SkipReason
 from donations.supporters.models import Donation, DonationStatus, Frequency, Supporter
 from donations.supporters.services import get_or_create_supporter
@@ -142,8 +143,6 @@ def ask_url(reminder: Reminder) -> str:
     if reminder.currency is not None:
         values["currency"] = reminder.currency
         if reminder.amount is not None:
-            from donations.money import Money
-
             values["amount"] = Money(reminder.amount, reminder.currency).major_text()
     return external_url("support.ask", **values)
 

@@ -31,7 +31,9 @@ from tests.harness import (
 )
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
-PG_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 # -- no traffic beyond loopback ------------------------------------------
@@ -41,7 +43,11 @@ _real_connect = socket.socket.connect
 
 def _loopback_only(self: socket.socket, address) -> None:  # type: ignore[no-untyped-def]
     host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+    if (
+        isinstance(host, str)
+        and host not in ("127.0.0.1", "localhost", "::1")
+        and not host.startswith("/")
+    ):
         raise RuntimeError(f"test tried to reach {address!r}; only loopback is allowed")
     return _real_connect(self, address)
 
@@ -82,7 +88,9 @@ def app_port() -> int:
     return free_port()
 
 
-def make_env(database_url: str, simulator: Simulator, port: int, mail_dir: Path, **extra: str) -> dict[str, str]:
+def make_env(
+    database_url: str, simulator: Simulator, port: int, mail_dir: Path, **extra: str
+) -> dict[str, str]:
     return {
         "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": database_url,
@@ -106,11 +114,20 @@ def smtp() -> Iterator[tuple[Mailbox, str]]:
 
 @pytest.fixture(scope="session")
 def app(
-    database_url: str, simulator: Simulator, app_port: int, smtp: tuple[Mailbox, str],
+    database_url: str,
+    simulator: Simulator,
+    app_port: int,
+    smtp: tuple[Mailbox, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Flask]:
-    env = make_env(database_url, simulator, app_port, tmp_path_factory.mktemp("mail"),
-                   SMTP_URL=smtp[1], MAIL_FROM="Newsroom <support@newsroom.test>")
+    env = make_env(
+        database_url,
+        simulator,
+        app_port,
+        tmp_path_factory.mktemp("mail"),
+        SMTP_URL=smtp[1],
+        MAIL_FROM="Newsroom <support@newsroom.test>",
+    )
     application = create_app(env, TESTING=True)
     with application.app_context():
         upgrade()  # the real migrations, not create_all

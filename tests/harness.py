@@ -56,9 +56,19 @@ class Simulator:
         self.log = state_dir / "simulator.log"
         self._log_file = self.log.open("wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "devtools.simulator", "--port", str(self.port),
-             "--state", str(state_dir / "simulator.pickle"), "--from-scratch"],
-            cwd=ROOT, stdout=self._log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "devtools.simulator",
+                "--port",
+                str(self.port),
+                "--state",
+                str(state_dir / "simulator.pickle"),
+                "--from-scratch",
+            ],
+            cwd=ROOT,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "SIMULATOR_SEPA_SETTLE_SECONDS": "1"},
         )
         wait_for_port(self.port)
@@ -67,17 +77,23 @@ class Simulator:
         requests.delete(f"{self.url}/_config/data", timeout=10).raise_for_status()
 
     def register_webhook(self, url: str, secret: str = WEBHOOK_SECRET) -> None:
-        requests.post(f"{self.url}/_config/webhooks/test", data={"url": url, "secret": secret},
-                      timeout=10).raise_for_status()
+        requests.post(
+            f"{self.url}/_config/webhooks/test", data={"url": url, "secret": secret}, timeout=10
+        ).raise_for_status()
 
     def confirm(self, client_secret: str, card: str = "4242424242424242") -> requests.Response:
         """Confirm a PaymentIntent the way the page's Stripe.js does."""
         intent_id = client_secret.split("_secret_")[0]
         return requests.post(
             f"{self.url}/v1/payment_intents/{intent_id}/confirm",
-            json={"key": "pk_test_local", "client_secret": client_secret,
-                  "payment_method_data": {"type": "card", "card": {
-                      "number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"}}},
+            json={
+                "key": "pk_test_local",
+                "client_secret": client_secret,
+                "payment_method_data": {
+                    "type": "card",
+                    "card": {"number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"},
+                },
+            },
             timeout=10,
         )
 
@@ -89,19 +105,29 @@ class Simulator:
             timeout=10,
         )
 
-    def confirm_setup(self, client_secret: str, card: str = "4242424242424242") -> requests.Response:
+    def confirm_setup(
+        self, client_secret: str, card: str = "4242424242424242"
+    ) -> requests.Response:
         """Save a card (or, given an IBAN, a SEPA mandate) as the page's Stripe.js does."""
         intent_id = client_secret.split("_secret_")[0]
         if card.startswith(("DE", "FR", "NL")):
-            method = {"type": "sepa_debit", "sepa_debit": {"iban": card},
-                      "billing_details": {"name": "Ada Reader", "email": "reader@example.org"}}
+            method = {
+                "type": "sepa_debit",
+                "sepa_debit": {"iban": card},
+                "billing_details": {"name": "Ada Reader", "email": "reader@example.org"},
+            }
         else:
-            method = {"type": "card", "card": {
-                "number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"}}
+            method = {
+                "type": "card",
+                "card": {"number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"},
+            }
         return requests.post(
             f"{self.url}/v1/setup_intents/{intent_id}/confirm",
-            json={"key": "pk_test_local", "client_secret": client_secret,
-                  "payment_method_data": method},
+            json={
+                "key": "pk_test_local",
+                "client_secret": client_secret,
+                "payment_method_data": method,
+            },
             timeout=10,
         )
 
@@ -109,7 +135,8 @@ class Simulator:
         intent_id = client_secret.split("_secret_")[0]
         return requests.post(
             f"{self.url}/v1/setup_intents/{intent_id}/confirm",
-            json={"key": "pk_test_local", "client_secret": client_secret}, timeout=10,
+            json={"key": "pk_test_local", "client_secret": client_secret},
+            timeout=10,
         )
 
     def renew(self, subscription_id: str) -> dict:
@@ -123,8 +150,11 @@ class Simulator:
     def api(self, method: str, path: str, **data: object) -> dict:
         """Call the simulator's Stripe API with the secret key (test set-up only)."""
         response = requests.request(
-            method, f"{self.url}{path}", data=data,
-            headers={"Authorization": "Bearer sk_test_local"}, timeout=10,
+            method,
+            f"{self.url}{path}",
+            data=data,
+            headers={"Authorization": "Bearer sk_test_local"},
+            timeout=10,
         )
         response.raise_for_status()
         return response.json()
@@ -193,15 +223,17 @@ def signed_event(
 ) -> tuple[bytes, dict[str, str]]:
     """A webhook body and headers signed as Stripe signs them (HMAC-SHA256 of "t.body")."""
     now = int(time.time()) if timestamp is None else timestamp
-    body = json.dumps({
-        "id": event_id or f"evt_test_{os.urandom(8).hex()}",
-        "object": "event",
-        "type": event_type,
-        "created": now,
-        "livemode": livemode,
-        "api_version": "2026-10-28.endive",
-        "data": {"object": obj},
-    })
+    body = json.dumps(
+        {
+            "id": event_id or f"evt_test_{os.urandom(8).hex()}",
+            "object": "event",
+            "type": event_type,
+            "created": now,
+            "livemode": livemode,
+            "api_version": "2026-10-28.endive",
+            "data": {"object": obj},
+        }
+    )
     return body.encode(), {
         "Stripe-Signature": sign_webhook_payload(body, secret, now),
         "Content-Type": "application/json",

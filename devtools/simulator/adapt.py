@@ -73,7 +73,9 @@ DIFFERENCES: dict[str, str] = {
         "(Stripe.js's retrievePaymentIntent)"
     ),
     "webhook_on_start": "the webhook endpoint is registered at start (localstripe keeps none)",
-    "prices_api": "a Prices API (create, retrieve, list by lookup_keys) backed by localstripe plans",
+    "prices_api": (
+        "a Prices API (create, retrieve, list by lookup_keys) backed by localstripe plans"
+    ),
     "subscription_params": (
         "subscriptions accept items[][price], default_payment_method and off_session, "
         "as the pinned API has them"
@@ -321,7 +323,9 @@ async def list_prices(request: web.Request) -> web.Response:
     if isinstance(wanted, str):
         wanted = [wanted]
     prices = [
-        _price_export(p) for p in _prices() if not wanted or getattr(p, "_lookup_key", None) in wanted
+        _price_export(p)
+        for p in _prices()
+        if not wanted or getattr(p, "_lookup_key", None) in wanted
     ]
     return server.json_response(
         {"object": "list", "data": prices, "has_more": False, "url": "/v1/prices"}
@@ -400,7 +404,13 @@ def _patch_subscriptions() -> None:
 
     def sub_export(self: Any, expand: list[str] | None = None) -> dict[str, Any]:
         data: dict[str, Any] = original_export(self, expand=expand)
-        for key in ("plan", "quantity", "tax_percent", "current_period_start", "current_period_end"):
+        for key in (
+            "plan",
+            "quantity",
+            "tax_percent",
+            "current_period_start",
+            "current_period_end",
+        ):
             data.pop(key, None)
         data["default_payment_method"] = getattr(self, "_default_payment_method", None)
         reason = getattr(self, "_cancellation_reason", None)
@@ -438,22 +448,26 @@ def _patch_subscriptions() -> None:
         if intent_id:
             intent = resources.PaymentIntent._api_retrieve(intent_id)
             secret = intent.client_secret
-            payments.append({
-                "id": "inpay_" + intent_id[3:],
-                "object": "invoice_payment",
-                "amount_paid": intent.amount if intent.status == "succeeded" else None,
-                "amount_requested": intent.amount,
-                "created": intent.created,
-                "currency": intent.currency,
-                "invoice": self.id,
-                "is_default": True,
-                "livemode": False,
-                "payment": {"type": "payment_intent", "payment_intent": intent_id},
-                "status": "paid" if intent.status == "succeeded" else "open",
-                "status_transitions": {"canceled_at": None, "paid_at": None},
-            })
+            payments.append(
+                {
+                    "id": "inpay_" + intent_id[3:],
+                    "object": "invoice_payment",
+                    "amount_paid": intent.amount if intent.status == "succeeded" else None,
+                    "amount_requested": intent.amount,
+                    "created": intent.created,
+                    "currency": intent.currency,
+                    "invoice": self.id,
+                    "is_default": True,
+                    "livemode": False,
+                    "payment": {"type": "payment_intent", "payment_intent": intent_id},
+                    "status": "paid" if intent.status == "succeeded" else "open",
+                    "status_transitions": {"canceled_at": None, "paid_at": None},
+                }
+            )
         data["payments"] = {
-            "object": "list", "data": payments, "has_more": False,
+            "object": "list",
+            "data": payments,
+            "has_more": False,
             "url": f"/v1/invoice_payments?invoice={self.id}",
         }
         data["confirmation_secret"] = (
@@ -462,6 +476,9 @@ def _patch_subscriptions() -> None:
         return data
 
     resources.Invoice._export = invoice_export_new
+
+
+_PENDING: set[object] = set()
 
 
 def _patch_sepa_settlement() -> None:
@@ -480,8 +497,13 @@ def _patch_sepa_settlement() -> None:
         async def settle() -> None:
             await asyncio.sleep(delay)
             txn = resources.BalanceTransaction(
-                amount=self.amount, currency=self.currency, description=self.description,
-                exchange_rate=1.0, reporting_category="charge", source=self.id, type="charge",
+                amount=self.amount,
+                currency=self.currency,
+                description=self.description,
+                exchange_rate=1.0,
+                reporting_category="charge",
+                source=self.id,
+                type="charge",
             )
             self.balance_transaction = txn.id
             self.status = "succeeded"
@@ -489,7 +511,9 @@ def _patch_sepa_settlement() -> None:
                 on_success()
             resources.store.dump_to_disk()
 
-        asyncio.ensure_future(settle())
+        # Keep a reference so the pending settlement is not garbage-collected.
+        _PENDING.add(task := asyncio.ensure_future(settle()))
+        task.add_done_callback(_PENDING.discard)
 
     resources.Charge._trigger_payment = _trigger_payment
 
@@ -498,7 +522,9 @@ def _patch_setup_intents() -> None:
     si_cls = resources.SetupIntent
     original_init = si_cls.__init__
 
-    def __init__(self: Any, *args: Any, allowed_payment_method_types: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self: Any, *args: Any, allowed_payment_method_types: Any = None, **kwargs: Any
+    ) -> None:
         if allowed_payment_method_types is not None:
             kwargs["payment_method_types"] = allowed_payment_method_types
         original_init(self, *args, **kwargs)
@@ -519,8 +545,12 @@ def _patch_setup_intents() -> None:
             )
             self.status = "requires_payment_method"
             self.payment_method = None
-            self._setup_error = {"type": "card_error", "code": code, "decline_code": decline,
-                                 "message": message}
+            self._setup_error = {
+                "type": "card_error",
+                "code": code,
+                "decline_code": decline,
+                "message": message,
+            }
             exc.body["error"].update(self._setup_error)
             raise
         if self.status == "succeeded" and self.customer:
@@ -653,11 +683,19 @@ async def overrides(request: web.Request, handler: Any) -> web.StreamResponse:
                 return await list_prices(request)
             if request.method == "GET" and len(parts) == 3:
                 return await retrieve_price(request, parts[2])
-        if parts[:2] == ["v1", "setup_intents"] and len(parts) == 3 and request.method == "GET" \
-                and "client_secret" in request.query and server.get_api_key(request) is None:
+        if (
+            parts[:2] == ["v1", "setup_intents"]
+            and len(parts) == 3
+            and request.method == "GET"
+            and "client_secret" in request.query
+            and server.get_api_key(request) is None
+        ):
             return await retrieve_setup_intent(request, parts[2])
-        if parts[:2] == ["_simulator", "subscriptions"] and parts[3:] == ["renew"] \
-                and request.method == "POST":
+        if (
+            parts[:2] == ["_simulator", "subscriptions"]
+            and parts[3:] == ["renew"]
+            and request.method == "POST"
+        ):
             return await renew_subscription(request, parts[2])
         if parts[:2] == ["v1", "payment_intents"] and len(parts) >= 3:
             if request.method == "POST" and parts[3:] == ["confirm"]:

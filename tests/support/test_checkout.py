@@ -20,15 +20,22 @@ def csrf_token(html: str) -> str:
 
 
 def details_form(client, amount: str = "10", currency: str = "USD", frequency: str = "once"):  # type: ignore[no-untyped-def]
-    page = client.get(f"/support/checkout?frequency={frequency}&amount={amount}&currency={currency}")
+    page = client.get(
+        f"/support/checkout?frequency={frequency}&amount={amount}&currency={currency}"
+    )
     assert page.status_code == 200, page.text
     html = page.text
     attempt = re.search(r'name="attempt" type="hidden" value="([0-9a-f]{32})"', html)
     assert attempt
     return {
-        "csrf_token": csrf_token(html), "attempt": attempt.group(1), "frequency": frequency,
-        "currency": currency, "amount": re.search(r'name="amount" type="hidden" value="([^"]+)"', html).group(1),
-        "email": "Reader@Example.org", "name": "Ada Reader", "country": "GB",
+        "csrf_token": csrf_token(html),
+        "attempt": attempt.group(1),
+        "frequency": frequency,
+        "currency": currency,
+        "amount": re.search(r'name="amount" type="hidden" value="([^"]+)"', html).group(1),
+        "email": "Reader@Example.org",
+        "name": "Ada Reader",
+        "country": "GB",
     }
 
 
@@ -52,17 +59,29 @@ def test_ask_prefills_from_query(client) -> None:  # type: ignore[no-untyped-def
     assert re.search(r'value="50.00"\s+checked', page)
 
 
-@pytest.mark.parametrize("query", ["frequency=weekly", "amount=-5", "currency=XXX", "amount=NaN", "amount=1e9"])
+@pytest.mark.parametrize(
+    "query", ["frequency=weekly", "amount=-5", "currency=XXX", "amount=NaN", "amount=1e9"]
+)
 def test_ask_ignores_bad_prefill(client, query: str) -> None:  # type: ignore[no-untyped-def]
     assert client.get(f"/support?{query}").status_code == 200
 
 
 @pytest.mark.parametrize(
     ("amount", "message"),
-    [("0", "smallest gift"), ("-5", "such as 10"), ("1e9", "such as 10"), ("NaN", "such as 10"),
-     ("10.005", "such as 10"), ("0.50", "smallest gift"), ("20000", "largest gift"), ("", "such as 10")],
+    [
+        ("0", "smallest gift"),
+        ("-5", "such as 10"),
+        ("1e9", "such as 10"),
+        ("NaN", "such as 10"),
+        ("10.005", "such as 10"),
+        ("0.50", "smallest gift"),
+        ("20000", "largest gift"),
+        ("", "such as 10"),
+    ],
 )
-def test_bad_amounts_get_a_message_and_create_nothing(client, ctx, amount: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_amounts_get_a_message_and_create_nothing(
+    client, ctx, amount: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
     page = client.get(f"/support/checkout?frequency=once&amount={amount}&currency=USD")
     assert page.status_code == 400
     assert message in page.text
@@ -118,7 +137,8 @@ def test_one_off_gift_end_to_end(client, ctx, simulator, mailbox) -> None:  # ty
     donation = db.session.scalar(select(Donation))
     assert donation.status is DonationStatus.SUCCEEDED
     assert (donation.amount, donation.currency, donation.card_last4) == (1000, "USD", "4242")
-    assert donation.stripe_charge_id and donation.stripe_charge_id.startswith("ch_")
+    assert donation.stripe_charge_id
+    assert donation.stripe_charge_id.startswith("ch_")
     assert donation.supporter.email_key == "reader@example.org"
     assert donation.supporter.stripe_customer_id
 
@@ -160,7 +180,8 @@ def test_decline_then_retry_succeeds(client, ctx, simulator, mailbox) -> None:  
     assert declined.json()["error"]["decline_code"] == "generic_decline"
 
     again = client.get(pay_url.replace("/pay/", "/thanks/"))
-    assert again.status_code == 303 and again.headers["Location"].endswith(pay_url)
+    assert again.status_code == 303
+    assert again.headers["Location"].endswith(pay_url)
     retry_page = client.get(pay_url)
     assert "declined" in retry_page.text
     donation = db.session.scalar(select(Donation))

@@ -35,7 +35,9 @@ def test_two_hundred_attempts_create_at_most_ten_payment_intents(strict_app, ctx
         statuses.append(client.post("/support/checkout", data=form).status_code)
     with strict_app.app_context():
         created = db.session.scalar(
-            select(func.count()).select_from(Donation).where(Donation.stripe_payment_intent_id.is_not(None))
+            select(func.count())
+            .select_from(Donation)
+            .where(Donation.stripe_payment_intent_id.is_not(None))
         )
     assert created <= 10
     assert statuses.count(303) == created
@@ -47,8 +49,11 @@ def test_one_email_cannot_start_many_checkouts_from_many_addresses(strict_app) -
     codes = []
     for n in range(15):
         form = details_form(client)
-        codes.append(client.post("/support/checkout", data=form,
-                                 environ_base={"REMOTE_ADDR": f"10.0.0.{n}"}).status_code)
+        codes.append(
+            client.post(
+                "/support/checkout", data=form, environ_base={"REMOTE_ADDR": f"10.0.0.{n}"}
+            ).status_code
+        )
     assert codes.count(429) >= 5
 
 
@@ -57,8 +62,12 @@ def test_repeated_declines_block_new_checkouts(client, ctx, simulator) -> None: 
         pay_url = client.post("/support/checkout", data=details_form(client)).headers["Location"]
         secret = client_secret_of(client.get(pay_url).text)
         assert simulator.confirm(secret, card="4000000000000002").status_code == 402
-        answer = client.post(pay_url + "/declined", headers={"X-CSRFToken": re.search(
-            r'data-csrf="([^"]+)"', client.get(pay_url).text).group(1)})
+        answer = client.post(
+            pay_url + "/declined",
+            headers={
+                "X-CSRFToken": re.search(r'data-csrf="([^"]+)"', client.get(pay_url).text).group(1)
+            },
+        )
         assert answer.status_code == 200
     assert answer.json["blocked"] is True
     blocked = client.post("/support/checkout", data=details_form(client))
@@ -94,7 +103,13 @@ def test_fee_cover_is_shown_and_stored_apart(client, ctx, simulator) -> None:  #
 
 @pytest.mark.parametrize(
     ("accept_language", "currency"),
-    [("de-DE,de;q=0.9", "EUR"), ("en-GB", "GBP"), ("en-US", "USD"), ("ru-RU", "USD"), ("fr", "USD")],
+    [
+        ("de-DE,de;q=0.9", "EUR"),
+        ("en-GB", "GBP"),
+        ("en-US", "USD"),
+        ("ru-RU", "USD"),
+        ("fr", "USD"),
+    ],
 )
 def test_currency_follows_the_readers_region(client, accept_language: str, currency: str) -> None:  # type: ignore[no-untyped-def]
     page = client.get("/support", headers={"Accept-Language": accept_language}).text

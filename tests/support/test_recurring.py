@@ -36,7 +36,9 @@ def emails(template: str) -> list[EmailMessage]:
     return list(db.session.scalars(select(EmailMessage).where(EmailMessage.template == template)))
 
 
-@pytest.mark.parametrize(("frequency", "wording"), [("monthly", "every month"), ("annual", "every year")])
+@pytest.mark.parametrize(
+    ("frequency", "wording"), [("monthly", "every month"), ("annual", "every year")]
+)
 def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, wording: str) -> None:  # type: ignore[no-untyped-def]
     pay_url, secret = start_plan(client, frequency=frequency, amount="15")
     assert simulator.confirm_setup(secret).json()["status"] == "succeeded"
@@ -51,7 +53,11 @@ def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, word
     assert plan.stripe_subscription_id.startswith("sub_")
     assert plan.next_renewal_at is not None
     first = db.session.scalar(select(Donation))
-    assert (first.recurring_plan_id, first.amount, first.status) == (plan.id, 1500, DonationStatus.SUCCEEDED)
+    assert (first.recurring_plan_id, first.amount, first.status) == (
+        plan.id,
+        1500,
+        DonationStatus.SUCCEEDED,
+    )
     assert str(first.frequency) == frequency
     assert first.stripe_invoice_id.startswith("in_")
 
@@ -67,7 +73,9 @@ def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, word
     assert len(emails("welcome")) == 1
 
 
-def test_monthly_by_sepa_is_pending_until_the_debit_settles(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_monthly_by_sepa_is_pending_until_the_debit_settles(
+    client, ctx, simulator, mailbox
+) -> None:  # type: ignore[no-untyped-def]
     page_html = client.get("/support/checkout?frequency=monthly&amount=10&currency=EUR").text
     assert "SEPA Direct Debit" in page_html
     pay_url, secret = start_plan(client, currency="EUR")
@@ -93,7 +101,9 @@ def test_monthly_by_sepa_is_pending_until_the_debit_settles(client, ctx, simulat
 
 
 def test_sepa_is_not_offered_for_dollars(client) -> None:  # type: ignore[no-untyped-def]
-    assert "SEPA" not in client.get("/support/checkout?frequency=monthly&amount=10&currency=USD").text
+    assert (
+        "SEPA" not in client.get("/support/checkout?frequency=monthly&amount=10&currency=USD").text
+    )
 
 
 def test_three_d_secure_on_first_payment(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
@@ -103,7 +113,8 @@ def test_three_d_secure_on_first_payment(client, ctx, simulator) -> None:  # typ
 
     # The subscription exists but its first payment waits for the reader's bank.
     back = client.get(thanks_url(pay_url))
-    assert back.status_code == 303 and back.headers["Location"].endswith(pay_url)
+    assert back.status_code == 303
+    assert back.headers["Location"].endswith(pay_url)
     page = client.get(pay_url)
     assert 'data-mode="authenticate"' in page.text
     intent_secret = client_secret_of(page.text)
@@ -125,17 +136,33 @@ def test_failed_renewal_then_new_card(client, ctx, simulator, mailbox) -> None: 
     assert plan.status is PlanStatus.ACTIVE
 
     # The card on file stops working (it attaches, then every charge fails).
-    failing = simulator.api("POST", "/v1/payment_methods", type="card", **{
-        "card[number]": "4000000000000341", "card[exp_month]": "12",
-        "card[exp_year]": "2034", "card[cvc]": "123"})
-    simulator.api("POST", f"/v1/payment_methods/{failing['id']}/attach",
-                  customer=plan.supporter.stripe_customer_id)
-    simulator.api("POST", f"/v1/subscriptions/{plan.stripe_subscription_id}",
-                  default_payment_method=failing["id"])
+    failing = simulator.api(
+        "POST",
+        "/v1/payment_methods",
+        type="card",
+        **{
+            "card[number]": "4000000000000341",
+            "card[exp_month]": "12",
+            "card[exp_year]": "2034",
+            "card[cvc]": "123",
+        },
+    )
+    simulator.api(
+        "POST",
+        f"/v1/payment_methods/{failing['id']}/attach",
+        customer=plan.supporter.stripe_customer_id,
+    )
+    simulator.api(
+        "POST",
+        f"/v1/subscriptions/{plan.stripe_subscription_id}",
+        default_payment_method=failing["id"],
+    )
     invoice = simulator.renew(plan.stripe_subscription_id)
     assert invoice["status"] == "open"
 
-    body, headers = signed_event("invoice.payment_failed", {"id": invoice["id"], "object": "invoice"})
+    body, headers = signed_event(
+        "invoice.payment_failed", {"id": invoice["id"], "object": "invoice"}
+    )
     assert client.post("/webhooks/stripe", data=body, headers=headers).status_code == 200
     db.session.expire_all()
     plan = db.session.scalar(select(RecurringPlan))
@@ -147,7 +174,9 @@ def test_failed_renewal_then_new_card(client, ctx, simulator, mailbox) -> None: 
     assert len(emails("payment_failed")) == 1
 
     dunning = next(m for m in mailbox.wait_for(3) if "did not go through" in m["Subject"])
-    link = re.search(r"(/support/plan/[^/\s]+/payment-method)", dunning.get_body(("plain",)).get_content()).group(1)
+    link = re.search(
+        r"(/support/plan/[^/\s]+/payment-method)", dunning.get_body(("plain",)).get_content()
+    ).group(1)
     page = client.get(link)
     assert page.status_code == 200
     new_secret = client_secret_of(page.text)
@@ -176,7 +205,8 @@ def test_subscription_ended_on_stripe_ends_the_plan(client, ctx, simulator) -> N
     plan = db.session.scalar(select(RecurringPlan))
     simulator.api("DELETE", f"/v1/subscriptions/{plan.stripe_subscription_id}")
     body, headers = signed_event(
-        "customer.subscription.deleted", {"id": plan.stripe_subscription_id, "object": "subscription"}
+        "customer.subscription.deleted",
+        {"id": plan.stripe_subscription_id, "object": "subscription"},
     )
     assert client.post("/webhooks/stripe", data=body, headers=headers).status_code == 200
     db.session.refresh(plan)
@@ -184,7 +214,9 @@ def test_subscription_ended_on_stripe_ends_the_plan(client, ctx, simulator) -> N
     assert plan.canceled_at is not None
 
 
-@pytest.mark.parametrize(("amount", "message"), [("1.50", "smallest gift"), ("1000.01", "largest gift")])
+@pytest.mark.parametrize(
+    ("amount", "message"), [("1.50", "smallest gift"), ("1000.01", "largest gift")]
+)
 def test_monthly_limits(client, ctx, amount: str, message: str) -> None:  # type: ignore[no-untyped-def]
     page = client.get(f"/support/checkout?frequency=monthly&amount={amount}&currency=USD")
     assert page.status_code == 400

@@ -36,70 +36,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
-PG_ADMIN = os.environ.get(
-    "BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.harness import (
+    ROOT,
+    Outcome,
+    app_environment,
+    flask,
+    machine_load,
+    postgres_database,
+    write_results,
 )
+
 # The generated donations run from this day, DAY_ROWS a day.
 FIRST_DAY = date(2025, 1, 1)
 DAY_ROWS = 2500
 CSV_TARGET, XLSX_TARGET = 2.0, 1.2
 CSV_MB, XLSX_MB = 100, 150
-
-
-# -- the database -------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_database(keep: bool) -> Iterator[str]:
-    import psycopg
-
-    name = f"donations_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    try:
-        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def app_environment(database_url: str, workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        SECRET_KEY=secrets.token_urlsafe(48),
-        DATABASE_URL=database_url,
-        STRIPE_SECRET_KEY="sk_test_bench",  # noqa: S106 -- a fake test-mode key
-        STRIPE_PUBLISHABLE_KEY="pk_test_bench",
-        STRIPE_WEBHOOK_SECRET="whsec_bench",  # noqa: S106 -- a fake secret
-        STRIPE_API_BASE="http://127.0.0.1:9",  # never called
-        BASE_URL="http://127.0.0.1:5000",
-        INSTANCE_PATH=str(workdir / "instance"),
-        MAIL_DIR=str(workdir / "mail"),
-        REPORTING_TIME_ZONE="Europe/Berlin",
-        PYTHONUNBUFFERED="1",
-    )
-    for name in ("REDIS_URL", "SMTP_URL", "FLASK_APP", "FLASK_DEBUG"):
-        env.pop(name, None)
-    return env
 
 
 # One statement per entry; the donations are the single INSERT ... SELECT generate_series.
@@ -159,18 +120,7 @@ def prepare(env: dict[str, str], rows: int) -> float:
     import psycopg
 
     began = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + done.stderr)
-        raise SystemExit("bench: `flask db upgrade` failed")
+    flask(env, "db", "upgrade")
     start = datetime.combine(FIRST_DAY, datetime.min.time(), tzinfo=UTC)
     params = {"start": start, "rows": rows, "step": 86400 / DAY_ROWS}
     with psycopg.connect(env["BENCH_PSYCOPG_URL"], autocommit=True) as conn:
@@ -188,7 +138,7 @@ def baseline_sql(env: dict[str, str], filters: Any) -> str:
     import psycopg
     from sqlalchemy.dialects import postgresql
 
-    from donations.reports.queries import FEE, GROSS, ledger_statement
+    from donations.staff.reports.ledger import FEE, GROSS, ledger_statement
     from donations.supporters.models import Donation
 
     zone = ZoneInfo(env["REPORTING_TIME_ZONE"])
@@ -327,7 +277,7 @@ def child_ours(url: str) -> dict[str, float]:
 def run_child(kind: str, argument: str, env: dict[str, str]) -> dict[str, float]:
     """One export in a new process."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.exports", "--child", kind, argument],
+        [sys.executable, "-m", "bench", "exports", "--child", kind, argument],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -348,8 +298,7 @@ CHILDREN = {"copy": child_copy, "xlsx-bare": child_xlsx_bare, "ours": child_ours
 # -- the run ------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench exports", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="donations to generate")
     parser.add_argument(
         "--xlsx-rows",
@@ -360,7 +309,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the CSV legs")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "ARGUMENT"), help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
 
 
 def _line(name: str, result: dict[str, float]) -> str:
@@ -377,18 +325,20 @@ def _verdict(ratio: float, target: float, added: float, limit: float) -> str:
     return "met" if met else "NOT met"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> Outcome:
     if args.child:
         kind, argument = args.child
         print(json.dumps(CHILDREN[kind](argument)))
-        return 0
-    from donations.reports.filters import ReportFilters
+        return Outcome(0)
+    from donations.staff.reports.filters import ReportFilters
 
-    print(f"bench exports: {args.rows:,} donations on PostgreSQL, one process per export")
-    with tempfile.TemporaryDirectory() as workdir, fresh_database(args.keep) as url:
-        env = app_environment(url, Path(workdir))
-        env["BENCH_PSYCOPG_URL"] = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    print(
+        f"bench exports: {args.rows:,} donations on PostgreSQL, one process per export; "
+        f"load average {machine_load()}"
+    )
+    with tempfile.TemporaryDirectory() as workdir, postgres_database(args.keep) as url:
+        env = app_environment(Path(workdir), url, REPORTING_TIME_ZONE="Europe/Berlin")
+        env["BENCH_PSYCOPG_URL"] = url
         print(f"  generated in {prepare(env, args.rows):.1f} s")
 
         every = ReportFilters()
@@ -440,26 +390,27 @@ def main(argv: list[str] | None = None) -> int:
     rows_match = best["csv ours"]["rows"] == best["csv baseline"]["rows"] and (
         best["xlsx ours"]["rows"] == best["xlsx baseline"]["rows"]
     )
+    outcome = Outcome(
+        0,
+        {
+            "csv ours/COPY": (csv_ratio, f"<= {CSV_TARGET:g}"),
+            "xlsx ours/baseline": (xlsx_ratio, f"<= {XLSX_TARGET:g}"),
+        },
+    )
     if not rows_match:
         print("INVALID RUN: the exports did not have the same number of rows")
-        return 2
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"exports-{stamp}.json").write_text(
-        json.dumps(
-            {
-                "rows": args.rows,
-                "xlsx_rows": best["xlsx ours"]["rows"],
-                "csv_ratio": csv_ratio,
-                "xlsx_ratio": xlsx_ratio,
-                "runs": results,
-            },
-            indent=2,
-        )
+        outcome.status = 2
+        return outcome
+    write_results(
+        "exports",
+        {
+            "rows": args.rows,
+            "xlsx_rows": best["xlsx ours"]["rows"],
+            "csv_ratio": csv_ratio,
+            "xlsx_ratio": xlsx_ratio,
+            "runs": results,
+        },
     )
     met = csv_ratio <= CSV_TARGET and xlsx_ratio <= XLSX_TARGET
-    return 0 if met and csv_added < CSV_MB and xlsx_added < XLSX_MB else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    outcome.status = 0 if met and csv_added < CSV_MB and xlsx_added < XLSX_MB else 1
+    return outcome

@@ -14,15 +14,13 @@ The SMTP server is aiosmtpd's ``Sink`` handler in its own process on
 loopback. Rounds alternate the order; the headline is the median of ours/s
 over the median of bare/s, against ``--target`` (0.5).
 
-    python -m bench.reminders [--count N] [--rounds R] [--database sqlite|postgresql]
-    python -m bench reminders ...      (the same, through the bench runner)
+    python -m bench reminders [--count N] [--rounds R] [--database sqlite|postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import smtplib
 import socket
@@ -31,28 +29,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = os.environ.get(
-    "BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.harness import HOST, Outcome, app_environment, database, free_port, machine_load
 
 
 @contextmanager
 def sink_server() -> Iterator[str]:
     """aiosmtpd accepting and discarding everything, in its own process."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -60,7 +48,7 @@ def sink_server() -> Iterator[str]:
             "aiosmtpd",
             "-n",
             "-l",
-            f"127.0.0.1:{port}",
+            f"{HOST}:{port}",
             "-c",
             "aiosmtpd.handlers.Sink",
         ],
@@ -71,32 +59,15 @@ def sink_server() -> Iterator[str]:
         deadline = time.monotonic() + 20
         while True:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
+                if s.connect_ex((HOST, port)) == 0:
                     break
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("the SMTP sink did not start")
             time.sleep(0.05)
-        yield f"smtp://127.0.0.1:{port}"
+        yield f"smtp://{HOST}:{port}"
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-@contextmanager
-def database(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    import psycopg
-
-    name = f"donations_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_app(database_url: str, smtp_url: str, tmp: Path):  # type: ignore[no-untyped-def]
@@ -104,18 +75,13 @@ def make_app(database_url: str, smtp_url: str, tmp: Path):  # type: ignore[no-un
 
     from donations import create_app
 
-    env = {
-        "SECRET_KEY": "bench-" + "k" * 40,
-        "DATABASE_URL": database_url,
-        "STRIPE_SECRET_KEY": "sk_test_bench",
-        "STRIPE_PUBLISHABLE_KEY": "pk_test_bench",
-        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
-        "STRIPE_API_BASE": "http://127.0.0.1:9",
-        "BASE_URL": "https://news.example",
-        "SMTP_URL": smtp_url,
-        "MAIL_FROM": "Newsroom <support@news.example>",
-        "INSTANCE_PATH": str(tmp),
-    }
+    env = app_environment(
+        tmp,
+        database_url,
+        BASE_URL="https://news.example",
+        SMTP_URL=smtp_url,
+        MAIL_FROM="Newsroom <support@news.example>",
+    )
     # TESTING keeps the embedded scheduler from starting; nothing else differs.
     app = create_app(env, TESTING=True)
     with app.app_context():
@@ -127,7 +93,7 @@ def seed(app, count: int, tag: str) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import insert
 
     from donations.db import db, utcnow
-    from donations.mail.services import address_hash
+    from donations.mail.suppression import address_hash
     from donations.reminders.models import Reminder, ReminderStatus
     from donations.supporters.models import Frequency
 
@@ -192,7 +158,7 @@ def run_bare(app, count: int, tag: str, smtp_url: str) -> float:  # type: ignore
 
     from donations.mail.models import EmailMessage
     from donations.mail.sender import render_email
-    from donations.mail.services import address_hash
+    from donations.mail.suppression import address_hash
     from donations.reminders.models import Reminder
     from donations.reminders.services import ask_url, unsubscribe_headers, unsubscribe_url
     from donations.supporters.models import Frequency
@@ -227,10 +193,7 @@ def run_bare(app, count: int, tag: str, smtp_url: str) -> float:  # type: ignore
         return time.perf_counter() - started
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.reminders", description=__doc__.split("\n")[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=2000, help="reminders per round (2000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating order (3)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
@@ -238,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile our side, print the top 25"
     )
-    args = parser.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> Outcome:
+    print(f"bench reminders: {args.database}; load average {machine_load()}")
     ours: list[float] = []
     bare: list[float] = []
     profile = cProfile.Profile() if args.profile else None
@@ -276,8 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio {ratio:.2f}x  (target >= {args.target:.2f}x): {verdict}")
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
-    return 0 if ratio >= args.target else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return Outcome(
+        0 if ratio >= args.target else 1, {"reminders ours/bare": (ratio, f">= {args.target:g}")}
+    )

@@ -1,7 +1,7 @@
 """Signed Stripe webhook deliveries ingested per second, as a ratio against a bare endpoint.
 
 `python -m bench webhooks [--quick]`. Two servers run one at a time under
-the same gunicorn settings as bench/support_page.py, on one fresh, migrated
+the same gunicorn settings (bench/harness.py), on one fresh, migrated
 PostgreSQL database:
 
 * bare: ``bench.bare_webhook_app:app`` -- verifies the signature on the raw
@@ -32,37 +32,35 @@ import hmac
 import http.client
 import itertools
 import json
-import math
-import os
 import secrets
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-import uuid
-from contextlib import suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from bench.support_page import (
-    APP_VARIABLES,
+from bench.harness import (
     HOST,
-    RESULTS,
-    ROOT,
+    REDIS_URL,
+    Outcome,
+    Send,
     Server,
+    Tally,
+    app_environment,
+    closed_loop,
+    flask,
     free_port,
     gunicorn_command,
+    machine_load,
+    paced,
+    postgres_database,
+    running,
+    start_process,
+    wait_until,
+    write_results,
 )
 
-ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "whsec_bench_" + "w" * 24
 PATH = "/webhooks/stripe"
 
@@ -153,33 +151,6 @@ class Deliveries:
 # -- load -----------------------------------------------------------------------
 
 
-@dataclass
-class Tally:
-    ok: int = 0
-    errors: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    latencies: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def merge(self, other: Tally) -> None:
-        self.ok += other.ok
-        self.errors += other.errors
-        for status, n in other.statuses.items():
-            self.statuses[status] = self.statuses.get(status, 0) + n
-        self.latencies += other.latencies
-        self.seconds += other.seconds
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, p: float) -> float:
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1] * 1000
-
-
 class Client:
     def __init__(self, port: int) -> None:
         self.port = port
@@ -217,160 +188,30 @@ class Client:
             self.conn = None
 
 
-def closed_loop(port: int, deliveries: Deliveries, connections: int, seconds: float) -> Tally:
-    """As fast as ``connections`` clients can go, one delivery at a time each."""
-    tallies = [Tally() for _ in range(connections)]
-    start = threading.Barrier(connections + 1)
-    deadline = 0.0
+def sender(port: int, deliveries: Deliveries) -> Send:
+    """One keep-alive client posting a fresh signed delivery per call."""
+    client = Client(port)
 
-    def work(tally: Tally) -> None:
-        client = Client(port)
-        start.wait()
-        while time.monotonic() < deadline:
-            body, signature = deliveries.next()
-            t0 = time.monotonic()
-            try:
-                status = client.post(body, signature)
-            except (OSError, http.client.HTTPException):
-                tally.errors += 1
-                continue
-            tally.statuses[status] = tally.statuses.get(status, 0) + 1
-            if 200 <= status < 300:
-                tally.ok += 1
-                tally.latencies.append(time.monotonic() - t0)
-            else:
-                tally.errors += 1
-        client.close()
+    def send() -> int | None:
+        body, signature = deliveries.next()
+        try:
+            return client.post(body, signature)
+        except (OSError, http.client.HTTPException):
+            return None
 
-    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in tallies]
-    for thread in threads:
-        thread.start()
-    t0 = time.monotonic()
-    deadline = t0 + seconds
-    start.wait()
-    for thread in threads:
-        thread.join(seconds + 60)
-    total = Tally()
-    for tally in tallies:
-        total.merge(tally)
-    total.seconds = time.monotonic() - t0
-    return total
-
-
-def paced(
-    port: int, deliveries: Deliveries, rate: float, seconds: float, clients: int = 16
-) -> Tally:
-    """``rate`` deliveries a second on a fixed schedule; latency counted from each due time."""
-    slots = int(rate * seconds)
-    tallies = [Tally() for _ in range(clients)]
-    t0 = time.monotonic() + 0.2
-
-    def work(index: int, tally: Tally) -> None:
-        client = Client(port)
-        for slot in range(index, slots, clients):
-            due = t0 + slot / rate
-            pause = due - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            body, signature = deliveries.next()
-            try:
-                status = client.post(body, signature)
-            except (OSError, http.client.HTTPException):
-                tally.errors += 1
-                continue
-            tally.statuses[status] = tally.statuses.get(status, 0) + 1
-            if 200 <= status < 300:
-                tally.ok += 1
-                tally.latencies.append(time.monotonic() - due)
-            else:
-                tally.errors += 1
-        client.close()
-
-    threads = [
-        threading.Thread(target=work, args=(i, t), daemon=True) for i, t in enumerate(tallies)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 120)
-    total = Tally()
-    for tally in tallies:
-        total.merge(tally)
-    total.seconds = max(time.monotonic() - t0, 1e-9)
-    return total
+    return send
 
 
 # -- servers and the database ------------------------------------------------------------
 
 
-def create_database() -> tuple[str, str]:
-    name = f"donations_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def environment(workdir: Path, database_url: str, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in APP_VARIABLES}
-    env.update(
-        SECRET_KEY=secrets.token_urlsafe(48),
-        DATABASE_URL=database_url,
-        STRIPE_SECRET_KEY="sk_test_bench",  # noqa: S106 -- a fake test-mode key
-        STRIPE_PUBLISHABLE_KEY="pk_test_bench",
-        STRIPE_WEBHOOK_SECRET=SECRET,
-        # Nothing listens there: ingesting a delivery never calls Stripe.
-        STRIPE_API_BASE="http://127.0.0.1:9",
-        BASE_URL=f"http://{HOST}:{port}",
-        REDIS_URL=REDIS_URL,
-        INSTANCE_PATH=str(workdir / "instance"),
-        MAIL_DIR=str(workdir / "mail"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def migrate(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + done.stderr)
-        raise SystemExit("bench: `flask db upgrade` failed")
-
-
 def start(
     name: str, app_spec: str, env: dict[str, str], port: int, threads: int, workdir: Path
 ) -> Server:
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            gunicorn_command(app_spec, port, threads),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(name, PATH, port, proc, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"bench: {name} exited:\n{server.log_tail()}")
-        with suppress(OSError):
-            if Client(port).post(b"{}", "t=1,v1=0") == 400:  # refused, as it must be
-                return server
-        time.sleep(0.1)
-    raise SystemExit(f"bench: {name} did not come up:\n{server.log_tail()}")
+    server = start_process(name, gunicorn_command(app_spec, port, threads), env, port, workdir)
+    # An unsigned delivery is refused, as it must be: the server is up.
+    wait_until(server, lambda: Client(port).post(b"{}", "t=1,v1=0") == 400)
+    return server
 
 
 def stored_rows(database_url: str) -> int:
@@ -391,86 +232,78 @@ def clear_queue() -> int:
 # -- the run -------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
+    if args.quick:
+        args.rounds, args.seconds, args.rate_seconds, args.warmup = 2, 8.0, 6.0, 1.0
+    leg = args.seconds / args.rounds
     deliveries = Deliveries()
-    name, database_url = create_database()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
-    servers: dict[str, Server] = {}
-    try:
-        ports = {"bare": free_port(), "ours": free_port()}
-        envs = {k: environment(workdir, database_url, p) for k, p in ports.items()}
-        migrate(envs["ours"])
-        specs = {"bare": "bench.bare_webhook_app:app", "ours": "wsgi:app"}
-        for key in ("bare", "ours"):
-            servers[key] = start(key, specs[key], envs[key], ports[key], args.threads, workdir)
-        print(
-            f"bench webhooks: PostgreSQL, gunicorn 1 worker x {args.threads} threads, "
-            f"{args.connections} clients, {args.rounds} rounds of {args.leg:.0f} s each"
-        )
-        warmed = 0
-        for key in ("bare", "ours"):  # warm-up, not measured (its rows are counted)
-            warmed += closed_loop(servers[key].port, deliveries, args.connections, args.warmup).ok
-        throughput = {"bare": Tally(), "ours": Tally()}
-        for round_ in range(args.rounds):
-            order = ("bare", "ours") if round_ % 2 == 0 else ("ours", "bare")
-            for key in order:
-                tally = closed_loop(servers[key].port, deliveries, args.connections, args.leg)
-                throughput[key].merge(tally)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp,
+        postgres_database() as database_url,
+    ):
+        workdir = Path(tmp)
+        try:
+            with running() as servers:
+                ports = {"bare": free_port(), "ours": free_port()}
+                envs = {
+                    k: app_environment(
+                        workdir, database_url, p, STRIPE_WEBHOOK_SECRET=SECRET, REDIS_URL=REDIS_URL
+                    )
+                    for k, p in ports.items()
+                }
+                flask(envs["ours"], "db", "upgrade")
+                specs = {"bare": "bench.bare_webhook_app:app", "ours": "wsgi:app"}
+                for key in ("bare", "ours"):
+                    servers[key] = start(
+                        key, specs[key], envs[key], ports[key], args.threads, workdir
+                    )
                 print(
-                    f"  round {round_ + 1} {key:4}: {tally.rate:7.1f} events/s "
-                    f"({tally.errors} errors)"
+                    f"bench webhooks: PostgreSQL, gunicorn 1 worker x {args.threads} threads, "
+                    f"{args.connections} clients, {args.rounds} rounds of {leg:.0f} s each; "
+                    f"load average {machine_load()}"
                 )
-        steady = {
-            key: paced(servers[key].port, deliveries, args.rate, args.rate_seconds)
-            for key in ("ours", "bare")
-        }
-        ok = warmed + sum(t.ok for t in [*throughput.values(), *steady.values()])
-        rows = stored_rows(database_url)
-    finally:
-        for server in servers.values():
-            server.stop()
-        queued = clear_queue()
-        drop_database(name)
+
+                def senders(key: str) -> Any:
+                    return lambda: sender(servers[key].port, deliveries)
+
+                warmed = 0
+                for key in ("bare", "ours"):  # warm-up, not measured (its rows are counted)
+                    warmed += closed_loop(senders(key), args.connections, args.warmup).ok
+                throughput = {"bare": Tally(), "ours": Tally()}
+                for round_ in range(args.rounds):
+                    order = ("bare", "ours") if round_ % 2 == 0 else ("ours", "bare")
+                    for key in order:
+                        tally = closed_loop(senders(key), args.connections, leg)
+                        throughput[key].merge(tally)
+                        print(
+                            f"  round {round_ + 1} {key:4}: {tally.rate:7.1f} events/s "
+                            f"({tally.errors} errors)"
+                        )
+                steady = {
+                    key: paced(senders(key), args.rate, args.rate_seconds)
+                    for key in ("ours", "bare")
+                }
+                ok = warmed + sum(t.ok for t in [*throughput.values(), *steady.values()])
+                rows = stored_rows(database_url)
+        finally:
+            queued = clear_queue()
 
     ratio = throughput["ours"].rate / throughput["bare"].rate if throughput["bare"].rate else 0
     report: dict[str, Any] = {
-        "benchmark": "webhooks",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "settings": {k: v for k, v in vars(args).items() if k != "func"},
-        "throughput": {
-            key: {
-                "events_per_s": round(t.rate, 1),
-                "ok": t.ok,
-                "errors": t.errors,
-                "p50_ms": round(t.percentile_ms(50), 1),
-                "p99_ms": round(t.percentile_ms(99), 1),
-            }
-            for key, t in throughput.items()
-        },
+        "settings": vars(args),
+        "throughput": {key: t.summary() for key, t in throughput.items()},
         "ratio": round(ratio, 3),
-        "steady": {
-            key: {
-                "rate": args.rate,
-                "ok": t.ok,
-                "errors": t.errors,
-                "p50_ms": round(t.percentile_ms(50), 1),
-                "p99_ms": round(t.percentile_ms(99), 1),
-                "max_ms": round(max(t.latencies, default=math.nan) * 1000, 1),
-            }
-            for key, t in steady.items()
-        },
+        "steady": {key: dict(t.summary(), rate=args.rate) for key, t in steady.items()},
         "rows_stored": rows,
         "deliveries_answered_2xx": ok,
         "tasks_queued_by_ours": queued,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"webhooks-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_results("webhooks", report)
 
     ours, bare = report["throughput"]["ours"], report["throughput"]["bare"]
     print(
-        f"throughput  ours {ours['events_per_s']:7.1f} events/s   "
-        f"bare {bare['events_per_s']:7.1f} events/s   "
+        f"throughput  ours {ours['per_s']:7.1f} events/s   "
+        f"bare {bare['per_s']:7.1f} events/s   "
         f"ratio {ratio:.2f} (target >= {args.target})"
     )
     for key in ("ours", "bare"):
@@ -483,21 +316,22 @@ def run(args: argparse.Namespace) -> int:
         f"rows stored {rows} = deliveries answered 2xx {ok}: {'yes' if rows == ok else 'NO'}; "
         f"processing tasks queued by ours: {queued}"
     )
-    passed = (
-        ratio >= args.target
-        and report["steady"]["ours"]["p99_ms"] < 300
-        and rows == ok
-        and not any(t.errors for t in [*throughput.values(), *steady.values()])
+    p99 = report["steady"]["ours"]["p99_ms"]
+    outcome = Outcome(
+        0,
+        {
+            "webhook ingest ours/bare": (ratio, f">= {args.target:g}"),
+            f"webhook p99 ms at {args.rate:g}/s": (p99, "< 300"),
+        },
     )
-    return 0 if passed else 1
+    if rows != ok or any(t.errors for t in [*throughput.values(), *steady.values()]):
+        outcome.status = 2
+    elif ratio < args.target or not p99 < 300:
+        outcome.status = 1
+    return outcome
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench webhooks",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs (about 25 s)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads (1 worker)")
@@ -512,12 +346,3 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="steady deliveries per second")
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--target", type=float, default=0.6)
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.seconds, args.rate_seconds, args.warmup = 2, 8.0, 6.0, 1.0
-    args.leg = args.seconds / args.rounds
-    return run(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,6 +5,10 @@ Stripe simulator on loopback (its webhook pointed at the app) and serves the
 app with the Procfile's `web` command. Ctrl-C stops everything it started.
 With real Stripe keys in the environment (and no STRIPE_API_BASE) it uses
 Stripe instead of the simulator.
+
+It writes the settings it chose (the simulator's actual port included) to
+`.env`, which the Flask CLI reads: `flask --app wsgi staff create …` and the
+README's other commands then work in this checkout with nothing to set.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
+DOTENV = ROOT / ".env"
+# Our block in .env; lines outside it are the developer's own and are kept.
+DOTENV_BEGIN = "# >>> written by `make run` (devtools/embedded.py); regenerated on every run"
+DOTENV_END = "# <<< make run"
+# The settings `make run` decides; only these go to .env.
+MANAGED = ("SECRET_KEY", "DATABASE_URL", "BASE_URL", "MAIL_DIR", "INSTANCE_PATH")
+SIMULATOR_SETTINGS = (
+    "STRIPE_SECRET_KEY",
+    "STRIPE_PUBLISHABLE_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+)
 
 
 def _procfile_command(name: str) -> str:
@@ -64,8 +80,11 @@ def _first_request(port: int) -> None:
 def _secret_key() -> str:
     path = INSTANCE / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        # Created 0600: never readable by others, not even between write and chmod.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as key_file:
+            key_file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -73,10 +92,11 @@ def environment(port: int, simulator_port: int) -> tuple[dict[str, str], bool]:
     env = dict(os.environ)
     use_stripe = bool(env.get("STRIPE_SECRET_KEY")) and not env.get("STRIPE_API_BASE")
     env.setdefault("SECRET_KEY", _secret_key())
-    env.setdefault("DATABASE_URL", f"sqlite:///{INSTANCE / 'donations.db'}")
+    # Relative paths are read from the project root (donations/config.py), as in the README.
+    env.setdefault("DATABASE_URL", "sqlite:///instance/donations.db")
     env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
-    env.setdefault("MAIL_DIR", str(INSTANCE / "mail"))
-    env.setdefault("INSTANCE_PATH", str(INSTANCE))
+    env.setdefault("MAIL_DIR", "instance/mail")
+    env.setdefault("INSTANCE_PATH", "instance")
     env["PORT"] = str(port)
     if not use_stripe:
         env.update(
@@ -85,7 +105,42 @@ def environment(port: int, simulator_port: int) -> tuple[dict[str, str], bool]:
             STRIPE_WEBHOOK_SECRET=env.get("STRIPE_WEBHOOK_SECRET", "whsec_simulated_" + "0" * 16),
             STRIPE_API_BASE=f"http://127.0.0.1:{simulator_port}",
         )
+    # The processes started here get every setting explicitly; a .env must not add to them.
+    env["FLASK_SKIP_DOTENV"] = "1"
     return env, use_stripe
+
+
+def write_dotenv(env: dict[str, str], use_stripe: bool, path: Path = DOTENV) -> None:
+    """Write the settings of this run to ``.env`` (0600: it holds SECRET_KEY).
+
+    The Flask CLI loads it (python-dotenv) without overriding the environment.
+    Real Stripe keys are never written: they stay in the developer's environment.
+    """
+    names = MANAGED if use_stripe else MANAGED + SIMULATOR_SETTINGS
+    block = [DOTENV_BEGIN, *(f"{name}={_dotenv_quote(env[name])}" for name in names), DOTENV_END]
+    kept: list[str] = []
+    if path.exists():
+        inside = False
+        for line in path.read_text().splitlines():
+            if line == DOTENV_BEGIN:
+                inside = True
+            elif line == DOTENV_END:
+                inside = False
+            elif not inside:
+                kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    text = "\n".join([*kept, *([""] if kept else []), *block]) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as dotenv_file:
+        dotenv_file.write(text)
+    path.chmod(0o600)
+
+
+def _dotenv_quote(value: str) -> str:
+    if value and all(c.isalnum() or c in "-_./:@+,=" for c in value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def main() -> None:
@@ -97,10 +152,7 @@ def main() -> None:
     if not _free(port):
         raise SystemExit(f"Port {port} is taken; run `make run PORT=5050` (or another free port).")
     env, use_stripe = environment(port, simulator_port)
-    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-    subprocess.run([*flask, "db", "upgrade"], env=env, cwd=ROOT, check=True)
-    subprocess.run([*flask, "demo", "seed"], env=env, cwd=ROOT, check=True)
-
+    write_dotenv(env, use_stripe)
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(*_: object) -> None:
@@ -119,11 +171,13 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     try:
+        simulator = None
         if not use_stripe:
             if not _free(simulator_port):
                 raise SystemExit(
                     f"Port {simulator_port} is taken; set SIMULATOR_PORT to a free port."
                 )
+            # Started first: it boots while the database is migrated.
             simulator = subprocess.Popen(
                 [
                     sys.executable,
@@ -142,11 +196,21 @@ def main() -> None:
                 env=env,
             )
             children.append(simulator)
+        # One process for both (each app start costs seconds on a small machine).
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "demo", "seed", "--migrate"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+        )
+        if simulator is not None:
             _wait_for(simulator_port, simulator, "the Stripe simulator")
+        # --preload: the app is imported once and the workers fork from it.
+        web_env = {"GUNICORN_CMD_ARGS": "--preload", **env}
         web = subprocess.Popen(
             ["bash", "-c", "exec " + _procfile_command("web")],
             cwd=ROOT,
-            env={**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"},
+            env={**web_env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"},
         )
         children.append(web)
         _wait_for(port, web, "the web server")
@@ -169,6 +233,7 @@ def banner(env: dict[str, str], use_stripe: bool) -> str:
         f"  Support page:   {env['BASE_URL']}/support",
         f"  Health:         {env['BASE_URL']}/healthz",
         f"  Database:       {env['DATABASE_URL']}",
+        "  Settings:       .env (for `flask --app wsgi …` in this checkout)",
     ]
     if use_stripe:
         lines.append("  Payments:       Stripe (your keys)")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from flask import Flask, current_app, render_template, request, session
+from flask import Flask, current_app, has_request_context, render_template, request, session
 from flask_babel import get_locale
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -19,52 +19,74 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from donations import observability, public
+from donations.cards import card_label
 from donations.config import Settings, load_settings
 from donations.db import db
 from donations.extensions import babel, csrf, limiter, migrate, talisman
 from donations.money import Money
+from donations.security import register_log_redaction, register_request_guards, safe_path
 
 LANGUAGES = ("en", "ru")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class DonationsApp(Flask):
+    """Flask, remembering which views and hooks are plain functions.
+
+    Flask asks ``inspect.iscoroutinefunction`` about every hook and view on
+    every request (``ensure_sync``, its documented override point); with a
+    dozen hooks that is a good part of what a public page costs. The answer
+    never changes for a given function, so it is worked out once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_callables: dict[Any, Any] = {}
+
+    def ensure_sync(self, func: Any) -> Any:
+        try:
+            return self._sync_callables[func]
+        except KeyError:
+            sync = self._sync_callables[func] = super().ensure_sync(func)
+            return sync
+        except TypeError:  # unhashable: ask every time
+            return super().ensure_sync(func)
+
+
 def create_app(env: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
     settings = load_settings(env)
-    app = Flask(
+    app = DonationsApp(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
-        instance_path=str(
-            Path(env.get("INSTANCE_PATH", "instance") if env else "instance").resolve()
-        ),
+        instance_path=str(settings.instance_path),
     )
     app.config.from_mapping(settings.as_flask_config())
     app.config["SETTINGS"] = settings
     app.config.update(overrides)
-    register_logging(app)
     register_proxy(app, settings)
+    register_request_guards(app)
     register_extensions(app, settings)
     register_services(app, settings)
     register_blueprints(app)
+    register_log_redaction(app)
     register_errors(app)
     register_templates(app)
     register_cli(app)
+    from donations.operations.backlog import backlog
+
+    observability.init_app(app, backlog)  # last: its middleware is the outermost
     return app
-
-
-def register_logging(app: Flask) -> None:
-    if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
 
 
 def register_proxy(app: Flask, settings: Settings) -> None:
     if settings.trusted_proxies:
-        # Believe X-Forwarded-* only as far as the configured proxies go, so a
-        # reader cannot spoof their address past the rate limits.
+        # Believe X-Forwarded-For/-Proto only as far as the configured proxies go,
+        # so a reader cannot spoof their address past the rate limits. Never
+        # X-Forwarded-Host: absolute URLs come from BASE_URL, not from a header.
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -94,6 +116,7 @@ def content_security_policy(settings: Settings) -> str:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
+    public.init_app(app)
     import_models()
     # Batch mode lets Alembic alter tables on SQLite (copy and move).
     migrate.init_app(
@@ -121,6 +144,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def import_models() -> None:
     """Import every model module so the metadata (and Alembic) sees all tables."""
+    import donations.ask.models
+    import donations.embed.experiments.models
+    import donations.embed.models
     import donations.mail.models
     import donations.payments.models
     import donations.reminders.models
@@ -130,31 +156,18 @@ def import_models() -> None:
 
 
 def register_services(app: Flask, settings: Settings) -> None:
-    from donations.mail.transport import FileTransport, SMTPTransport
-    from donations.payments.stripe_gateway import StripeGateway
+    from donations.providers import register_providers
     from donations.tasks import init_celery
 
-    app.extensions["payment_gateway"] = StripeGateway(
-        secret_key=settings.stripe_secret_key,
-        publishable_key=settings.stripe_publishable_key,
-        webhook_secret=settings.stripe_webhook_secret,
-        api_base=settings.stripe_api_base,
-    )
-    if settings.smtp_url:
-        smtp_url, smtp_timeout = settings.smtp_url, settings.smtp_timeout
-        app.extensions["mail_transport"] = lambda: SMTPTransport(smtp_url, smtp_timeout)
-    else:
-        mail_dir = (
-            settings.mail_dir if settings.mail_dir.is_absolute() else Path.cwd() / settings.mail_dir
-        )
-        app.extensions["mail_transport"] = lambda: FileTransport(mail_dir)
+    register_providers(app, settings)
     init_celery(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    from donations.embed.views import bp as embed_bp
     from donations.payments.views import bp as payments_bp
     from donations.reminders.views import bp as reminders_bp
-    from donations.reports.views import bp as reports_bp
+    from donations.staff.reports.views import bp as reports_bp
     from donations.staff.views import bp as staff_bp
     from donations.support.views import bp as support_bp
 
@@ -163,6 +176,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     app.register_blueprint(reminders_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(embed_bp)
 
     @app.get("/")
     def index() -> Any:
@@ -186,14 +200,36 @@ def register_blueprints(app: Flask) -> None:
 
         if code in LANGUAGES:
             session["lang"] = code
-        target = request.args.get("next", "/")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/"
-        return redirect(target)
+        # The choice just made wins: a ?lang= left in the return address would undo it.
+        return redirect(without_lang(safe_path(request.args.get("next"))))
+
+
+def without_lang(path: str) -> str:
+    """``path`` without its ``lang`` query parameter (the language switch's return address)."""
+    parts = urlsplit(path)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"]
+    return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
+
+
+# Blueprints of the back office: its numbers, money and dates follow the staff
+# member's own choice (StaffUser.locale), English until they choose.
+BACK_OFFICE_BLUEPRINTS = ("staff", "reports")
 
 
 def select_locale() -> str:
+    # A shell command or a task (no request) speaks English unless it forces a locale.
+    if not has_request_context():
+        return "en"
     wanted = request.args.get("lang")
+    if request.blueprint in BACK_OFFICE_BLUEPRINTS:
+        # A ?lang= on a back-office URL shows that page so (not remembered); the
+        # reader-side cookie and the browser's languages are not asked.
+        if wanted in LANGUAGES:
+            return wanted
+        from donations.staff.auth import current_staff
+
+        staff = current_staff()
+        return staff.locale if staff is not None and staff.locale in LANGUAGES else "en"
     if wanted in LANGUAGES:
         session["lang"] = wanted
         return wanted
@@ -262,6 +298,8 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["major"] = major
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["without_lang"] = without_lang
+    app.jinja_env.filters["card"] = card_label
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -6,9 +6,11 @@ environment in one go instead of one restart per missing variable.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +21,31 @@ class ConfigError(RuntimeError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("Configuration is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# The checkout: the folder holding wsgi.py, migrations/ and templates/. Relative
+# paths in the settings (``sqlite:///instance/donations.db``, MAIL_DIR,
+# INSTANCE_PATH) are read from here, as a reader of the README expects, whatever
+# the current directory (Flask-SQLAlchemy alone would put a relative SQLite file
+# under the instance folder: instance/instance/donations.db).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_path(value: str | Path) -> Path:
+    """``value`` as an absolute path, a relative one taken from the project root."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _absolute_sqlite_url(url: str) -> str:
+    """``sqlite:///relative.db`` → ``sqlite:////abs/project/relative.db``; others unchanged."""
+    prefix, _, rest = url.partition(":///")
+    if not prefix.startswith("sqlite") or not rest or rest.startswith(("/", ":memory:")):
+        return url
+    path, sep, query = rest.partition("?")
+    if path.startswith("file:"):  # a URI filename (?uri=true): leave it to SQLite
+        return url
+    return f"{prefix}:///{project_path(path)}{sep}{query}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +69,16 @@ class Settings:
     smtp_timeout: float = 15.0
     # How often beat (or the embedded scheduler) sends due reminders and mail retries.
     dispatch_interval: float = 60.0
-    extra: dict[str, object] = field(default_factory=dict)
+    secret_key_fallbacks: tuple[str, ...] = ()
+    # How long a thank-you page shows what was given, from the gift's creation.
+    thanks_page_days: int = 30
+    # "json" (one object a line, with the request id) or "text".
+    log_format: str = "json"
+    # Bearer token for /metrics; without one only loopback scrapers are answered.
+    metrics_token: str | None = None
+    # After how long an unpaid checkout is expired and its Stripe intent cancelled.
+    checkout_expiry_hours: int = 24
+    instance_path: Path = PROJECT_ROOT / "instance"
 
     @property
     def simulated_payments(self) -> bool:
@@ -67,6 +103,7 @@ class Settings:
     def as_flask_config(self) -> dict[str, object]:
         return {
             "SECRET_KEY": self.secret_key,
+            "SECRET_KEY_FALLBACKS": list(self.secret_key_fallbacks),
             "SQLALCHEMY_DATABASE_URI": self.database_url,
             "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
             "SESSION_COOKIE_SECURE": self.secure_cookies,
@@ -79,8 +116,20 @@ class Settings:
             "RATELIMIT_HEADERS_ENABLED": True,
             "BABEL_DEFAULT_LOCALE": "en",
             "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent.parent / "translations"),
-            **self.extra,
         }
+
+
+# Bits a SECRET_KEY must carry by the estimate below: token_urlsafe(48) scores ~330,
+# a 32-character hex token ~115; "x" * 40 scores 0 and a sentence about 150 at best.
+MIN_KEY_BITS = 96
+
+
+def key_entropy_bits(key: str) -> float:
+    """A rough upper bound on a key's randomness: its length times the Shannon
+    entropy of its characters. ``"x" * 40`` scores 0, a hex token 4 bits a character."""
+    counts = Counter(key)
+    per_char = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
+    return per_char * len(key)
 
 
 def _engine_options(url: str) -> dict[str, object]:
@@ -106,8 +155,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         return value
 
     secret_key = required("SECRET_KEY")
-    if secret_key and len(secret_key) < 32:
-        problems.append("SECRET_KEY must be at least 32 characters of random data.")
+    if secret_key and (len(secret_key) < 32 or key_entropy_bits(secret_key) < MIN_KEY_BITS):
+        problems.append(
+            "SECRET_KEY must be at least 32 characters of random data "
+            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))").'
+        )
+    # Older keys, newest first, still accepted for cookies and signed links while
+    # they age out: rotate by moving SECRET_KEY here and setting a new one.
+    fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+    if any(key_entropy_bits(k) < MIN_KEY_BITS or len(k) < 32 for k in fallbacks):
+        problems.append(
+            "Each of SECRET_KEY_FALLBACKS must be at least 32 characters of random data."
+        )
 
     database_url = required("DATABASE_URL")
     if database_url:
@@ -116,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
         if not database_url.startswith(("sqlite", "postgresql+psycopg://")):
             problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
+        database_url = _absolute_sqlite_url(database_url)
 
     secret = required("STRIPE_SECRET_KEY")
     publishable = required("STRIPE_PUBLISHABLE_KEY")
@@ -150,6 +210,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     redis_url = env.get("REDIS_URL", "").strip() or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         problems.append("REDIS_URL must be a redis:// or rediss:// URL.")
+    elif redis_url is None and secret.startswith(LIVE_PREFIXES):
+        # Rate limits and the declined-payment block live in each process's memory
+        # without Redis: with several workers a card tester gets several budgets.
+        problems.append("REDIS_URL must be set when live Stripe keys are used.")
 
     smtp_url = env.get("SMTP_URL", "").strip() or None
     if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
@@ -162,8 +226,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "\n" in mail_from or "\r" in mail_from:
         problems.append("MAIL_FROM must be a single line.")
 
-    instance = Path(env.get("INSTANCE_PATH", "instance"))
-    mail_dir = Path(env.get("MAIL_DIR", str(instance / "mail")))
+    instance = project_path(env.get("INSTANCE_PATH", "").strip() or "instance")
+    mail_dir = project_path(env.get("MAIL_DIR", "").strip() or instance / "mail")
 
     proxies_raw = env.get("TRUSTED_PROXIES", "0").strip() or "0"
     trusted_proxies = 0
@@ -196,6 +260,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     smtp_timeout = seconds("SMTP_TIMEOUT", 15.0)
     dispatch_interval = seconds("DISPATCH_INTERVAL_SECONDS", 60.0)
 
+    thanks_raw = env.get("THANKS_PAGE_DAYS", "").strip() or "30"
+    thanks_page_days = 30
+    if not (thanks_raw.isascii() and thanks_raw.isdigit() and 1 <= int(thanks_raw) <= 3650):
+        problems.append("THANKS_PAGE_DAYS must be a number of days between 1 and 3650.")
+    else:
+        thanks_page_days = int(thanks_raw)
+
+    log_format = env.get("LOG_FORMAT", "").strip().lower() or "json"
+    if log_format not in {"json", "text"}:
+        problems.append("LOG_FORMAT must be json or text.")
+    metrics_token = env.get("METRICS_TOKEN", "").strip() or None
+    if metrics_token is not None and len(metrics_token) < 16:
+        problems.append("METRICS_TOKEN must be at least 16 characters.")
+    expiry_raw = env.get("CHECKOUT_EXPIRY_HOURS", "").strip() or "24"
+    checkout_expiry_hours = 24
+    if not (expiry_raw.isascii() and expiry_raw.isdigit() and 1 <= int(expiry_raw) <= 720):
+        problems.append("CHECKOUT_EXPIRY_HOURS must be a number of hours between 1 and 720.")
+    else:
+        checkout_expiry_hours = int(expiry_raw)
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -218,4 +302,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         or "5 per minute;30 per hour",
         smtp_timeout=smtp_timeout,
         dispatch_interval=dispatch_interval,
+        secret_key_fallbacks=tuple(fallbacks),
+        thanks_page_days=thanks_page_days,
+        log_format=log_format,
+        metrics_token=metrics_token,
+        checkout_expiry_hours=checkout_expiry_hours,
+        instance_path=instance,
     )

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from babel.numbers import format_currency
+from babel.numbers import (
+    NumberFormatError,
+    format_currency,
+    format_decimal,
+    get_decimal_symbol,
+    get_group_symbol,
+    parse_decimal,
+)
 
 # Currencies Stripe treats as having no minor unit (the amount is in whole
 # units): https://docs.stripe.com/currencies#zero-decimal
@@ -18,6 +25,9 @@ ZERO_DECIMAL = frozenset(
 )
 # Three-decimal currencies: https://docs.stripe.com/currencies#three-decimal
 THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
+# Digits before the decimal point in the largest amount we parse (far above any gift,
+# far below Decimal's 28-digit default precision).
+MAX_MAJOR_DIGITS = 15
 
 
 class InvalidAmount(ValueError):
@@ -45,6 +55,46 @@ def normalise_currency(code: str) -> str:
     return code
 
 
+# Spaces people type where a locale groups digits with a no-break space.
+_SPACES = (" ", "\u00a0", "\u202f", "\u2009")
+
+
+def amount_example(currency: str, locale: str) -> str:
+    """An amount as ``locale`` writes it (``1,234.50``, ``1 234,50``), for messages."""
+    places = exponent(normalise_currency(currency))
+    example = Decimal("1234.5").quantize(Decimal(1).scaleb(-places)) if places else Decimal(1234)
+    return format_decimal(
+        example, format="#,##0" + ("." + "0" * places if places else ""), locale=locale
+    )
+
+
+def parse_amount(text: str, currency: str, locale: str) -> Money:
+    """An amount as a person typed it, read in their ``locale`` (Babel, strict).
+
+    ``1,000`` is a thousand in English, ``1 000,50`` and ``1000,5`` are read
+    in Russian, ``1.000,50`` in German. Anything ambiguous or malformed for
+    the locale (``5,5`` in English) is refused, never guessed; so are signs,
+    exponents and more decimals than the currency has.
+    """
+    code = normalise_currency(currency)
+    raw = text.strip()
+    if not raw or len(raw) > 30:
+        raise InvalidAmount(f"{text!r} is not an amount")
+    decimal_symbol = get_decimal_symbol(locale)
+    group_symbol = get_group_symbol(locale)
+    if group_symbol in _SPACES:
+        for space in _SPACES:
+            raw = raw.replace(space, group_symbol)
+    allowed = set("0123456789.,") | {decimal_symbol, group_symbol}
+    if any(c not in allowed for c in raw):
+        raise InvalidAmount(f"{text!r} is not an amount")
+    try:
+        number = parse_decimal(raw, locale=locale, strict=True)
+    except NumberFormatError as exc:
+        raise InvalidAmount(f"{text!r} is not an amount") from exc
+    return Money.from_major(number, code)
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Money:
     amount: int
@@ -58,14 +108,18 @@ class Money:
 
     @classmethod
     def from_major(cls, value: str | int | Decimal, currency: str) -> Money:
-        """Parse a major-unit amount such as ``"10"`` or ``"10.50"`` exactly.
+        """Parse a major-unit amount in its machine form, ``"10"`` or ``"10.50"``, exactly.
 
-        More decimals than the currency has, NaN, infinities and exponents
-        are refused rather than rounded: the reader must see what they pay.
+        For values we wrote ourselves (form fields, links, exports): a comma is
+        refused, never read as a decimal point, since ``1,000`` is a thousand
+        to an English reader. What a person typed goes through
+        :func:`parse_amount`, in their locale. More decimals than the currency
+        has, NaN, infinities and exponents are refused rather than rounded:
+        the reader must see what they pay.
         """
         code = normalise_currency(currency)
         if isinstance(value, str):
-            text = value.strip().replace(",", ".")
+            text = value.strip()
             if not text or any(c not in "0123456789." for c in text) or text.count(".") > 1:
                 raise InvalidAmount(f"{value!r} is not an amount")
             try:
@@ -77,6 +131,10 @@ class Money:
         if not number.is_finite():
             raise InvalidAmount(f"{value!r} is not an amount")
         places = exponent(code)
+        if number.adjusted() > MAX_MAJOR_DIGITS:
+            # More digits than any gift and than Decimal's default precision:
+            # scaleb() would round, then fail.
+            raise InvalidAmount("the amount is too large")
         minor = number.scaleb(places)
         if minor != minor.to_integral_value():
             raise InvalidAmount(f"{value!r} has more than {places} decimals")

@@ -10,22 +10,52 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from celery import Celery, Task
 from celery.schedules import crontab
 from flask import Flask, has_app_context
 
+from donations.db import on_commit
+
 log = logging.getLogger(__name__)
 
-celery_app = Celery("donations")
+
+class DonationsTask(Task):  # type: ignore[misc]
+    """A task that can be queued for when the current transaction commits."""
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """``delay()`` once the request's transaction commits; never if it rolls back.
+
+        Celery's own name for it (its Django task class has the same method):
+        a worker must not look for rows that are not committed yet.
+        """
+        on_commit(lambda: self.delay(*args, **kwargs))
+
+
+celery_app = Celery("donations", task_cls=DonationsTask)
 
 # Modules defining tasks, imported by workers at start.
-TASK_MODULES = ("donations.mail.tasks", "donations.reminders.tasks", "donations.payments.tasks")
+TASK_MODULES = (
+    "donations.mail.tasks",
+    "donations.reminders.tasks",
+    "donations.payments.tasks",
+    "donations.staff.tasks",
+)
 # Periodic work, every DISPATCH_INTERVAL_SECONDS: beat in production, the
 # embedded scheduler when background work is inline. Due reminders live in
 # the database, so a missed tick (or a flushed Redis) loses nothing.
-PERIODIC_TASKS = ("reminders.send_due", "mail.send_pending", "payments.process_pending_events")
+PERIODIC_TASKS = (
+    "reminders.send_due",
+    "mail.send_pending",
+    "payments.process_pending_events",
+    "experiments.check_guardrails",
+    "ops.heartbeat",
+    "payments.expire_abandoned_checkouts",
+)
+# Where ops.heartbeat leaves the time it last ran (beat -> broker -> worker).
+HEARTBEAT_KEY = "donations:heartbeat"
 # Once a night (UTC): reconcile the ledger with Stripe for the last few days.
 NIGHTLY_TASKS = {"payments.reconcile_recent": {"hour": 3, "minute": 17}}
 
@@ -33,7 +63,7 @@ NIGHTLY_TASKS = {"payments.reconcile_recent": {"hour": 3, "minute": 17}}
 def init_celery(app: Flask) -> Celery:
     settings = app.config["SETTINGS"]
 
-    class FlaskTask(Task):  # type: ignore[misc]
+    class FlaskTask(DonationsTask):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             if has_app_context():
                 return self.run(*args, **kwargs)
@@ -42,7 +72,8 @@ def init_celery(app: Flask) -> Celery:
 
     celery_app.Task = FlaskTask
     celery_app.conf.update(
-        broker_url=settings.redis_url or "memory://",
+        # memory:// with a host: kombu otherwise warns "No hostname was supplied".
+        broker_url=settings.redis_url or "memory://localhost/",
         result_backend=None,
         task_ignore_result=True,
         task_always_eager=settings.background_inline,
@@ -134,3 +165,16 @@ def register_embedded_scheduler(app: Flask, interval: float) -> None:
             if pid not in started:
                 started[pid] = EmbeddedScheduler(app, interval).start()
                 log.info("embedded scheduler started (every %ss)", interval)
+
+
+@celery_app.task(name="ops.heartbeat", ignore_result=True)
+def heartbeat() -> None:
+    """Proof that beat schedules and a worker runs: `flask ops ready beat` reads it."""
+    from flask import current_app
+
+    redis_url = current_app.config["SETTINGS"].redis_url
+    if not redis_url:  # inline: the embedded scheduler is part of the web process
+        return
+    import redis
+
+    redis.Redis.from_url(redis_url, socket_timeout=2).set(HEARTBEAT_KEY, str(time.time()))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from donations.config import ConfigError, load_settings
+from donations.config import PROJECT_ROOT, ConfigError, load_settings
 
 GOOD: dict[str, str] = {
-    "SECRET_KEY": "x" * 40,
+    "SECRET_KEY": "cfg-Qm3vX9c4RtZ8pWy7NbK3sHf6DgA1eU0oIrTq5",
     "DATABASE_URL": "sqlite:///instance/test.db",
     "STRIPE_SECRET_KEY": "sk_test_abc",
     "STRIPE_PUBLISHABLE_KEY": "pk_test_abc",
@@ -18,9 +18,15 @@ LIVE: dict[str, str] = {
     "STRIPE_SECRET_KEY": "sk_live_abc",
     "STRIPE_PUBLISHABLE_KEY": "pk_live_abc",
     "BASE_URL": "https://donate.example.org",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
-REQUIRED = ("SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
-            "STRIPE_WEBHOOK_SECRET")
+REQUIRED = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_PUBLISHABLE_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+)
 
 
 def problems(env: dict[str, str]) -> list[str]:
@@ -72,8 +78,9 @@ def test_live_key_with_simulator_base_is_refused() -> None:
 
 
 def test_restricted_live_key_with_simulator_base_is_refused() -> None:
-    found = problems({**LIVE, "STRIPE_SECRET_KEY": "rk_live_abc",
-                      "STRIPE_API_BASE": "http://127.0.0.1:8420"})
+    found = problems(
+        {**LIVE, "STRIPE_SECRET_KEY": "rk_live_abc", "STRIPE_API_BASE": "http://127.0.0.1:8420"}
+    )
     assert any("STRIPE_API_BASE" in p for p in found)
 
 
@@ -92,8 +99,14 @@ def test_mixed_live_and_test_keys_are_refused(secret: str, publishable: str) -> 
 
 @pytest.mark.parametrize(
     "base",
-    ["http://10.0.0.5:8420", "http://example.com", "https://api.stripe.com",
-     "http://127.0.0.1.evil.example:8420", "http://0.0.0.0:8420", "not a url"],
+    [
+        "http://10.0.0.5:8420",
+        "http://example.com",
+        "https://api.stripe.com",
+        "http://127.0.0.1.evil.example:8420",
+        "http://0.0.0.0:8420",
+        "not a url",
+    ],
 )
 def test_non_loopback_api_base_is_refused(base: str) -> None:
     found = problems({**GOOD, "STRIPE_API_BASE": base})
@@ -115,7 +128,7 @@ def test_loopback_api_base_is_accepted(base: str) -> None:
         ("postgres://u:p@db:5432/donations", "postgresql+psycopg://u:p@db:5432/donations"),
         ("postgresql://u:p@db/donations", "postgresql+psycopg://u:p@db/donations"),
         ("postgresql+psycopg://u@db/donations", "postgresql+psycopg://u@db/donations"),
-        ("sqlite:///instance/x.db", "sqlite:///instance/x.db"),
+        ("sqlite:///instance/x.db", f"sqlite:///{PROJECT_ROOT}/instance/x.db"),
     ],
 )
 def test_database_url_gets_the_psycopg_driver(given: str, used: str) -> None:
@@ -139,3 +152,53 @@ def test_bad_trusted_proxies_are_refused(value: str) -> None:
 @pytest.mark.parametrize(("value", "count"), [("", 0), ("0", 0), ("1", 1), (" 2 ", 2)])
 def test_trusted_proxies_count(value: str, count: int) -> None:
     assert load_settings({**GOOD, "TRUSTED_PROXIES": value}).trusted_proxies == count
+
+
+def test_live_keys_need_redis() -> None:
+    env = {k: v for k, v in LIVE.items() if k != "REDIS_URL"}
+    assert "REDIS_URL must be set when live Stripe keys are used." in problems(env)
+    assert load_settings(LIVE).redis_url == LIVE["REDIS_URL"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["x" * 40, "k" * 64, "test-secret-key-" + "k" * 32, "abababababababababababababababab" * 2,
+     "short"],
+)  # fmt: skip
+def test_a_guessable_secret_key_is_refused(key: str) -> None:
+    assert any(p.startswith("SECRET_KEY must be") for p in problems({**GOOD, "SECRET_KEY": key}))
+
+
+def test_random_keys_are_accepted_and_fallbacks_checked() -> None:
+    import secrets
+
+    for key in (secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_hex(16)):
+        assert load_settings({**GOOD, "SECRET_KEY": key}).secret_key == key
+    old = secrets.token_urlsafe(48)
+    settings = load_settings({**GOOD, "SECRET_KEY_FALLBACKS": f" {old} "})
+    assert settings.as_flask_config()["SECRET_KEY_FALLBACKS"] == [old]
+    assert problems({**GOOD, "SECRET_KEY_FALLBACKS": "x" * 40}) == [
+        "Each of SECRET_KEY_FALLBACKS must be at least 32 characters of random data."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("sqlite:///instance/donations.db", f"sqlite:///{PROJECT_ROOT}/instance/donations.db"),
+        ("sqlite:///db.sqlite?timeout=5", f"sqlite:///{PROJECT_ROOT}/db.sqlite?timeout=5"),
+        ("sqlite:////var/lib/d.db", "sqlite:////var/lib/d.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite://", "sqlite://"),
+    ],
+)
+def test_relative_sqlite_paths_are_read_from_the_project_root(given: str, used: str) -> None:
+    # As the README writes them, whatever the current directory; never instance/instance/.
+    assert load_settings({**GOOD, "DATABASE_URL": given}).database_url == used
+
+
+def test_relative_instance_and_mail_paths_are_read_from_the_project_root() -> None:
+    settings = load_settings({**GOOD, "INSTANCE_PATH": "var", "MAIL_DIR": "outbox"})
+    assert settings.instance_path == PROJECT_ROOT / "var"
+    assert settings.mail_dir == PROJECT_ROOT / "outbox"
+    assert load_settings(GOOD).mail_dir == PROJECT_ROOT / "instance" / "mail"

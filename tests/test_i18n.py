@@ -36,7 +36,14 @@ RU_MO = RU_PO.with_suffix(".mo")
 # Keep in step with the extract command in the module docstring and babel.cfg.
 # --ignore-dirs replaces Babel's default, which would skip templates/_macros.
 EXTRACT_ARGS = (
-    "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "--ignore-dirs", ".* __pycache__",
+    "-F",
+    "babel.cfg",
+    "-k",
+    "_l",
+    "-k",
+    "lazy_gettext",
+    "--ignore-dirs",
+    ".* __pycache__",
 )
 
 RU_HEADLINE = "Независимой журналистике нужна ваша поддержка"
@@ -47,7 +54,10 @@ EN_ASK_LABELS = ("Once", "Monthly", "Annual", "Continue", "Remind me later")
 def pybabel(*args: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "babel.messages.frontend", "-q", *args],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -247,3 +257,73 @@ def test_receipt_email_in_english_in_the_same_request() -> None:
     assert message["Subject"] == "Your receipt: $26.00 to support our journalism"
     text = message.get_body(("plain",)).get_content()
     assert "Thank you for your gift. This is your receipt." in text
+
+
+def refund_email(locale: str, *, fully: bool) -> EmailMessage:
+    """An outbox row shaped like the one payments.ledger._queue_refund_email queues."""
+    return EmailMessage(
+        id=8,
+        dedupe_key="refund:re_test_i18n",
+        template="refund",
+        to_address="anna@example.org",
+        to_name="Анна",
+        locale=locale,
+        context={
+            "donation_id": 7,
+            "amount": 1000 if fully else 400,
+            "currency": "EUR",
+            "charged": 1000,
+            "refunded_total": 1000 if fully else 400,
+            "fully_refunded": fully,
+            "frequency": "once",
+            "reference": "pi_test_refund",
+            "paid_at": datetime(2026, 3, 14, 12, 0, tzinfo=UTC).isoformat(),
+        },
+    )
+
+
+@pytest.mark.usefixtures("request_ctx")
+@pytest.mark.parametrize(
+    ("locale", "subject", "lines"),
+    [
+        (
+            "en",
+            "We have refunded €4.00 of your gift",
+            ["Dear Анна,", "Refunded so far: €4.00 of €10.00.", "pi_test_refund"],
+        ),
+        (
+            "ru",
+            "Мы вернули 4,00\xa0€ из вашего пожертвования",
+            [
+                "Здравствуйте, Анна!",
+                "Возвращено на данный момент: 4,00\xa0€ из 10,00\xa0€.",
+                "pi_test_refund",
+            ],
+        ),
+    ],
+)
+def test_refund_email_renders_in_each_language(locale: str, subject: str, lines: list[str]) -> None:
+    message = render_email(refund_email(locale, fully=False))
+    assert message["Subject"] == subject
+    for part in ("plain", "html"):
+        body = message.get_body((part,)).get_content()
+        for line in lines:
+            assert line in body, (part, line)
+    full = render_email(refund_email(locale, fully=True)).get_body(("plain",)).get_content()
+    assert ("The whole gift has now been refunded." in full) is (locale == "en")
+    assert ("Всё пожертвование возвращено." in full) is (locale == "ru")
+
+
+def test_choosing_english_after_a_lang_ru_link_shows_english(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/support?lang=ru&currency=EUR")
+    assert_russian(page.text)
+    # The switch's return address keeps the rest of the URL but not lang=ru ...
+    assert '/language/en?next=/support?currency%3DEUR"' in page.text
+    assert "lang%3Dru" not in page.text
+    # ... and even a link that still carries it returns without it: the choice wins.
+    switch = client.get("/language/en?next=/support?lang%3Dru%26currency%3DEUR")
+    assert switch.status_code == 302
+    assert switch.headers["Location"] == "/support?currency=EUR"
+    answer = client.get(switch.headers["Location"])
+    assert_english(answer.text)
+    assert answer.headers["Cache-Control"].startswith("private")  # their own page

@@ -15,7 +15,7 @@ def test_major_text_round_trips(amount: int, currency: str) -> None:
     assert Money.from_major(money.major_text(), currency) == money
 
 
-@given(a=st.integers(-10**9, 10**9), b=st.integers(-10**9, 10**9), currency=currencies)
+@given(a=st.integers(-(10**9), 10**9), b=st.integers(-(10**9), 10**9), currency=currencies)
 def test_addition_is_exact_integer_arithmetic(a: int, b: int, currency: str) -> None:
     assert (Money(a, currency) + Money(b, currency)).amount == a + b
     assert (Money(a, currency) - Money(b, currency)).amount == a - b
@@ -30,8 +30,13 @@ def test_percent_rounds_half_up_and_stays_in_range(amount: int, bps: int) -> Non
 
 @pytest.mark.parametrize(
     ("text", "currency", "minor"),
-    [("10", "USD", 1000), ("10.5", "usd", 1050), ("0.01", "EUR", 1), ("1000", "JPY", 1000),
-     ("1.234", "KWD", 1234), ("12,50", "EUR", 1250)],
+    [
+        ("10", "USD", 1000),
+        ("10.5", "usd", 1050),
+        ("0.01", "EUR", 1),
+        ("1000", "JPY", 1000),
+        ("1.234", "KWD", 1234),
+    ],
 )
 def test_parses_major_units(text: str, currency: str, minor: int) -> None:
     assert Money.from_major(text, currency).amount == minor
@@ -70,3 +75,16 @@ def test_display_is_localised() -> None:
     assert Money(1050, "EUR").format("ru").replace("\xa0", " ") == "10,50 €"
     assert Money(1000, "JPY").format("en") == "¥1,000"
     assert Money(1050, "USD").to_major() == Decimal("10.50")
+
+
+@pytest.mark.parametrize("text", ["1,000", "10,50", "1.000,50", "1 000", "+10", "-1", "1e3"])
+def test_from_major_takes_only_the_machine_form(text: str) -> None:
+    """A comma is never a decimal point here: "1,000" was once read as 1.00."""
+    with pytest.raises(InvalidAmount):
+        Money.from_major(text, "USD")
+
+
+def test_from_major_reads_the_machine_form_exactly() -> None:
+    assert Money.from_major("1000", "USD") == Money(100000, "USD")
+    assert Money.from_major("10.5", "EUR") == Money(1050, "EUR")
+    assert Money.from_major(" 7 ", "JPY") == Money(7, "JPY")

@@ -1,23 +1,20 @@
 """Security headers, error pages, the health check and the checkout rate limit, over HTTP.
 
-Tests that need another configuration build their own app with
-``make_env`` + ``create_app``; the session-scoped ``app`` is never changed.
+Tests that need another configuration build their own app with the ``make_app``
+fixture; the session-scoped ``app`` is never changed.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from donations import create_app
 from donations.db import db
 from donations.supporters.models import Donation
-from tests.conftest import make_env
-from tests.harness import Simulator, free_port
+from tests.harness import free_port
 
 
 def directives(header: str) -> dict[str, list[str]]:
@@ -29,26 +26,6 @@ def directives(header: str) -> dict[str, list[str]]:
             assert words[0] not in parsed, f"{words[0]} given twice"
             parsed[words[0]] = words[1:]
     return parsed
-
-
-@pytest.fixture
-def make_app(app: Flask, database_url: str, simulator: Simulator, app_port: int, tmp_path: Path):
-    """Build a separate app on the (already migrated) test database.
-
-    TESTING as the session app has it: no embedded scheduler thread is started.
-    """
-    built: list[Flask] = []
-
-    def build(database: str | None = None, **extra: str) -> Flask:
-        env = make_env(database or database_url, simulator, app_port, tmp_path / "mail", **extra)
-        built.append(create_app(env, TESTING=True))
-        return built[-1]
-
-    yield build
-    for other in built:
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 # -- headers ---------------------------------------------------------------------------
@@ -162,9 +139,14 @@ def _checkout_form(client) -> dict[str, str]:
     page = client.get("/support/checkout?frequency=once&amount=10&currency=USD")
     assert page.status_code == 200
     return {
-        "csrf_token": _hidden(page.text, "csrf_token"), "attempt": _hidden(page.text, "attempt"),
-        "amount": _hidden(page.text, "amount"), "frequency": "once", "currency": "USD",
-        "email": "reader@example.org", "name": "Ada Reader", "country": "GB",
+        "csrf_token": _hidden(page.text, "csrf_token"),
+        "attempt": _hidden(page.text, "attempt"),
+        "amount": _hidden(page.text, "amount"),
+        "frequency": "once",
+        "currency": "USD",
+        "email": "reader@example.org",
+        "name": "Ada Reader",
+        "country": "GB",
     }
 
 
@@ -189,8 +171,9 @@ def test_checkout_post_is_rate_limited(make_app) -> None:
     assert refused.status_code == 429
     assert "Too many attempts" in refused.text
     # No proxy is trusted (TRUSTED_PROXIES=0), so a made-up client address changes nothing.
-    spoofed = client.post("/support/checkout", data=forms[4],
-                          headers={"X-Forwarded-For": "203.0.113.9"})
+    spoofed = client.post(
+        "/support/checkout", data=forms[4], headers={"X-Forwarded-For": "203.0.113.9"}
+    )
     assert spoofed.status_code == 429
     assert _donations(limited) == 3
     # Reading the pages is not limited.

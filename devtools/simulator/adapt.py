@@ -18,7 +18,7 @@ from aiohttp import web
 from localstripe import resources, server
 from localstripe.errors import UserError
 
-from devtools.simulator import ledger
+from devtools.simulator import events, ledger
 
 # The test cards Stripe documents for declines, with the codes Stripe gives.
 # https://docs.stripe.com/testing#declined-payments
@@ -97,14 +97,22 @@ DIFFERENCES: dict[str, str] = {
         "a SEPA Direct Debit stays processing for a while before it succeeds "
         "(SIMULATOR_SEPA_SETTLE_SECONDS, default 2), as a real debit does for days"
     ),
+    "invoice_payments": (
+        "GET /v1/invoice_payments lists an invoice's payments, filtered by invoice or "
+        "payment[type]=payment_intent&payment[payment_intent] (how the pinned API finds "
+        "the invoice of a PaymentIntent; localstripe has no such route)"
+    ),
     "renewal_helper": (
         "POST /_simulator/subscriptions/{id}/renew bills the next period now "
         "(tests only: Stripe renews on its own clock)"
     ),
     # The ledger's adaptations live in devtools/simulator/ledger.py.
     "balance_transaction_fees": (
-        "charge balance transactions carry Stripe's fee (2.9% + 30 for cards) and "
-        "net (localstripe charges no fee)"
+        "charge balance transactions carry Stripe's standard fee for the method and "
+        "currency (donations.payments.pricing: card 2.9% + 30 in USD, 1.5% + 25 in EUR, "
+        "1.5% + 20 in GBP; SEPA Direct Debit 35 in EUR) and net; international card "
+        "4000000760000002 pays the international rate (+1.5% in USD, +1.75% in EUR and "
+        "GBP), so covering the standard fee falls short (localstripe charges no fee)"
     ),
     "refund_shape": (
         "refunds accept and carry a reason, name their payment_intent however they were "
@@ -113,9 +121,10 @@ DIFFERENCES: dict[str, str] = {
         "without amount refunds the whole charge again)"
     ),
     "list_filters": (
-        "payment intents, refunds, payouts and balance transactions are listed newest "
-        "first and filtered by created[gt|gte|lt|lte]; balance transactions also by "
-        "payout, type and source (localstripe refuses every filter)"
+        "payment intents, refunds, payouts, invoices and balance transactions are listed "
+        "newest first and filtered by created[gt|gte|lt|lte]; invoices also by customer, "
+        "subscription and status, balance transactions by payout, type and source "
+        "(localstripe refuses every filter, and lists invoices by date only)"
     ),
     "disputes": (
         "card 4000000000000259 is disputed once charged (charge.dispute.created, a "
@@ -127,6 +136,33 @@ DIFFERENCES: dict[str, str] = {
         "a payout in any currency, without amount, pays out the available balance like "
         "an automatic payout, lists its balance transactions, and a failed one returns "
         "them to the balance (localstripe: EUR only, no balance transactions)"
+    ),
+    # The event stream's adaptations live in devtools/simulator/events.py.
+    "refund_events": (
+        "a refund sends refund.created and charge.refunded; updating it sends "
+        "refund.updated and charge.refund.updated; card 4000000000005126's refunds fail "
+        "a moment later (refund.updated, refund.failed, charge.refund.updated) and go back "
+        "to the balance (localstripe sends no charge.* or refund.* event)"
+    ),
+    "renewal_events": (
+        "every paid invoice sends invoice.paid, and a renewal sends "
+        "customer.subscription.updated (as does a past-due plan paid again); localstripe "
+        "sends neither"
+    ),
+    "failed_renewal_events": (
+        "an invoice whose charge fails sends payment_intent.payment_failed and "
+        "invoice.payment_failed, and the plan's move to past_due "
+        "customer.subscription.updated (localstripe sends nothing)"
+    ),
+    "authentication_failure_event": (
+        "a failed 3D Secure challenge sends payment_intent.payment_failed (localstripe "
+        "sends nothing)"
+    ),
+    "webhook_redelivery": (
+        "a delivery answered non-2xx or not at all is retried on Stripe's backoff, "
+        "shortened (SIMULATOR_WEBHOOK_RETRY_SECONDS, default 2,4,8,16; empty for none), "
+        "each try signed afresh; GET /_simulator/deliveries lists every try "
+        "(localstripe delivers once and signs with the event's creation time)"
     ),
 }
 
@@ -346,6 +382,53 @@ def _set_default_method(customer_id: str, method_id: str) -> None:
     }
 
 
+def _invoice_payments(invoice: Any) -> list[dict[str, Any]]:
+    """The invoice's payments as the pinned API lists them (also at /v1/invoice_payments)."""
+    intent_id = invoice.payment_intent
+    if not intent_id:
+        return []
+    intent = resources.PaymentIntent._api_retrieve(intent_id)
+    return [
+        {
+            "id": "inpay_" + intent_id[3:],
+            "object": "invoice_payment",
+            "amount_paid": intent.amount if intent.status == "succeeded" else None,
+            "amount_requested": intent.amount,
+            "created": intent.created,
+            "currency": intent.currency,
+            "invoice": invoice.id,
+            "is_default": True,
+            "livemode": False,
+            "payment": {"type": "payment_intent", "payment_intent": intent_id},
+            "status": "paid" if intent.status == "succeeded" else "open",
+            "status_transitions": {"canceled_at": None, "paid_at": None},
+        }
+    ]
+
+
+async def list_invoice_payments(request: web.Request) -> web.Response:
+    """GET /v1/invoice_payments filtered by invoice or payment[payment_intent]."""
+    if server.get_api_key(request) is None:
+        raise UserError(401, "Unauthorized")
+    query = server.unflatten_data(request.query)
+    wanted_invoice = query.get("invoice")
+    payment = query.get("payment") or {}
+    wanted_intent = payment.get("payment_intent") if isinstance(payment, dict) else None
+    found = []
+    for key, invoice in list(resources.store.items()):
+        if not key.startswith("invoice:"):
+            continue
+        if wanted_invoice is not None and invoice.id != wanted_invoice:
+            continue
+        for entry in _invoice_payments(invoice):
+            if wanted_intent is None or entry["payment"]["payment_intent"] == wanted_intent:
+                found.append(entry)
+    found.sort(key=lambda entry: -entry["created"])
+    return server.json_response(
+        {"object": "list", "data": found, "has_more": False, "url": "/v1/invoice_payments"}
+    )
+
+
 def _patch_subscriptions() -> None:
     sub_cls = resources.Subscription
     original_init = sub_cls.__init__
@@ -443,27 +526,10 @@ def _patch_subscriptions() -> None:
         data.pop("charge", None)
         data.pop("subscription", None)
         data.pop("tax_percent", None)
-        payments = []
+        payments = _invoice_payments(self)
         secret = None
         if intent_id:
-            intent = resources.PaymentIntent._api_retrieve(intent_id)
-            secret = intent.client_secret
-            payments.append(
-                {
-                    "id": "inpay_" + intent_id[3:],
-                    "object": "invoice_payment",
-                    "amount_paid": intent.amount if intent.status == "succeeded" else None,
-                    "amount_requested": intent.amount,
-                    "created": intent.created,
-                    "currency": intent.currency,
-                    "invoice": self.id,
-                    "is_default": True,
-                    "livemode": False,
-                    "payment": {"type": "payment_intent", "payment_intent": intent_id},
-                    "status": "paid" if intent.status == "succeeded" else "open",
-                    "status_transitions": {"canceled_at": None, "paid_at": None},
-                }
-            )
+            secret = resources.PaymentIntent._api_retrieve(intent_id).client_secret
         data["payments"] = {
             "object": "list",
             "data": payments,
@@ -676,6 +742,11 @@ async def overrides(request: web.Request, handler: Any) -> web.StreamResponse:
         ledger_response = await ledger.route(request)
         if ledger_response is not None:
             return ledger_response
+        events_response = await events.route(request)
+        if events_response is not None:
+            return events_response
+        if parts == ["v1", "invoice_payments"] and request.method == "GET":
+            return await list_invoice_payments(request)
         if parts[:2] == ["v1", "prices"]:
             if request.method == "POST" and len(parts) == 2:
                 return await create_price(request)
@@ -735,6 +806,7 @@ def build_app(
     app = server.app
     if overrides not in app.middlewares:
         app.middlewares.insert(0, overrides)
+    events.apply(app)
     return app
 
 

@@ -27,16 +27,29 @@ from localstripe import resources, server
 from localstripe.errors import UserError
 from localstripe.webhooks import schedule_webhook
 
+from donations.payments.pricing import STANDARD_PRICING, Price
+
 DISPUTE_CARD = "4000000000000259"
 # Stripe's dispute fee in the US: https://stripe.com/pricing
 DISPUTE_FEE = 1500
 
 
-def card_fee(amount: int, method_type: str) -> int:
-    """Stripe's standard fee: 2.9% + 30 for cards, 0.8% capped at 500 for SEPA Debit."""
-    if method_type == "sepa_debit":
-        return min((amount * 8 + 500) // 1000, 500)
-    return (amount * 29 + 500) // 1000 + 30
+# A card issued outside the account's region costs more: Stripe's test card
+# for Brazil (https://docs.stripe.com/testing#international-cards).
+INTERNATIONAL_CARD = "4000000760000002"
+# What an international card adds to the standard card rate, in basis points:
+# +1.5 % in the US, 3.25 % instead of 1.5 % in the EEA and the UK.
+INTERNATIONAL_SURCHARGE_BPS = {"USD": 150, "EUR": 175, "GBP": 175}
+
+
+def processing_fee(amount: int, currency: str, method_type: str, card_number: str | None) -> int:
+    """Stripe's standard fee for the charge (the price table the app's defaults come from)."""
+    code = currency.upper()
+    by_currency = STANDARD_PRICING.get(method_type) or STANDARD_PRICING["card"]
+    price = by_currency.get(code) or STANDARD_PRICING["card"]["USD"]
+    if method_type == "card" and card_number == INTERNATIONAL_CARD:
+        price = Price(price.rate_bps + INTERNATIONAL_SURCHARGE_BPS.get(code, 150), price.fixed)
+    return price.fee(amount)
 
 
 def _new_transaction(
@@ -93,7 +106,9 @@ def patch_fees() -> None:
         if self.type == "charge":
             charge = resources.Charge._api_retrieve(self.source)
             method = resources.PaymentMethod._api_retrieve(charge.payment_method)
-            self.fee = card_fee(self.amount, method.type)
+            self.fee = processing_fee(
+                self.amount, self.currency, method.type, getattr(method, "_card_number", None)
+            )
             self.fee_details = _fee_details(self.fee, self.currency)
 
     resources.BalanceTransaction.__init__ = __init__
@@ -257,6 +272,30 @@ def patch_list_filters() -> None:
             keep.append(lambda txn: txn.id in listed)
         return _listing(cls, url, limit, starting_after, keep)
 
+    def list_invoices(
+        cls: Any,
+        url: str,
+        limit: Any = None,
+        starting_after: Any = None,
+        created: Any = None,
+        customer: Any = None,
+        subscription: Any = None,
+        status: Any = None,
+    ) -> Any:
+        return _listing(
+            cls,
+            url,
+            limit,
+            starting_after,
+            [
+                _created_matches(created),
+                _attr_is("customer", customer),
+                _attr_is("subscription", subscription),
+                _attr_is("status", status),
+            ],
+        )
+
+    resources.Invoice._api_list_all = classmethod(list_invoices)
     resources.PaymentIntent._api_list_all = classmethod(list_payment_intents)
     resources.Refund._api_list_all = classmethod(list_refunds)
     resources.Payout._api_list_all = classmethod(list_payouts)

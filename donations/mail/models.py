@@ -92,7 +92,7 @@ class Suppression(Model):
 
     Keyed by a hash of the normalised address, not the address itself, so
     the entry can outlive the erasure of everything else we knew about the
-    person (see :func:`donations.mail.services.address_hash`).
+    person (see :func:`donations.mail.suppression.address_hash`).
     """
 
     __tablename__ = "email_suppressions"

@@ -32,8 +32,9 @@ from donations.mail.models import (
     EmailStatus,
     SuppressionReason,
 )
-from donations.mail.services import address_hash, suppress, suppressions_among
+from donations.mail.suppression import address_hash, suppress, suppressions_among
 from donations.mail.transport import MailTransport, PermanentMailError, TemporaryMailError
+from donations.observability import MAIL
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,7 @@ def _send_claimed(
             "detail": detail[:2000] if detail else None,
         },
     )
+    MAIL.labels(status.value).inc()
     return status
 
 

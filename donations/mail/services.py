@@ -1,19 +1,18 @@
-"""Queueing mail in the outbox (it leaves only after the commit), and the suppression list."""
+"""Queueing mail in the outbox: it leaves only after the commit."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from donations.db import db, on_commit, utcnow
-from donations.mail.models import EmailMessage, EmailStatus, Suppression, SuppressionReason
+from donations.db import db, utcnow
+from donations.mail.models import EmailMessage, EmailStatus
+from donations.mail.tasks import send_email
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +58,7 @@ def queue_email(
         return None
 
     if send_after_commit:
-        from donations.mail.tasks import send_email
-
-        message_id = message.id
-        on_commit(lambda: send_email.delay(message_id))
+        send_email.delay_on_commit(message.id)
     return message
 
 
@@ -103,68 +99,3 @@ def queue_emails(messages: list[dict[str, Any]]) -> dict[str, int]:
         .returning(EmailMessage.dedupe_key, EmailMessage.id)
     )
     return dict(inserted.all())
-
-
-# -- the suppression list -----------------------------------------------------
-
-
-def normalise_address(address: str) -> str:
-    """The form an address is compared in (as ``Supporter.email_key``)."""
-    return address.strip().lower()
-
-
-def address_hash(address: str) -> str:
-    """The suppression list's key for ``address``: SHA-256 of the normalised address.
-
-    A plain hash rather than an HMAC with SECRET_KEY on purpose: rotating the
-    key must not silently lift every unsubscribe. It is kept after erasure
-    only to honour the person's objection to mail.
-    """
-    return hashlib.sha256(normalise_address(address).encode("utf-8")).hexdigest()
-
-
-def suppress(hashed: str, reason: SuppressionReason, detail: str | None = None) -> Suppression:
-    """Put the address with hash ``hashed`` on the suppression list (idempotent)."""
-    entry = db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
-    if entry is None:
-        entry = Suppression(address_hash=hashed, reason=reason, detail=(detail or None))
-        try:
-            with db.session.begin_nested():
-                db.session.add(entry)
-        except IntegrityError:
-            entry = db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
-            if entry is None:  # pragma: no cover - the winner rolled back
-                raise
-        else:
-            log.info("suppressed address %s…: %s", hashed[:12], reason)
-            return entry
-    if entry.reason is not reason:
-        entry.reason = reason
-        entry.detail = detail or entry.detail
-        entry.updated_at = utcnow()
-    db.session.flush()
-    return entry
-
-
-def suppression_for(hashed: str) -> Suppression | None:
-    return db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
-
-
-def suppressions_among(hashes: Iterable[str]) -> dict[str, SuppressionReason]:
-    """Which of these address hashes are suppressed, and why."""
-    wanted = sorted(set(hashes))
-    found: dict[str, SuppressionReason] = {}
-    for start in range(0, len(wanted), 500):
-        rows = db.session.execute(
-            select(Suppression.address_hash, Suppression.reason).where(
-                Suppression.address_hash.in_(wanted[start : start + 500])
-            )
-        )
-        found.update(rows.all())
-    return found
-
-
-def lift_suppression(hashed: str) -> bool:
-    """Take an address off the list because its owner asked for mail again."""
-    removed = db.session.execute(delete(Suppression).where(Suppression.address_hash == hashed))
-    return bool(removed.rowcount)  # type: ignore[attr-defined]

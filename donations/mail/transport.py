@@ -51,7 +51,7 @@ class FileTransport:
         path = self.directory / f"{token}.eml"
         path.write_bytes(bytes(message))
 
-    def close(self) -> None:
+    def close(self) -> None:  # stub-check: ok (the protocol asks for it; nothing to release)
         pass
 
 

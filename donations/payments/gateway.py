@@ -217,6 +217,10 @@ class PaymentGateway(Protocol):
         """Read the authoritative state of a payment."""
         ...
 
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> PaymentSnapshot:
+        """Cancel a PaymentIntent nobody paid; raises GatewayError once it moved money."""
+        ...
+
     def create_setup(
         self,
         *,
@@ -230,6 +234,10 @@ class PaymentGateway(Protocol):
 
     def retrieve_setup(self, setup_id: str) -> SetupSnapshot:
         """Read a SetupIntent as the provider has it."""
+        ...
+
+    def cancel_setup(self, setup_id: str, *, idempotency_key: str) -> SetupSnapshot:
+        """Cancel a SetupIntent that never collected a payment method."""
         ...
 
     def recurring_price(self, *, amount: Money, interval: str, idempotency_key: str) -> str:
@@ -313,6 +321,14 @@ class PaymentGateway(Protocol):
 
     def list_payouts(self, start: int, end: int) -> Iterator[PayoutSnapshot]:
         """Every payout created in the period."""
+        ...
+
+    def list_invoices(self, start: int, end: int) -> Iterator[InvoiceSnapshot]:
+        """Every invoice created in the period, with its payment."""
+        ...
+
+    def invoice_of_payment(self, payment_id: str) -> InvoiceSnapshot | None:
+        """The invoice a payment pays (a plan's renewal), or None for a payment of its own."""
         ...
 
     def list_payout_entries(self, payout_id: str) -> Iterator[BalanceEntry]:

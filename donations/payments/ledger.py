@@ -25,28 +25,30 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from donations.db import Model, db, utcnow
+from donations.mail.services import queue_email
+from donations.money import Money
+from donations.payments import recurring
 from donations.payments.gateway import (
     ChargeSnapshot,
     DisputeSnapshot,
+    GatewayError,
     PaymentSnapshot,
     PayoutSnapshot,
     RefundSnapshot,
 )
 from donations.payments.models import (
-    DISPUTE_TRANSITIONS,
-    PAYOUT_TRANSITIONS,
-    REFUND_TRANSITIONS,
+    MONEY_RETURNING_REFUNDS,
     Dispute,
     DisputeStatus,
     Payout,
     PayoutStatus,
     Refund,
     RefundStatus,
-    may_follow,
 )
 from donations.payments.services import gateway, record_payment
+from donations.status import InvalidTransition, change_status
 from donations.supporters.models import Donation, DonationStatus, Frequency, Supporter
-from donations.supporters.services import get_or_create_supporter
+from donations.supporters.services import find_or_create_supporter
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +112,7 @@ def import_payment(snapshot: PaymentSnapshot) -> Donation | None:
         if customer.deleted or not customer.email:
             log.warning("payment %s: customer %s has no email", snapshot.id, customer.id)
             return None
-        supporter = get_or_create_supporter(
-            email=customer.email,
-            name=customer.name or "",
-            country=None,
-            locale="en",
-            newsletter_opt_in=False,
-        )
+        supporter = find_or_create_supporter(email=customer.email, locale="en")
         if supporter.stripe_customer_id is None:
             supporter.stripe_customer_id = customer.id
         gift, cover = _split(snapshot, meta)
@@ -133,9 +129,13 @@ def import_payment(snapshot: PaymentSnapshot) -> Donation | None:
             fee_cover_amount=cover,
             currency=snapshot.amount.currency,
             frequency=frequency,
-            campaign=meta.get("campaign") or None,
+            campaign=(meta.get("campaign") or "")[:100] or None,
+            article=(meta.get("article") or "")[:300] or None,
+            variant=(meta.get("variant") or "")[:50] or None,
             stripe_payment_intent_id=snapshot.id,
             note=IMPORTED_NOTE,
+            donor_email=customer.email,
+            donor_name=customer.name or None,
         )
         try:
             with db.session.begin_nested():
@@ -161,13 +161,24 @@ def _split(snapshot: PaymentSnapshot, meta: Any) -> tuple[int, int]:
 def sync_payment(snapshot: PaymentSnapshot, *, grace: timedelta | None = None) -> Donation | None:
     """Record a payment from Stripe's snapshot, importing it if the row is missing.
 
+    A supporter's payment that pays a plan's invoice is recorded from that
+    invoice (:func:`recurring.record_renewal`), as its invoice event would.
+
     A payment of ours younger than ``grace`` (ORPHAN_GRACE) with no row raises
     UnknownPayment instead, so a webhook answers non-2xx and Stripe delivers
     again later; reconciliation, which runs long after, passes no grace.
     """
     donation = record_payment(snapshot)
-    if donation is not None or not moved_money(snapshot) or not is_ours(snapshot):
+    if donation is not None:
         return donation
+    if not snapshot.metadata.get("donation_attempt") and is_ours(snapshot):
+        # Not our checkout's, but a supporter's: a plan's renewal whose
+        # invoice event has not been processed (yet, or ever).
+        donation = recurring.record_renewal(snapshot)
+        if donation is not None:
+            return donation
+    if not moved_money(snapshot) or not is_ours(snapshot):
+        return None
     if utcnow() - timestamp(snapshot.created) < (ORPHAN_GRACE if grace is None else grace):
         raise UnknownPayment(f"payment {snapshot.id} has no donation yet")
     return import_payment(snapshot)
@@ -254,42 +265,166 @@ def apply_charge(donation: Donation, charge: ChargeSnapshot) -> None:
 
 
 def refunded_total(donation: Donation) -> int:
-    """Money returned so far: every refund not failed or canceled."""
+    """Money returned so far: every Stripe refund not failed or canceled."""
     total = db.session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.donation_id == donation.id,
-            Refund.status.in_(
-                [RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION, RefundStatus.SUCCEEDED]
-            ),
+            Refund.status.in_(list(MONEY_RETURNING_REFUNDS)),
         )
     )
     return int(total or 0)
 
 
-def upsert_refund(donation: Donation, snapshot: RefundSnapshot) -> Refund:
+def upsert_refund(
+    donation: Donation, snapshot: RefundSnapshot, row: Refund | None = None
+) -> Refund:
+    """The refund row for this Stripe refund, brought in line with it.
+
+    ``row`` is the staff request the refund answers, when there is one.
+    The supporter is told once, when the refund first returns money.
+    """
     status = RefundStatus(snapshot.status)
-    row = _row_for(
-        Refund,
-        Refund.stripe_refund_id,
-        snapshot.id,
-        lambda: Refund(
-            stripe_refund_id=snapshot.id,
-            donation_id=donation.id,
-            amount=snapshot.amount.amount,
-            currency=snapshot.amount.currency,
-            status=status,
-            reason=snapshot.reason,
-            failure_reason=snapshot.failure_reason,
-            stripe_created_at=timestamp(snapshot.created),
-        ),
-    )
+    if row is None:
+        row = _row_for(
+            Refund,
+            Refund.stripe_refund_id,
+            snapshot.id,
+            lambda: Refund(
+                stripe_refund_id=snapshot.id,
+                donation_id=donation.id,
+                amount=snapshot.amount.amount,
+                currency=snapshot.amount.currency,
+                status=status,
+                reason=snapshot.reason,
+                failure_reason=snapshot.failure_reason,
+                stripe_created_at=timestamp(snapshot.created),
+            ),
+        )
+    else:
+        row.stripe_refund_id = snapshot.id
+        row.stripe_created_at = timestamp(snapshot.created)
     row.amount = snapshot.amount.amount
     row.reason = snapshot.reason
     row.failure_reason = snapshot.failure_reason
-    if may_follow(REFUND_TRANSITIONS, row.status, status):
-        row.status = status
-    else:
+    try:
+        change_status(row, status)
+    except InvalidTransition:
         log.info("refund %s: ignoring stale status %s after %s", row.id, status, row.status)
+    if row.returns_money:
+        _queue_refund_email(donation, row)
+    return row
+
+
+def _queue_refund_email(donation: Donation, refund: Refund) -> None:
+    supporter = donation.supporter
+    if supporter.erased_at is not None or refund.stripe_refund_id is None:
+        return
+    db.session.flush()
+    refunded = refunded_total(donation)
+    queue_email(
+        "refund",
+        dedupe_key=f"refund:{refund.stripe_refund_id}",
+        to_address=supporter.email,
+        to_name=supporter.name,
+        locale=donation.locale,
+        supporter_id=supporter.id,
+        context={
+            "donation_id": donation.id,
+            "amount": refund.amount,
+            "currency": refund.currency,
+            "charged": donation.charge_total.amount,
+            "refunded_total": refunded,
+            "fully_refunded": refunded >= donation.charge_total.amount,
+            "frequency": str(donation.frequency),
+            "reference": donation.stripe_payment_intent_id,
+            "paid_at": (donation.succeeded_at or donation.created_at).isoformat(),
+        },
+    )
+
+
+# -- refunds asked for by staff ---------------------------------------------------------
+
+
+class RefundRefused(ValueError):
+    """This refund cannot be made; the message says why (for staff)."""
+
+
+def refundable(donation: Donation) -> Money:
+    """What is left to refund of this donation (zero unless it succeeded)."""
+    if donation.status is not DonationStatus.SUCCEEDED or not donation.stripe_payment_intent_id:
+        return Money.zero(donation.currency)
+    return donation.charge_total - Money(donation.refunded_amount, donation.currency)
+
+
+def refund_donation(
+    donation_id: int,
+    amount: Money | None,
+    *,
+    staff_id: int,
+    attempt_key: str,
+    reason: str = "",
+) -> Refund:
+    """Refund all (``amount`` None) or part of a donation through the gateway.
+
+    One confirmation form = one ``attempt_key`` = one refund row = one
+    idempotency key at Stripe: posting the same confirmation twice returns
+    the first request instead of refunding again. The request is written
+    first (status ``requested``), then Stripe's answer is recorded on it the
+    way a webhook records any refund, and the donation's refunded total is
+    derived again from its refunds. A refusal by Stripe is kept on the row
+    (status ``failed``, with the error); nothing is refunded then.
+    """
+    existing = db.session.scalar(select(Refund).where(Refund.attempt_key == attempt_key))
+    if existing is not None:
+        if existing.donation_id != donation_id:
+            raise RefundRefused("That confirmation belongs to another donation.")
+        return existing
+    # Row lock on PostgreSQL, so two refunds of one donation are decided one
+    # after the other against the up-to-date refunded amount (and a webhook
+    # for this refund waits for the request to commit).
+    donation = db.session.scalar(
+        select(Donation).where(Donation.id == donation_id).with_for_update()
+    )
+    if donation is None:
+        raise RefundRefused("There is no such donation.")
+    left = refundable(donation)
+    if left.amount <= 0:
+        raise RefundRefused("Nothing is left to refund on this donation.")
+    wanted = left if amount is None else amount
+    if wanted.currency != donation.currency:
+        raise RefundRefused(f"The refund must be in {donation.currency}.")
+    if wanted.amount <= 0:
+        raise RefundRefused("The refund must be more than zero.")
+    if wanted.amount > left.amount:
+        raise RefundRefused(f"At most {left.format()} can be refunded.")
+    row = Refund(
+        attempt_key=attempt_key,
+        donation_id=donation.id,
+        staff_id=staff_id,
+        staff_reason=reason.strip()[:500],
+        amount=wanted.amount,
+        currency=wanted.currency,
+        status=RefundStatus.REQUESTED,
+        stripe_created_at=utcnow(),
+    )
+    db.session.add(row)
+    db.session.flush()
+    assert donation.stripe_payment_intent_id is not None  # refundable() checked
+    try:
+        snapshot = gateway().refund_payment(
+            donation.stripe_payment_intent_id,
+            # Always the exact amount, also for "everything left": the ledger
+            # knows what is left, and the refund row records what was asked.
+            wanted,
+            idempotency_key=f"staff-refund-{attempt_key}",
+        )
+    except GatewayError as exc:
+        change_status(row, RefundStatus.FAILED, error=str(exc)[:2000])
+        return row
+    upsert_refund(donation, snapshot, row)
+    db.session.flush()
+    donation.refunded_amount = refunded_total(donation)
+    db.session.flush()
     return row
 
 
@@ -321,14 +456,15 @@ def apply_dispute(donation: Donation, snapshot: DisputeSnapshot) -> Dispute:
             stripe_created_at=timestamp(snapshot.created),
         ),
     )
-    if may_follow(DISPUTE_TRANSITIONS, row.status, status):
-        row.status = status
+    try:
+        change_status(row, status)
+    except InvalidTransition:
+        log.info("dispute %s: ignoring stale status %s after %s", row.id, status, row.status)
+    else:
         # The balance transactions grow with the status (withdrawal, then
         # perhaps a reinstatement): take them with it, never from a stale read.
         row.amount, row.reason = snapshot.amount.amount, snapshot.reason
         row.fee, row.net = snapshot.fee, snapshot.net
-    else:
-        log.info("dispute %s: ignoring stale status %s after %s", row.id, status, row.status)
     if row.is_closed and row.closed_at is None:
         row.closed_at = utcnow()
     db.session.flush()
@@ -372,9 +508,9 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
             stripe_created_at=timestamp(snapshot.created),
         ),
     )
-    if may_follow(PAYOUT_TRANSITIONS, row.status, status):
-        row.status = status
-    else:
+    try:
+        change_status(row, status)
+    except InvalidTransition:
         log.info("payout %s: ignoring stale status %s after %s", row.id, status, row.status)
     row.amount = snapshot.amount.amount
     row.arrival_date = timestamp(snapshot.arrival_date)

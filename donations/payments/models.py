@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import ClassVar
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    String,
+    Text,
+    and_,
+    case,
+    exists,
+    type_coerce,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
-from donations.supporters.models import Donation
+from donations.status import RuledStatus, StatusRules
+from donations.supporters.models import OPEN_DISPUTE_STATUSES, Donation, RefundState
 
 
 class StripeEvent(Model):
@@ -30,6 +40,10 @@ class StripeEvent(Model):
     processed_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # After a failure: when the sweep tries again (backoff), or, once the
+    # attempts reach the cap, when it was parked for an admin to look at.
+    next_attempt_at: Mapped[datetime | None]
+    parked_at: Mapped[datetime | None] = mapped_column(index=True)
 
     def __repr__(self) -> str:
         return f"<StripeEvent {self.stripe_event_id} {self.type}>"
@@ -39,11 +53,13 @@ class StripeEvent(Model):
 #
 # Each row copies the state of one Stripe object (refund, dispute, payout),
 # written from a fresh read of that object. Stripe is the authority, so a
-# status that may not follow the stored one is a stale read (two reads racing)
-# and is skipped, never applied: see ``may_follow``.
+# status that may not follow the stored one is a stale read (two reads racing):
+# ``donations.status.change_status`` refuses it and the sync skips it.
 
 
 class RefundStatus(StrEnum):
+    # Ours: a staff member asked for it and Stripe has not answered yet.
+    REQUESTED = "requested"
     PENDING = "pending"
     REQUIRES_ACTION = "requires_action"
     SUCCEEDED = "succeeded"
@@ -77,6 +93,7 @@ _CLOSED_DISPUTE = frozenset({_D.WON, _D.LOST, _D.PREVENTED, _D.WARNING_CLOSED})
 # /disputes/object, /payouts/object). A succeeded refund and a paid payout can
 # still fail later; an inquiry can escalate into a chargeback.
 REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.REQUESTED: frozenset(set(RefundStatus) - {RefundStatus.REQUESTED}),
     RefundStatus.PENDING: frozenset(
         {
             RefundStatus.REQUIRES_ACTION,
@@ -117,29 +134,49 @@ PAYOUT_TRANSITIONS: dict[PayoutStatus, frozenset[PayoutStatus]] = {
 }
 
 
-S = TypeVar("S", RefundStatus, DisputeStatus, PayoutStatus)
+REFUND_RULES = StatusRules("refund", REFUND_TRANSITIONS)
+DISPUTE_RULES = StatusRules("dispute", DISPUTE_TRANSITIONS)
+PAYOUT_RULES = StatusRules("payout", PAYOUT_TRANSITIONS)
 
 
-def may_follow(transitions: Mapping[S, frozenset[S]], current: S, new: S) -> bool:
-    """True when ``new`` may replace ``current`` (the same status is no change)."""
-    return new is current or new in transitions[current]
+# Refund statuses that count towards a donation's refunded total, as Stripe's
+# charge.amount_refunded does.
+MONEY_RETURNING_REFUNDS = frozenset(
+    {RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION, RefundStatus.SUCCEEDED}
+)
 
 
-class Refund(Model):
-    """One Stripe refund of a donation's charge."""
+class Refund(RuledStatus, Model):
+    """One refund of a donation's charge: the only record of refunds.
+
+    Each row mirrors one Stripe refund. A refund a staff member asked for
+    also keeps who asked, why, and the confirmation's attempt key (the
+    idempotency key at Stripe, so a double-clicked confirmation finds this
+    row instead of refunding twice); Stripe's answer fills in the rest. A
+    request Stripe refused has no Stripe id and the error instead.
+    """
+
+    status_rules: ClassVar[StatusRules[RefundStatus]] = REFUND_RULES
 
     __tablename__ = "refunds"
     __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    stripe_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus))
+    # Stripe's reason code (requested_by_customer, duplicate, fraudulent).
     reason: Mapped[str | None] = mapped_column(String(50))
     failure_reason: Mapped[str | None] = mapped_column(String(100))
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True)
+    # Set when a staff member asked for the refund in the back office
+    # (staff_users.id: staff sits above payments, so no relationship here).
+    attempt_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    staff_reason: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
     stripe_created_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -149,18 +186,16 @@ class Refund(Model):
     @property
     def returns_money(self) -> bool:
         """Counts towards the donation's refunded total, as Stripe's amount_refunded does."""
-        return self.status in (
-            RefundStatus.PENDING,
-            RefundStatus.REQUIRES_ACTION,
-            RefundStatus.SUCCEEDED,
-        )
+        return self.status in MONEY_RETURNING_REFUNDS
 
     def __repr__(self) -> str:
         return f"<Refund {self.stripe_refund_id} {self.status}>"
 
 
-class Dispute(Model):
+class Dispute(RuledStatus, Model):
     """One dispute (chargeback or inquiry) of a donation's charge."""
+
+    status_rules: ClassVar[StatusRules[DisputeStatus]] = DISPUTE_RULES
 
     __tablename__ = "disputes"
     __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
@@ -191,8 +226,10 @@ class Dispute(Model):
         return f"<Dispute {self.stripe_dispute_id} {self.status}>"
 
 
-class Payout(Model):
+class Payout(RuledStatus, Model):
     """One transfer of the Stripe balance to the newsroom's bank account."""
+
+    status_rules: ClassVar[StatusRules[PayoutStatus]] = PAYOUT_RULES
 
     __tablename__ = "payouts"
     __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
@@ -212,3 +249,22 @@ class Payout(Model):
 
     def __repr__(self) -> str:
         return f"<Payout {self.stripe_payout_id} {self.status}>"
+
+
+def refund_state_sql() -> ColumnElement[str | None]:
+    """A donation's refund state in SQL, for reports: the same rule as
+    :func:`donations.supporters.models.refund_state_of` (a test holds them together)."""
+    status = type_coerce(Dispute.status, String)
+    refunded = Donation.refunded_amount
+    charged = Donation.amount + Donation.fee_cover_amount
+    lost = exists().where(Dispute.donation_id == Donation.id, status == DisputeStatus.LOST.value)
+    disputed = exists().where(
+        Dispute.donation_id == Donation.id, status.in_(sorted(OPEN_DISPUTE_STATUSES))
+    )
+    return case(
+        (lost, RefundState.DISPUTE_LOST.value),
+        (disputed, RefundState.DISPUTED.value),
+        (and_(refunded > 0, refunded >= charged), RefundState.REFUNDED.value),
+        (refunded > 0, RefundState.PARTIALLY_REFUNDED.value),
+        else_=None,
+    )

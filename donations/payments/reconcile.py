@@ -1,7 +1,8 @@
 """Reconciliation: re-read Stripe for a period and repair the ledger to match.
 
 A missed or failed webhook must never mean a missing donation. For each
-object Stripe has for the period -- payments, refunds, disputes, payouts --
+object Stripe has for the period -- plans' invoices and their subscriptions,
+payments, refunds, disputes, payouts --
 the same functions the webhooks use bring the ledger in line, and what they
 changed is reported as a difference. What they cannot change (a status the
 ledger's rules forbid, an amount that disagrees, a payment nobody can place)
@@ -19,29 +20,44 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import select
 
 from donations.db import commit, db
-from donations.payments import ledger
+from donations.money import Money
+from donations.payments import ledger, recurring
 from donations.payments.gateway import (
     GatewayError,
+    InvoiceSnapshot,
     PaymentSnapshot,
     PayoutSnapshot,
 )
 from donations.payments.models import Dispute, Payout, PayoutStatus, Refund
 from donations.payments.services import gateway, status_from_snapshot
-from donations.supporters.models import Donation
+from donations.supporters.models import (
+    PLAN_TRANSITIONS,
+    Donation,
+    PlanStatus,
+    RecurringPlan,
+    Supporter,
+)
 
 log = logging.getLogger(__name__)
 
 
+# What is compared, in the order of the passes.
+KINDS = ("plan", "invoice", "payment", "refund", "dispute", "payout")
+# Plans that have not ended: their subscription is read from Stripe on every run,
+# whatever the period, so a cancellation at Stripe is never missed.
+OPEN_PLAN_STATUSES = frozenset(s for s in PlanStatus if PLAN_TRANSITIONS[s])
+
+
 @dataclass(frozen=True)
 class Difference:
-    kind: str  # payment, refund, dispute, payout
+    kind: str  # plan, invoice, payment, refund, dispute, payout
     stripe_id: str
     what: str
     repaired: bool
@@ -68,7 +84,7 @@ class ReconcileReport:
         mode = "dry run: nothing is changed" if self.dry_run else "repairing"
         start, end = f"{self.start:%Y-%m-%d %H:%M}", f"{self.end:%Y-%m-%d %H:%M}"
         out = [f"Stripe reconciliation {start} to {end} UTC ({mode})"]
-        for kind in ("payment", "refund", "dispute", "payout"):
+        for kind in KINDS:
             found = [d for d in self.differences if d.kind == kind]
             out.append(f"  {kind}s: {self.checked[kind]} checked, {len(found)} differences")
         for d in self.differences:
@@ -94,8 +110,8 @@ def reconcile(start: datetime, end: datetime, *, dry_run: bool = False) -> Recon
     if dry_run:
         _begin_writing()
     try:
-        # Invoices first, so the renewals they record are matched by their
-        # payment below rather than reported as unknown payments.
+        # Plans and their invoices first, so the renewals they record are
+        # matched by their payment below rather than reported as unknown.
         reconcile_invoices(window, run)
         _payments(window, run)
         _refunds(window, run)
@@ -158,11 +174,133 @@ class _Run:
 
 
 def reconcile_invoices(window: tuple[int, int], run: _Run) -> None:
-    """Hook for subscription invoices (recorded by ``recurring.record_invoice``).
+    """Plans' subscriptions, then the period's invoices: each renewal is one donation.
 
-    To be filled in with the recurring plans: list the period's invoices and
-    record each one, reporting differences as the passes below do.
+    The subscriptions are those the period's invoices belong to and those of
+    every plan the ledger has not ended; each brings its plan's status, next
+    renewal and cancellation in line. Then each invoice is recorded as the
+    invoice webhooks record it (``recurring.record_invoice``): a renewal,
+    paid or failed, missing from the ledger is added to its plan.
     """
+    invoices = list(gateway().list_invoices(*window))
+    wanted = list(dict.fromkeys(i.subscription_id for i in invoices if i.subscription_id))
+    open_plans = db.session.scalars(
+        select(RecurringPlan.stripe_subscription_id)
+        .where(
+            RecurringPlan.status.in_(sorted(OPEN_PLAN_STATUSES)),
+            RecurringPlan.stripe_subscription_id.is_not(None),
+        )
+        .order_by(RecurringPlan.id)
+    ).all()
+    wanted += [i for i in open_plans if i is not None and i not in wanted]
+    for subscription_id in wanted:
+        _check_subscription(subscription_id, run)
+    for invoice in invoices:
+        _check_invoice(invoice, run)
+
+
+# -- plans and their invoices ------------------------------------------------------
+
+
+def _plan_view(plan_id: int) -> Hashable:
+    plan = db.session.get(RecurringPlan, plan_id, populate_existing=True)
+    if plan is None:
+        return None
+    return (
+        ("status", str(plan.status)),
+        ("next renewal", _when(plan.next_renewal_at)),
+        ("canceled", _when(plan.canceled_at)),
+    )
+
+
+def _when(value: datetime | None) -> str | None:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else None
+
+
+def _customer_is_ours(customer_id: str | None) -> bool:
+    return customer_id is not None and (
+        db.session.scalar(select(Supporter.id).where(Supporter.stripe_customer_id == customer_id))
+        is not None
+    )
+
+
+def _check_subscription(subscription_id: str, run: _Run) -> None:
+    try:
+        snapshot = gateway().retrieve_subscription(subscription_id)
+    except GatewayError as exc:
+        run.report.checked["plan"] += 1
+        run.report.add("plan", subscription_id, f"unknown to Stripe: {exc}", repaired=False)
+        return
+    plan = recurring.find_plan(snapshot)
+    if plan is None:
+        if snapshot.metadata.get("plan_attempt") or _customer_is_ours(snapshot.customer_id):
+            run.report.checked["plan"] += 1
+            run.report.add(
+                "plan", snapshot.id, "a supporter's subscription that matches no plan", False
+            )
+        else:
+            run.report.checked["other subscription"] += 1
+        return
+    # The invoices are compared one by one below; the plan's own state here.
+    run.repair(
+        "plan",
+        snapshot.id,
+        partial(_plan_view, plan.id),
+        partial(recurring.sync_subscription, replace(snapshot, latest_invoice=None)),
+        _describe_fields,
+    )
+
+
+def _invoice_view(invoice_id: str) -> Hashable:
+    donation = db.session.scalar(select(Donation).where(Donation.stripe_invoice_id == invoice_id))
+    if donation is None:
+        return None
+    db.session.refresh(donation)
+    return (
+        ("plan", donation.recurring_plan_id),
+        ("payment", donation.stripe_payment_intent_id),
+        ("currency", donation.currency),
+        *_payment_fields(donation),
+    )
+
+
+def _describe_invoice(before: Hashable, after: Hashable) -> str:
+    if before is None and isinstance(after, tuple):
+        fields = dict(after)
+        charged = Money(int(fields["amount"]), str(fields["currency"])).format()
+        return (
+            f"missing from the ledger: recorded from Stripe as a {fields['status']} "
+            f"payment of {charged} for plan {fields['plan']}"
+        )
+    return _describe_fields(before, after)
+
+
+def _check_invoice(invoice: InvoiceSnapshot, run: _Run) -> None:
+    plan = (
+        db.session.scalar(
+            select(RecurringPlan).where(
+                RecurringPlan.stripe_subscription_id == invoice.subscription_id
+            )
+        )
+        if invoice.subscription_id
+        else None
+    )
+    if plan is None:
+        # Not a plan's (an invoice of its own, another system's subscription),
+        # or a plan the subscription pass has already reported.
+        run.report.checked["other invoice"] += 1
+        return
+    if invoice.amount_due.amount <= 0 or invoice.payment_intent_id is None:
+        # Nothing to charge, or not attempted yet: no donation to record.
+        run.report.checked["invoice"] += 1
+        return
+    run.repair(
+        "invoice",
+        invoice.id,
+        partial(_invoice_view, invoice.id),
+        partial(recurring.record_invoice, invoice, plan),
+        _describe_invoice,
+    )
 
 
 # -- payments --------------------------------------------------------------------
@@ -172,6 +310,10 @@ def _payment_view(donation: Donation | None) -> Hashable:
     if donation is None:
         return None
     db.session.refresh(donation)
+    return _payment_fields(donation)
+
+
+def _payment_fields(donation: Donation) -> tuple[tuple[str, object], ...]:
     return (
         ("status", str(donation.status)),
         ("amount", donation.amount + donation.fee_cover_amount),
@@ -240,7 +382,10 @@ def _payments(window: tuple[int, int], run: _Run) -> None:
 
 def _check_payment(snapshot: PaymentSnapshot, run: _Run) -> None:
     donation = _find_donation(snapshot)
-    if donation is None and not (ledger.moved_money(snapshot) and ledger.is_ours(snapshot)):
+    if donation is None and (
+        not ledger.is_ours(snapshot)
+        or (snapshot.metadata.get("donation_attempt") and not ledger.moved_money(snapshot))
+    ):
         # Another system's payment on the same account, or an abandoned
         # attempt whose row never committed: nothing for the ledger.
         run.report.checked["other payment"] += 1
@@ -256,12 +401,15 @@ def _check_payment(snapshot: PaymentSnapshot, run: _Run) -> None:
     if not run.repair("payment", snapshot.id, view, action, _describe_fields):
         return
     donation = found[0] or _find_donation(snapshot)
+    if donation is None and not ledger.moved_money(snapshot):
+        # A supporter's attempt outside our checkout and plans that took no money.
+        return
     if donation is None:
         why = (
             "not in the ledger and cannot be recorded"
             if snapshot.metadata.get("donation_attempt")
             else "not in the ledger: a supporter's payment made outside our checkout "
-            "(a plan's renewal is recorded from its invoice)"
+            "that pays no plan's invoice"
         )
         run.report.add("payment", snapshot.id, why, False)
         return
@@ -290,7 +438,11 @@ def _charge_view(charge_id: str) -> Hashable:
     if donation is None:
         return None
     db.session.refresh(donation)
-    refunds = db.session.scalars(select(Refund).where(Refund.donation_id == donation.id)).all()
+    refunds = db.session.scalars(
+        select(Refund).where(
+            Refund.donation_id == donation.id, Refund.stripe_refund_id.is_not(None)
+        )
+    ).all()
     return (
         ("refunded", donation.refunded_amount),
         ("fee", donation.fee),
@@ -346,7 +498,8 @@ def _stale_refunds(charge_id: str, run: _Run) -> None:
     except GatewayError:
         return
     for row in db.session.scalars(select(Refund).where(Refund.donation_id == donation.id)):
-        if row.stripe_refund_id not in listed:
+        # A staff request Stripe refused has no Stripe id: nothing to compare.
+        if row.stripe_refund_id is not None and row.stripe_refund_id not in listed:
             run.report.add(
                 "refund", row.stripe_refund_id, "in the ledger, unknown to Stripe", False
             )

@@ -11,22 +11,17 @@ import logging
 import secrets
 from datetime import UTC, datetime
 
-from flask import current_app
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from donations.db import db, utcnow
 from donations.mail.services import queue_email
-from donations.payments.gateway import InvoiceSnapshot, SubscriptionSnapshot
+from donations.payments.gateway import InvoiceSnapshot, PaymentSnapshot, SubscriptionSnapshot
 from donations.payments.services import gateway, record_payment
-from donations.supporters.models import (
-    PLAN_TRANSITIONS,
-    Donation,
-    InvalidTransition,
-    PlanStatus,
-    RecurringPlan,
-)
+from donations.security import signing_keys
+from donations.status import change_status
+from donations.supporters.models import Donation, PlanStatus, RecurringPlan
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +66,7 @@ def sync_subscription(snapshot: SubscriptionSnapshot) -> RecurringPlan | None:
     if snapshot.cancellation_reason and plan.cancellation_reason is None:
         plan.cancellation_reason = snapshot.cancellation_reason
     new_status = plan_status_from(snapshot)
-    changed = new_status is not None and set_plan_status(plan, new_status)
+    changed = new_status is not None and change_status(plan, new_status)
     if changed and new_status is PlanStatus.ACTIVE and plan.started_at is None:
         plan.started_at = utcnow()
         _queue_welcome(plan)
@@ -81,26 +76,16 @@ def sync_subscription(snapshot: SubscriptionSnapshot) -> RecurringPlan | None:
     return plan
 
 
-def set_plan_status(plan: RecurringPlan, new: PlanStatus) -> bool:
-    """Compare-and-set the plan's status; True if this call changed it."""
-    db.session.flush()
-    current = plan.status
-    if current is new:
-        return False
-    if new not in PLAN_TRANSITIONS[current]:
-        raise InvalidTransition(f"plan {plan.id}: {current} -> {new}")
-    changed = db.session.execute(
-        update(RecurringPlan)
-        .where(RecurringPlan.id == plan.id, RecurringPlan.status == current)
-        .values(status=new, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    db.session.refresh(plan)
-    return bool(changed)
+def record_invoice(
+    invoice: InvoiceSnapshot,
+    plan: RecurringPlan | None = None,
+    payment: PaymentSnapshot | None = None,
+) -> Donation | None:
+    """One donation per invoice, with its payment's state recorded.
 
-
-def record_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan | None = None) -> Donation | None:
-    """One donation per invoice, with its payment's state recorded."""
+    ``payment`` is the invoice's PaymentIntent when the caller has just read
+    it; otherwise it is read from Stripe.
+    """
     if plan is None and invoice.subscription_id:
         plan = db.session.scalar(
             select(RecurringPlan).where(
@@ -116,7 +101,9 @@ def record_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan | None = None) 
     if donation.stripe_payment_intent_id != invoice.payment_intent_id:
         donation.stripe_payment_intent_id = invoice.payment_intent_id
         db.session.flush()
-    record_payment(gateway().retrieve_payment(invoice.payment_intent_id))
+    if payment is None or payment.id != invoice.payment_intent_id:
+        payment = gateway().retrieve_payment(invoice.payment_intent_id)
+    record_payment(payment)
     if (
         invoice.status == "open"
         and invoice.billing_reason == "subscription_cycle"
@@ -124,6 +111,30 @@ def record_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan | None = None) 
     ):
         queue_dunning(plan, invoice)
     return donation
+
+
+def record_renewal(payment: PaymentSnapshot) -> Donation | None:
+    """A payment with no donation row that pays a plan's invoice: record it from the invoice.
+
+    A renewal's ``payment_intent.*`` event can arrive before (or instead of)
+    its ``invoice.*`` event. The PaymentIntent does not say which plan it
+    belongs to, its invoice does: the invoice and its subscription are read
+    from Stripe and recorded as the invoice event would have. None when the
+    payment pays no invoice of a plan we know.
+    """
+    invoice = gateway().invoice_of_payment(payment.id)
+    if invoice is None or invoice.subscription_id is None:
+        return None
+    plan = sync_subscription(gateway().retrieve_subscription(invoice.subscription_id))
+    if plan is None:
+        return None
+    log.info(
+        "payment %s is invoice %s of plan %s; recorded from the invoice",
+        payment.id,
+        invoice.id,
+        plan.id,
+    )
+    return record_invoice(invoice, plan, payment)
 
 
 def _donation_for_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan) -> Donation:
@@ -148,8 +159,13 @@ def _donation_for_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan) -> Dona
         locale=plan.locale,
         campaign=plan.campaign,
         source=plan.source,
+        article=plan.article,
+        variant=plan.variant,
         method=plan.method,
         stripe_invoice_id=invoice.id,
+        donor_email=plan.donor_email,
+        donor_name=plan.donor_name,
+        donor_country=plan.donor_country,
     )
     try:
         with db.session.begin_nested():
@@ -165,7 +181,7 @@ def _donation_for_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan) -> Dona
 
 
 def plan_link_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=PLAN_LINK_SALT)
+    return URLSafeTimedSerializer(signing_keys(), salt=PLAN_LINK_SALT)
 
 
 def plan_link_token(plan: RecurringPlan) -> str:
@@ -197,7 +213,8 @@ def _queue_welcome(plan: RecurringPlan) -> None:
         "welcome",
         dedupe_key=f"welcome:plan:{plan.id}",
         to_address=supporter.email,
-        to_name=supporter.name,
+        # Sent as the plan starts, just before its first payment applies the name.
+        to_name=plan.donor_name or supporter.name,
         locale=plan.locale,
         supporter_id=supporter.id,
         context={

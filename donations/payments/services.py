@@ -10,17 +10,14 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from donations.db import db, utcnow
 from donations.mail.services import queue_email
 from donations.payments.gateway import PaymentGateway, PaymentSnapshot
-from donations.supporters.models import (
-    Donation,
-    DonationStatus,
-    InvalidTransition,
-    can_transition,
-)
+from donations.status import change_status
+from donations.supporters.models import Donation, DonationStatus
+from donations.supporters.services import apply_paid_checkout
 
 log = logging.getLogger(__name__)
 
@@ -78,45 +75,23 @@ def record_payment(snapshot: PaymentSnapshot) -> Donation | None:
     new_status = status_from_snapshot(snapshot)
     if new_status is DonationStatus.FAILED or snapshot.failure_code:
         donation.failure_code = snapshot.decline_code or snapshot.failure_code
-    changed = new_status is not None and set_status(donation, new_status)
+    # A compare-and-set: when the thank-you page and a webhook report the
+    # same success at the same instant, exactly one of them sends the receipt.
+    changed = new_status is not None and change_status(
+        donation,
+        new_status,
+        **({"succeeded_at": utcnow()} if new_status is DonationStatus.SUCCEEDED else {}),
+    )
     if changed and new_status is DonationStatus.SUCCEEDED:
         _on_succeeded(donation)
     db.session.flush()
     return donation
 
 
-def set_status(donation: Donation, new: DonationStatus) -> bool:
-    """Move ``donation`` to ``new``; True if this call made the change.
-
-    A compare-and-set on the current status, so when the thank-you page and
-    a webhook report the same success at the same instant exactly one of
-    them wins and sends the receipt.
-    """
-    db.session.flush()
-    for _ in range(3):
-        current = donation.status
-        if current is new:
-            log.info("donation %s already %s", donation.id, new)
-            return False
-        if not can_transition(current, new):
-            raise InvalidTransition(f"donation {donation.id}: {current} -> {new}")
-        values: dict[str, object] = {"status": new, "updated_at": utcnow()}
-        if new is DonationStatus.SUCCEEDED:
-            values["succeeded_at"] = utcnow()
-        result = db.session.execute(
-            update(Donation)
-            .where(Donation.id == donation.id, Donation.status == current)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            db.session.refresh(donation)
-            return True
-        db.session.refresh(donation)
-    return False
-
-
 def _on_succeeded(donation: Donation) -> None:
+    # The payment proves the address: what the checkout was given (name,
+    # country, consents) becomes the supporter's now, and only now.
+    apply_paid_checkout(donation)
     supporter = donation.supporter
     queue_email(
         "receipt",

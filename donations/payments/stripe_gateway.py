@@ -7,12 +7,10 @@ API even where the local simulator still returns older shapes.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import stripe
 
@@ -35,6 +33,8 @@ from donations.payments.gateway import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Stripe's own default; we also refuse timestamps this far in the future,
 # which the SDK does not check.
@@ -118,6 +118,15 @@ class StripeGateway:
             )
         return _snapshot(intent)
 
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> PaymentSnapshot:
+        # https://docs.stripe.com/api/payment_intents/cancel -- only while it can still
+        # be paid (requires_payment_method / _confirmation / _action / _capture).
+        with _translated_errors():
+            intent = self._client.v1.payment_intents.cancel(
+                payment_id, options={"idempotency_key": idempotency_key}
+            )
+        return _snapshot(intent)
+
     # -- recurring plans -------------------------------------------------
 
     def create_setup(
@@ -147,6 +156,14 @@ class StripeGateway:
         with _translated_errors():
             intent = self._client.v1.setup_intents.retrieve(
                 setup_id, {"expand": ["payment_method"]}
+            )
+        return _setup_snapshot(intent)
+
+    def cancel_setup(self, setup_id: str, *, idempotency_key: str) -> SetupSnapshot:
+        # https://docs.stripe.com/api/setup_intents/cancel
+        with _translated_errors():
+            intent = self._client.v1.setup_intents.cancel(
+                setup_id, options={"idempotency_key": idempotency_key}
             )
         return _setup_snapshot(intent)
 
@@ -246,13 +263,7 @@ class StripeGateway:
             params["amount"] = amount.amount
         with _translated_errors():
             refund = self._client.v1.refunds.create(params, {"idempotency_key": idempotency_key})
-        intent = refund.payment_intent
-        return RefundSnapshot(
-            id=refund.id,
-            status=refund.status or "pending",
-            amount=Money(refund.amount, refund.currency.upper()),
-            payment_id=intent.id if isinstance(intent, stripe.PaymentIntent) else intent,
-        )
+        return _refund_snapshot(refund)
 
     def cancel_subscription(self, subscription_id: str) -> None:
         # DELETE is idempotent by definition and takes no idempotency key:
@@ -271,20 +282,7 @@ class StripeGateway:
             # default; list them all, so the ledger sees every one.
             refunds = self._client.v1.refunds.list({"charge": charge_id, "limit": 100})
             refund_snapshots = tuple(_refund_snapshot(r) for r in refunds.auto_paging_iter())
-        fee, net = _settlement(charge)
-        intent = charge.payment_intent
-        return ChargeSnapshot(
-            id=charge.id,
-            payment_id=intent.id if isinstance(intent, stripe.PaymentIntent) else intent,
-            status=charge.status,
-            amount=Money(charge.amount, charge.currency.upper()),
-            amount_refunded=charge.amount_refunded,
-            refunds=refund_snapshots,
-            disputed=charge.disputed,
-            created=charge.created,
-            fee=fee,
-            net=net,
-        )
+        return _charge_snapshot(charge, refund_snapshots)
 
     def retrieve_refund(self, refund_id: str) -> RefundSnapshot:
         with _translated_errors():
@@ -304,9 +302,7 @@ class StripeGateway:
     def retrieve_customer(self, customer_id: str) -> CustomerSnapshot:
         with _translated_errors():
             customer = self._client.v1.customers.retrieve(customer_id)
-        if "deleted" in customer and customer.deleted:
-            return CustomerSnapshot(id=customer.id, email=None, name=None, deleted=True)
-        return CustomerSnapshot(id=customer.id, email=customer.email, name=customer.name)
+        return _customer_snapshot(customer)
 
     def list_payments(self, start: int, end: int) -> Iterator[PaymentSnapshot]:
         params: stripe.params.PaymentIntentListParams = {
@@ -344,6 +340,33 @@ class StripeGateway:
         with _translated_errors():
             for payout in self._client.v1.payouts.list(params).auto_paging_iter():
                 yield _payout_snapshot(payout)
+
+    def list_invoices(self, start: int, end: int) -> Iterator[InvoiceSnapshot]:
+        params: stripe.params.InvoiceListParams = {
+            "created": {"gte": start, "lt": end},
+            "limit": 100,
+            "expand": ["data.payments"],
+        }
+        with _translated_errors():
+            for invoice in self._client.v1.invoices.list(params).auto_paging_iter():
+                yield _invoice_snapshot(invoice)
+
+    def invoice_of_payment(self, payment_id: str) -> InvoiceSnapshot | None:
+        # Since 2025-03-31 a PaymentIntent no longer names its invoice; the
+        # invoice's payments do (https://docs.stripe.com/api/invoice-payment/list).
+        params: stripe.params.InvoicePaymentListParams = {
+            "payment": {"type": "payment_intent", "payment_intent": payment_id},
+            "limit": 1,
+        }
+        with _translated_errors():
+            found = self._client.v1.invoice_payments.list(params)
+            for payment in found.data:
+                invoice_id = _id_of(payment.invoice)
+                if invoice_id is None:
+                    continue
+                invoice = self._client.v1.invoices.retrieve(invoice_id, {"expand": ["payments"]})
+                return _invoice_snapshot(invoice)
+        return None
 
     def list_payout_entries(self, payout_id: str) -> Iterator[BalanceEntry]:
         # https://docs.stripe.com/payouts/reconciliation -- only automatic
@@ -395,7 +418,8 @@ class StripeGateway:
             raise InvalidWebhook(str(exc).split(".")[0]) from exc
         try:
             body = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: a signed body nested deeper than the parser's stack.
             raise InvalidWebhook("body is not JSON") from exc
         return _webhook_event(body)
 
@@ -411,20 +435,41 @@ def _has_requests() -> bool:
 def _signature_timestamp(header: str) -> int:
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
+        # ASCII digits only ("²".isdigit() is true) and no more than a Unix time needs.
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             return int(value)
     raise InvalidWebhook("no timestamp in Stripe-Signature")
+
+
+# What a stored event's columns hold (``stripe_events``); Stripe's ids are far shorter.
+MAX_EVENT_ID = 255
+MAX_EVENT_TYPE = 100
+# Creation times from 1970 to 2286: anything else is not a Stripe event.
+MAX_EVENT_CREATED = 9_999_999_999
+
+
+def _plain_text(value: object, limit: int) -> str | None:
+    """``value`` if it is a string that fits its column and PostgreSQL can store (no NUL)."""
+    if isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value:
+        return value
+    return None
 
 
 def _webhook_event(body: Any) -> WebhookEvent:
     if not isinstance(body, dict):
         raise InvalidWebhook("event is not an object")
-    event_id, event_type, created = body.get("id"), body.get("type"), body.get("created")
-    if not isinstance(event_id, str) or not event_id.startswith("evt_"):
+    event_id = _plain_text(body.get("id"), MAX_EVENT_ID)
+    event_type = _plain_text(body.get("type"), MAX_EVENT_TYPE)
+    created = body.get("created")
+    if event_id is None or not event_id.startswith("evt_"):
         raise InvalidWebhook("event has no id")
-    if not isinstance(event_type, str) or not event_type:
+    if event_type is None:
         raise InvalidWebhook("event has no type")
-    if not isinstance(created, int):
+    if (
+        not isinstance(created, int)
+        or isinstance(created, bool)
+        or not 0 <= created <= MAX_EVENT_CREATED
+    ):
         raise InvalidWebhook("event has no creation time")
     data = body.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
@@ -435,40 +480,69 @@ def _webhook_event(body: Any) -> WebhookEvent:
         type=event_type,
         created=created,
         livemode=bool(body.get("livemode", False)),
-        object_id=object_id if isinstance(object_id, str) else None,
-        object_type=object_type if isinstance(object_type, str) else None,
+        object_id=_plain_text(object_id, MAX_EVENT_ID),
+        object_type=_plain_text(object_type, MAX_EVENT_TYPE),
     )
 
 
+def _optional(read: Callable[[], T | None]) -> T | None:
+    """A field the SDK types as optional, or None when Stripe left it out.
+
+    Stripe omits many optional fields instead of sending null (a 3D Secure
+    failure's ``last_payment_error`` has no ``decline_code``), and the SDK's
+    objects raise ``AttributeError`` for a missing key. Reading each optional
+    field through here keeps mypy checking the field's name and type.
+    """
+    try:
+        return read()
+    except AttributeError:
+        return None
+
+
+def _id_of(value: object) -> str | None:
+    """The id of an expandable field, expanded or not."""
+    if value is None or isinstance(value, str):
+        return value
+    found = getattr(value, "id", None)
+    return found if isinstance(found, str) else None
+
+
+def _metadata(obj: stripe.PaymentIntent | stripe.Subscription) -> dict[str, str]:
+    metadata = _optional(lambda: obj.metadata)
+    if metadata is None:
+        return {}
+    return {str(k): str(v) for k, v in metadata.to_dict().items()}
+
+
 def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
-    method = intent.payment_method
+    method = _optional(lambda: intent.payment_method)
     method_type = brand = last4 = None
     if isinstance(method, stripe.PaymentMethod):
         method_type = method.type
         # Only the hash for the method's own type is present in the object.
-        if method.type == "card" and "card" in method and method.card is not None:
-            brand, last4 = method.card.brand, method.card.last4
-        elif method.type == "sepa_debit" and "sepa_debit" in method and method.sepa_debit:
-            last4 = method.sepa_debit.last4
-    charge = intent.latest_charge
-    charge_id = charge.id if isinstance(charge, stripe.Charge) else charge
+        card = _optional(lambda: method.card)
+        sepa = _optional(lambda: method.sepa_debit)
+        if method.type == "card" and card is not None:
+            brand, last4 = card.brand, card.last4
+        elif method.type == "sepa_debit" and sepa is not None:
+            last4 = _optional(lambda: sepa.last4)
+    charge = _optional(lambda: intent.latest_charge)
     fee, net = _settlement(charge) if isinstance(charge, stripe.Charge) else (None, None)
-    error = intent.last_payment_error
-    customer = intent.customer
+    error = _optional(lambda: intent.last_payment_error)
     return PaymentSnapshot(
         id=intent.id,
         status=intent.status,
         amount=Money(intent.amount, intent.currency.upper()),
         livemode=intent.livemode,
-        client_secret=intent.client_secret,
-        metadata={str(k): str(v) for k, v in intent.metadata.to_dict().items()},
-        customer_id=customer.id if isinstance(customer, stripe.Customer) else customer,
-        charge_id=charge_id,
+        client_secret=_optional(lambda: intent.client_secret),
+        metadata=_metadata(intent),
+        customer_id=_id_of(_optional(lambda: intent.customer)),
+        charge_id=_id_of(charge),
         method_type=method_type,
         card_brand=brand,
         card_last4=last4,
-        failure_code=error.code if error is not None else None,
-        decline_code=error.decline_code if error is not None else None,
+        failure_code=_optional(lambda: error.code) if error is not None else None,
+        decline_code=_optional(lambda: error.decline_code) if error is not None else None,
         fee=fee,
         net=net,
         created=intent.created,
@@ -476,44 +550,40 @@ def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
 
 
 def _setup_snapshot(intent: stripe.SetupIntent) -> SetupSnapshot:
-    method = intent.payment_method
-    method_id = method.id if isinstance(method, stripe.PaymentMethod) else method
-    method_type = method.type if isinstance(method, stripe.PaymentMethod) else None
-    customer = intent.customer
-    error = intent.last_setup_error
+    method = _optional(lambda: intent.payment_method)
+    error = _optional(lambda: intent.last_setup_error)
     return SetupSnapshot(
         id=intent.id,
         status=intent.status,
-        client_secret=intent.client_secret,
-        customer_id=customer.id if isinstance(customer, stripe.Customer) else customer,
-        payment_method_id=method_id,
-        method_type=method_type,
-        failure_code=error.code if error is not None else None,
+        client_secret=_optional(lambda: intent.client_secret),
+        customer_id=_id_of(_optional(lambda: intent.customer)),
+        payment_method_id=_id_of(method),
+        method_type=method.type if isinstance(method, stripe.PaymentMethod) else None,
+        failure_code=_optional(lambda: error.code) if error is not None else None,
     )
 
 
 def _invoice_snapshot(invoice: stripe.Invoice) -> InvoiceSnapshot:
     subscription_id = None
-    parent = invoice.parent
-    if parent is not None and parent.subscription_details is not None:
-        sub = parent.subscription_details.subscription
-        subscription_id = sub.id if isinstance(sub, stripe.Subscription) else sub
+    parent = _optional(lambda: invoice.parent)
+    details = _optional(lambda: parent.subscription_details) if parent is not None else None
+    if details is not None:
+        subscription_id = _id_of(details.subscription)
     intent_id = None
-    if invoice.payments is not None:
-        for payment in invoice.payments.data:
-            pi = payment.payment.payment_intent
-            if pi is not None and (payment.is_default or intent_id is None):
-                intent_id = pi.id if isinstance(pi, stripe.PaymentIntent) else pi
-    customer = invoice.customer
+    payments = _optional(lambda: invoice.payments)
+    for payment in payments.data if payments is not None else ():
+        pi = _intent_of(payment)
+        if pi is not None and (payment.is_default or intent_id is None):
+            intent_id = pi
     assert invoice.id is not None
     return InvoiceSnapshot(
         id=invoice.id,
-        status=invoice.status or "draft",
+        status=_optional(lambda: invoice.status) or "draft",
         amount_due=Money(invoice.amount_due, invoice.currency.upper()),
         amount_paid=invoice.amount_paid,
         subscription_id=subscription_id,
-        customer_id=customer.id if isinstance(customer, stripe.Customer) else customer,
-        billing_reason=invoice.billing_reason,
+        customer_id=_id_of(_optional(lambda: invoice.customer)),
+        billing_reason=_optional(lambda: invoice.billing_reason),
         attempt_count=invoice.attempt_count,
         payment_intent_id=intent_id,
         period_start=invoice.period_start,
@@ -521,61 +591,85 @@ def _invoice_snapshot(invoice: stripe.Invoice) -> InvoiceSnapshot:
     )
 
 
+def _intent_of(payment: stripe.InvoicePayment) -> str | None:
+    return _id_of(_optional(lambda: payment.payment.payment_intent))
+
+
 def _subscription_snapshot(subscription: stripe.Subscription) -> SubscriptionSnapshot:
     item = subscription.items.data[0]
     price = item.price
-    recurring = price.recurring
-    latest = subscription.latest_invoice
-    customer = subscription.customer
-    method = subscription.default_payment_method
-    details = subscription.cancellation_details
+    recurring = _optional(lambda: price.recurring)
+    latest = _optional(lambda: subscription.latest_invoice)
+    details = _optional(lambda: subscription.cancellation_details)
+    customer_id = _id_of(subscription.customer)
+    assert customer_id is not None
+    unit_amount = _optional(lambda: price.unit_amount) or 0
     return SubscriptionSnapshot(
         id=subscription.id,
         status=subscription.status,
-        customer_id=customer.id if isinstance(customer, stripe.Customer) else customer,
-        amount=Money((price.unit_amount or 0) * (item.quantity or 1), price.currency.upper()),
+        customer_id=customer_id,
+        amount=Money(unit_amount * (_optional(lambda: item.quantity) or 1), price.currency.upper()),
         interval=recurring.interval if recurring is not None else "month",
-        metadata={str(k): str(v) for k, v in subscription.metadata.to_dict().items()},
+        metadata=_metadata(subscription),
         # Since 2025-03-31 the billing period lives on each item.
         current_period_end=item.current_period_end,
-        cancel_at=subscription.cancel_at,
-        canceled_at=subscription.canceled_at,
-        ended_at=subscription.ended_at,
-        cancellation_reason=details.reason if details is not None else None,
+        cancel_at=_optional(lambda: subscription.cancel_at),
+        canceled_at=_optional(lambda: subscription.canceled_at),
+        ended_at=_optional(lambda: subscription.ended_at),
+        cancellation_reason=_optional(lambda: details.reason) if details is not None else None,
         latest_invoice=_invoice_snapshot(latest) if isinstance(latest, stripe.Invoice) else None,
-        default_payment_method_id=method.id if isinstance(method, stripe.PaymentMethod) else method,
+        default_payment_method_id=_id_of(_optional(lambda: subscription.default_payment_method)),
+    )
+
+
+def _charge_snapshot(charge: stripe.Charge, refunds: tuple[RefundSnapshot, ...]) -> ChargeSnapshot:
+    fee, net = _settlement(charge)
+    return ChargeSnapshot(
+        id=charge.id,
+        payment_id=_id_of(_optional(lambda: charge.payment_intent)),
+        status=charge.status,
+        amount=Money(charge.amount, charge.currency.upper()),
+        amount_refunded=charge.amount_refunded,
+        refunds=refunds,
+        disputed=charge.disputed,
+        created=charge.created,
+        fee=fee,
+        net=net,
+    )
+
+
+def _customer_snapshot(customer: stripe.Customer) -> CustomerSnapshot:
+    if _optional(lambda: customer.deleted):
+        return CustomerSnapshot(id=customer.id, email=None, name=None, deleted=True)
+    return CustomerSnapshot(
+        id=customer.id,
+        email=_optional(lambda: customer.email),
+        name=_optional(lambda: customer.name),
     )
 
 
 def _settlement(charge: stripe.Charge) -> tuple[int | None, int | None]:
     """Fee and net of a charge whose balance transaction was expanded."""
-    txn = charge.balance_transaction
+    txn = _optional(lambda: charge.balance_transaction)
     if isinstance(txn, stripe.BalanceTransaction):
         return txn.fee, txn.net
     return None, None
 
 
-def _id_of(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    found = getattr(value, "id", None)
-    return found if isinstance(found, str) else None
-
-
 def _source_id(txn: stripe.BalanceTransaction) -> str | None:
-    return _id_of(txn.source)
+    return _id_of(_optional(lambda: txn.source))
 
 
 def _refund_snapshot(refund: stripe.Refund) -> RefundSnapshot:
     return RefundSnapshot(
         id=refund.id,
-        status=refund.status or "pending",
+        status=_optional(lambda: refund.status) or "pending",
         amount=Money(refund.amount, refund.currency.upper()),
-        payment_id=_id_of(refund.payment_intent),
-        charge_id=_id_of(refund.charge),
-        reason=refund.reason,
+        payment_id=_id_of(_optional(lambda: refund.payment_intent)),
+        charge_id=_id_of(_optional(lambda: refund.charge)),
+        reason=_optional(lambda: refund.reason),
         # Only present on failed refunds.
-        failure_reason=refund.failure_reason if "failure_reason" in refund else None,
+        failure_reason=_optional(lambda: refund.failure_reason),
         created=refund.created,
     )
 
@@ -586,7 +680,7 @@ def _dispute_snapshot(dispute: stripe.Dispute) -> DisputeSnapshot:
     return DisputeSnapshot(
         id=dispute.id,
         charge_id=charge_id,
-        payment_id=_id_of(dispute.payment_intent),
+        payment_id=_id_of(_optional(lambda: dispute.payment_intent)),
         status=dispute.status,
         reason=dispute.reason,
         amount=Money(dispute.amount, dispute.currency.upper()),
@@ -604,8 +698,8 @@ def _payout_snapshot(payout: stripe.Payout) -> PayoutSnapshot:
         created=payout.created,
         arrival_date=payout.arrival_date,
         automatic=payout.automatic,
-        failure_code=payout.failure_code,
-        failure_message=payout.failure_message,
+        failure_code=_optional(lambda: payout.failure_code),
+        failure_message=_optional(lambda: payout.failure_message),
     )
 
 
@@ -626,9 +720,3 @@ class _translated_errors:
             raise GatewayUnavailable(str(exc)) from exc
         if isinstance(exc, stripe.StripeError):
             raise GatewayError(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
-
-
-def sign_webhook_payload(payload: str, secret: str, timestamp: int) -> str:
-    """A Stripe-Signature header value for ``payload`` (for local tooling)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from donations.db import utcnow
+from flask import current_app
+
+from donations.db import commit, db, utcnow
+from donations.observability import RECONCILE_DIFFERENCES
+from donations.payments.abandoned import abandoned_checkouts, expire_checkout
+from donations.payments.gateway import GatewayError
 from donations.payments.reconcile import reconcile
 from donations.payments.webhooks import process_event, process_pending_events
 from donations.tasks import celery_app
@@ -42,5 +47,31 @@ def reconcile_recent(days: int = RECONCILE_DAYS) -> None:
     report = reconcile(now - timedelta(days=days), now, dry_run=False)
     for line in report.lines():
         log.info("%s", line)
+    RECONCILE_DIFFERENCES.set(len(report.remaining))
     if report.remaining:
         log.error("reconciliation left %d differences unrepaired", len(report.remaining))
+
+
+def expire_abandoned(now: datetime | None = None) -> int:
+    """Expire checkouts older than CHECKOUT_EXPIRY_HOURS; one commit per checkout.
+
+    A checkout Stripe cannot be asked about now is left for the next run.
+    """
+    hours = current_app.config["SETTINGS"].checkout_expiry_hours
+    expired = 0
+    for checkout in abandoned_checkouts(now or utcnow(), timedelta(hours=hours)):
+        try:
+            expired += expire_checkout(checkout)
+            commit()
+        except GatewayError:
+            db.session.rollback()
+            log.warning("could not expire %r yet", checkout, exc_info=True)
+    if expired:
+        log.info("expired %d abandoned checkouts", expired)
+    return expired
+
+
+@celery_app.task(name="payments.expire_abandoned_checkouts", ignore_result=True)
+def expire_abandoned_checkouts() -> None:
+    """Periodic (beat, or the embedded scheduler): expire abandoned checkouts."""
+    expire_abandoned()

@@ -8,12 +8,14 @@ import time
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from donations.db import commit, on_commit
+from donations.db import commit
 from donations.extensions import csrf
+from donations.observability import webhook_event
 from donations.payments.gateway import InvalidWebhook
 from donations.payments.services import gateway
 from donations.payments.tasks import process_stripe_event
-from donations.payments.webhooks import store_event
+from donations.payments.webhooks import process_event, store_event
+from donations.security import takes_json
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 # authenticated instead by its HMAC signature over the raw body.
 @bp.post("/webhooks/stripe")
 @csrf.exempt
+@takes_json
 def stripe_webhook() -> tuple[str, int]:
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         raise RequestEntityTooLarge()
@@ -49,14 +52,21 @@ def stripe_webhook() -> tuple[str, int]:
         return "ignored: livemode mismatch\n", 200
     row = store_event(event, raw.decode("utf-8"))
     already_processed = row.processed_at is not None
+    webhook_event(event.type, "duplicate" if row.deliveries > 1 else "received")
     row_id = row.id
     if current_app.config["SETTINGS"].background_inline:
         commit()
         if not already_processed:
-            # Inline: a failure answers 500 so Stripe delivers again.
-            process_stripe_event.run(row_id)
+            # Inline: a failure answers 500 so Stripe delivers again. The
+            # failure is stored on the event (retries, parking), so it is
+            # expected here, not an unhandled error.
+            try:
+                process_event(row_id)
+            except Exception as exc:
+                log.warning("Stripe event %s failed, Stripe will retry: %r", event.id, exc)
+                return "failed, retry later\n", 500
         return "ok\n", 200
     if not already_processed:
-        on_commit(lambda: process_stripe_event.delay(row_id))
+        process_stripe_event.delay_on_commit(row_id)
     commit()
     return "queued\n", 200

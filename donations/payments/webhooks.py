@@ -12,11 +12,13 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from donations.db import commit, db, utcnow
+from donations.observability import webhook_event
 from donations.payments import ledger, recurring
 from donations.payments.gateway import WebhookEvent
 from donations.payments.models import StripeEvent
@@ -119,6 +121,23 @@ def store_event(event: WebhookEvent, raw_body: str) -> StoredDelivery:
     return StoredDelivery(*stored)
 
 
+# An event that fails this many times is parked: no longer retried on its
+# own, shown to admins with its error (``WEBHOOK_MAX_ATTEMPTS`` in the Flask
+# config). The sweep waits 1, 2, 4 ... minutes between tries, at most 6 hours.
+MAX_ATTEMPTS = 10
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=6)
+
+
+def max_attempts() -> int:
+    return int(current_app.config.get("WEBHOOK_MAX_ATTEMPTS", MAX_ATTEMPTS))
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long the sweep waits after the ``attempts``-th failure."""
+    return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 20), LONGEST_RETRY)
+
+
 def process_event(event_id: int) -> None:
     """Process one stored event (safe to call again, or from two workers at once; it commits).
 
@@ -127,32 +146,60 @@ def process_event(event_id: int) -> None:
     write lock (SQLite) until the commit, so a concurrent delivery or worker
     waits, then finds the event processed and does nothing. A worker killed
     after the commit leaves a processed event: its redelivery is a no-op.
+
+    A failure records its error and when to try again; the attempt that
+    reaches :func:`max_attempts` parks the event instead. A parked event is
+    not processed (a redelivery of it answers 2xx, so Stripe stops too) until
+    an admin retries it (:func:`retry_parked_event`).
     """
     claimed = db.session.execute(
         update(StripeEvent)
-        .where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
+        .where(
+            StripeEvent.id == event_id,
+            StripeEvent.processed_at.is_(None),
+            StripeEvent.parked_at.is_(None),
+        )
         .values(attempts=StripeEvent.attempts + 1)
+        .returning(StripeEvent.attempts)
         .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if not claimed:
+    ).scalar()
+    if claimed is None:
         db.session.rollback()
         return
+    attempts = int(claimed)
     row = db.session.get(StripeEvent, event_id, populate_existing=True)
     assert row is not None
+    event_type = row.type
     try:
         handle_event(row)
     except Exception as exc:
         db.session.rollback()
-        db.session.execute(
-            update(StripeEvent)
-            .where(StripeEvent.id == event_id)
-            .values(attempts=StripeEvent.attempts + 1, last_error=repr(exc)[:2000])
-        )
-        db.session.commit()
+        _record_failure(event_id, attempts, exc)
+        webhook_event(event_type, "parked" if attempts >= max_attempts() else "failed")
         raise
+    webhook_event(event_type, "processed")
     row.processed_at = utcnow()
     row.last_error = None
+    row.next_attempt_at = None
     commit()
+
+
+def _record_failure(event_id: int, attempts: int, exc: Exception) -> None:
+    now = utcnow()
+    parked = attempts >= max_attempts()
+    db.session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id)
+        .values(
+            attempts=attempts,
+            last_error=repr(exc)[:2000],
+            next_attempt_at=None if parked else now + retry_delay(attempts),
+            parked_at=now if parked else None,
+        )
+    )
+    db.session.commit()
+    if parked:
+        log.error("Stripe event %s failed %d times and is parked: %r", event_id, attempts, exc)
 
 
 def process_pending_events(older_than: timedelta = timedelta(minutes=5), limit: int = 200) -> int:
@@ -160,11 +207,20 @@ def process_pending_events(older_than: timedelta = timedelta(minutes=5), limit: 
 
     The safety net behind the Celery path: a delivery that was stored and
     answered 2xx but whose task never ran is not delivered again by Stripe.
+    An event that failed waits for its ``next_attempt_at``; parked ones are left.
     """
-    cutoff = utcnow() - older_than
+    now = utcnow()
+    cutoff = now - older_than
     ids = db.session.scalars(
         select(StripeEvent.id)
-        .where(StripeEvent.processed_at.is_(None), StripeEvent.received_at < cutoff)
+        .where(
+            StripeEvent.processed_at.is_(None),
+            StripeEvent.parked_at.is_(None),
+            or_(
+                StripeEvent.next_attempt_at <= now,
+                and_(StripeEvent.next_attempt_at.is_(None), StripeEvent.received_at < cutoff),
+            ),
+        )
         .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
         .limit(limit)
     ).all()
@@ -178,6 +234,40 @@ def process_pending_events(older_than: timedelta = timedelta(minutes=5), limit: 
             continue
         done += 1
     return done
+
+
+def parked_events(limit: int = 200) -> list[StripeEvent]:
+    """Events that kept failing and wait for an admin, newest first."""
+    return list(
+        db.session.scalars(
+            select(StripeEvent)
+            .where(StripeEvent.parked_at.is_not(None), StripeEvent.processed_at.is_(None))
+            .order_by(StripeEvent.parked_at.desc(), StripeEvent.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def retry_parked_event(event_id: int) -> bool:
+    """Take a parked event back and process it now; True when it went through.
+
+    It gets one more attempt: a failure parks it again, with the new error.
+    """
+    unparked = db.session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id, StripeEvent.parked_at.is_not(None))
+        .values(parked_at=None, attempts=max_attempts() - 1, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    commit()
+    if not unparked:
+        return False
+    try:
+        process_event(event_id)
+    except Exception:
+        log.warning("parked Stripe event %s failed again", event_id, exc_info=True)
+        return False
+    return True
 
 
 def handle_event(event: StripeEvent) -> None:

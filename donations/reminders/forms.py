@@ -11,8 +11,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, RadioField
 from wtforms.validators import DataRequired, Email, Length
 
+from donations.ask.config import AskConfig, GiftError, parse_gift
 from donations.reminders.services import DEFAULT_MONTHS, REMINDER_MONTHS, Prefill, due_dates
-from donations.support.ask import AskConfig, GiftError, parse_gift
 from donations.supporters.models import Frequency
 
 
@@ -41,6 +41,9 @@ class ReminderForm(FlaskForm):
     currency = HiddenField()
     amount = HiddenField()
     source = HiddenField()
+    article = HiddenField()
+    campaign = HiddenField()
+    variant = HiddenField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -68,7 +71,13 @@ class ReminderForm(FlaskForm):
     def source_url(self) -> str | None:
         """The page the reader came from, when it is a plausible http(s) URL."""
         source = (self.source.data or "").strip()
-        if not source or len(source) > 500 or urlsplit(source).scheme not in ("http", "https"):
+        if not source or len(source) > 500:
+            return None
+        try:
+            scheme = urlsplit(source).scheme
+        except ValueError:  # "http://[" and the like: not a URL
+            return None
+        if scheme not in ("http", "https"):
             return None
         return source
 

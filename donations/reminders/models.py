@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from donations.db import Model, str_enum, utcnow
+from donations.status import InvalidTransition, RuledStatus, StatusRules, change_status
 from donations.supporters.models import Frequency
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ class SkipReason(StrEnum):
     ERASED = "erased"
 
 
-class InvalidReminderTransition(RuntimeError):
-    """A status change the reminder rules forbid."""
+# Kept as a name for callers; the status helper raises it for every model.
+InvalidReminderTransition = InvalidTransition
 
 
 # The only place that says which status may follow which.
@@ -42,9 +44,12 @@ REMINDER_TRANSITIONS: dict[ReminderStatus, frozenset[ReminderStatus]] = {
     ReminderStatus.SKIPPED: frozenset(),
     ReminderStatus.CANCELED: frozenset(),
 }
+REMINDER_RULES = StatusRules("reminder", REMINDER_TRANSITIONS)
 
 
-class Reminder(Model):
+class Reminder(RuledStatus, Model):
+    status_rules: ClassVar[StatusRules[ReminderStatus]] = REMINDER_RULES
+
     __tablename__ = "reminders"
     __table_args__ = (
         # At most one pending reminder per person and period (the due month).
@@ -65,7 +70,7 @@ class Reminder(Model):
     # The address as typed, and as compared; both are wiped on erasure.
     email: Mapped[str | None] = mapped_column(String(320))
     email_key: Mapped[str | None] = mapped_column(String(320))
-    # The suppression list's key for this address (see mail.services.address_hash),
+    # The suppression list's key for this address (see mail.suppression.address_hash),
     # so an unsubscribe link, which carries only the hash, finds these rows.
     address_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     supporter_id: Mapped[int | None] = mapped_column(ForeignKey("supporters.id"), index=True)
@@ -75,6 +80,10 @@ class Reminder(Model):
     currency: Mapped[str | None] = mapped_column(String(3))
     amount: Mapped[int | None]
     source: Mapped[str | None] = mapped_column(String(500))
+    # Where the reader asked (donations.supporters.attribution), carried on by the email's link.
+    article: Mapped[str | None] = mapped_column(String(300))
+    campaign: Mapped[str | None] = mapped_column(String(100))
+    variant: Mapped[str | None] = mapped_column(String(50))
     months: Mapped[int]
     due_at: Mapped[datetime]
     # "YYYY-MM" of due_at (UTC): the period of the one-pending rule.
@@ -91,15 +100,8 @@ class Reminder(Model):
     sent_at: Mapped[datetime | None]
 
     def move_to(self, new: ReminderStatus, reason: SkipReason | None = None) -> bool:
-        """Change status by the rules above; True if it changed."""
-        if self.status is new:
-            log.info("reminder %s already %s", self.id, new)
-            return False
-        if new not in REMINDER_TRANSITIONS[self.status]:
-            raise InvalidReminderTransition(f"reminder {self.id}: {self.status} -> {new}")
-        self.status = new
-        self.skip_reason = reason
-        return True
+        """Change status by the rules above (compare-and-set); True if it changed."""
+        return change_status(self, new, skip_reason=reason)
 
     def __repr__(self) -> str:
         return f"<Reminder {self.id} {self.status} due {self.due_at:%Y-%m-%d}>"

@@ -15,26 +15,36 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from donations.db import db, utcnow
+from donations.mail.addresses import normalise_address
 from donations.mail.models import SuppressionReason
-from donations.mail.services import (
+from donations.mail.services import queue_email, queue_emails
+from donations.mail.suppression import (
     address_hash,
-    lift_suppression,
-    normalise_address,
-    queue_email,
-    queue_emails,
     suppress,
     suppression_for,
     suppressions_among,
 )
 from donations.money import Money
+from donations.observability import REMINDERS
 from donations.reminders.models import Reminder, ReminderStatus, SkipReason
-from donations.supporters.models import Donation, DonationStatus, Frequency, Supporter
-from donations.supporters.services import get_or_create_supporter
+from donations.security import signing_keys
+from donations.supporters.attribution import Attribution
+from donations.supporters.consents import apply_consent, record_withdrawal, request_consent
+from donations.supporters.models import (
+    Consent,
+    ConsentStatus,
+    ConsentTopic,
+    Donation,
+    DonationStatus,
+    Frequency,
+    Supporter,
+)
+from donations.supporters.services import find_or_create_supporter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,10 @@ MAX_TOKEN_LENGTH = 300
 
 # A gift of either kind since the reader asked means they need no reminder.
 _GIVEN = (DonationStatus.SUCCEEDED, DonationStatus.PROCESSING)
+
+# Suppressions no public form may lift: the address's owner cannot prove
+# anything at a bounced address, and an erased person asked to be forgotten.
+_NEVER_LIFTED = frozenset({SuppressionReason.BOUNCED, SuppressionReason.ERASED})
 
 _SKIP_FOR_SUPPRESSION = {
     SuppressionReason.UNSUBSCRIBED: SkipReason.UNSUBSCRIBED,
@@ -73,7 +87,7 @@ def due_dates(now: datetime | None = None) -> dict[int, datetime]:
 
 
 def _serializer(salt: str) -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=salt)
+    return URLSafeSerializer(signing_keys(), salt=salt)
 
 
 def external_url(endpoint: str, **values: Any) -> str:
@@ -138,6 +152,7 @@ def reminder_from_link(token: str | None) -> Reminder | None:
 def ask_url(reminder: Reminder) -> str:
     """The ask, prefilled as the reader left it, carrying the reminder for attribution."""
     values: dict[str, Any] = {"reminder": link_token(reminder.id)}
+    values |= Attribution(reminder.article, reminder.campaign, reminder.variant).as_args()
     if reminder.frequency is not None:
         values["frequency"] = reminder.frequency.value
     if reminder.currency is not None:
@@ -166,14 +181,21 @@ def schedule_reminder(
     locale: str,
     prefill: Prefill | None = None,
     source: str | None = None,
+    attribution: Attribution | None = None,
     now: datetime | None = None,
-) -> Reminder:
+) -> Reminder | None:
     """Ask for a reminder ``months`` from now; returns the pending reminder.
 
     At most one reminder is pending per address and period (the month it
     falls due): asking again for the same period updates that one instead,
-    and sends no second confirmation. Asking is also a fresh, explicit
-    request for this mail, so it lifts an earlier unsubscribe.
+    and sends no second confirmation.
+
+    The address is a claim (DESIGN.md 2.5), so nothing stored for it is
+    lifted or changed here. An erased or bounced address gets nothing at all
+    and None is returned (the caller shows the same page either way). An
+    address that unsubscribed gets its reminder row, but the suppression
+    stays until its owner confirms by the double opt-in email sent now;
+    unconfirmed, the reminder is skipped when it falls due.
     """
     if months not in REMINDER_MONTHS:
         raise ValueError(f"reminders are offered in {REMINDER_MONTHS} months, not {months}")
@@ -183,10 +205,11 @@ def schedule_reminder(
     hashed = address_hash(email)
     due_at = add_months(now, months)
     period = f"{due_at:%Y-%m}"
-    lift_suppression(hashed)
-    supporter = get_or_create_supporter(
-        email=email, name="", country=None, locale=locale, newsletter_opt_in=False
-    )
+    suppression = suppression_for(hashed)
+    if suppression is not None and suppression.reason in _NEVER_LIFTED:
+        log.info("reminder signup for a %s address: nothing stored", suppression.reason)
+        return None
+    supporter = find_or_create_supporter(email=email, locale=locale)
     db.session.flush()
 
     def pending_for_period() -> Reminder | None:
@@ -210,6 +233,7 @@ def schedule_reminder(
             currency=prefill.currency,
             amount=prefill.amount,
             source=source,
+            **(attribution or Attribution()).as_columns(),
             months=months,
             due_at=due_at,
             period=period,
@@ -223,7 +247,10 @@ def schedule_reminder(
             if existing is None:  # pragma: no cover - the winner rolled back
                 raise
         else:
-            _queue_confirmation(reminder, supporter)
+            if suppression is not None:  # unsubscribed: ask the owner first
+                request_opt_in(reminder, now)
+            else:
+                _queue_confirmation(reminder)
             return reminder
     # The same request again (a refresh, a second tab): keep the one reminder,
     # with what the reader looked at most recently.
@@ -232,24 +259,91 @@ def schedule_reminder(
     existing.currency = prefill.currency or existing.currency
     existing.amount = prefill.amount if prefill.currency else existing.amount
     existing.source = source or existing.source
+    if attribution is not None and attribution.as_args():
+        for column, value in attribution.as_columns().items():
+            setattr(existing, column, value)
     db.session.flush()
     return existing
+
+
+# -- double opt-in after an unsubscribe ------------------------------------------
+
+_OPT_IN_SALT = "donations.reminders.opt-in"
+# How long the "send me reminders again" link works.
+OPT_IN_MAX_AGE = 14 * 24 * 3600
+
+
+def opt_in_token(consent_id: int) -> str:
+    return str(URLSafeTimedSerializer(signing_keys(), salt=_OPT_IN_SALT).dumps(consent_id))
+
+
+def consent_from_opt_in_token(token: str) -> Consent | None:
+    """The pending-or-applied reminders consent a genuine, unexpired opt-in link names."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        consent_id = URLSafeTimedSerializer(signing_keys(), salt=_OPT_IN_SALT).loads(
+            token, max_age=OPT_IN_MAX_AGE
+        )
+    except BadData:
+        return None
+    if not isinstance(consent_id, int) or isinstance(consent_id, bool):
+        return None
+    consent = db.session.get(Consent, consent_id)
+    if consent is None or consent.topic is not ConsentTopic.REMINDERS or not consent.granted:
+        return None
+    return consent
+
+
+def request_opt_in(reminder: Reminder, now: datetime) -> Consent:
+    """Record the wish for reminders again and ask the address's owner to confirm it.
+
+    One email per address and day at most, so the form cannot be used to
+    flood someone who unsubscribed.
+    """
+    assert reminder.email is not None
+    assert reminder.address_hash is not None
+    consent = request_consent(
+        ConsentTopic.REMINDERS,
+        source="reminder_form",
+        locale=reminder.locale,
+        address_hash=reminder.address_hash,
+    )
+    queue_email(
+        "reminder_opt_in",
+        dedupe_key=f"reminder-opt-in:{reminder.address_hash}:{now:%Y-%m-%d}",
+        to_address=reminder.email,
+        locale=reminder.locale,
+        context={
+            "due_at": reminder.due_at.isoformat(),
+            "confirm_url": external_url("reminders.opt_in_page", token=opt_in_token(consent.id)),
+        },
+    )
+    return consent
+
+
+def confirm_opt_in(consent: Consent) -> bool:
+    """The owner clicked the link: reminders to the address may go again.
+
+    Lifts only an unsubscribe: an address erased or bounced since stays
+    suppressed (supporters.consents.apply_consent). True for the first click.
+    """
+    return apply_consent(consent, proof="email_link")
 
 
 def find_reminder(reminder_id: int) -> Reminder | None:
     return db.session.get(Reminder, reminder_id)
 
 
-def _queue_confirmation(reminder: Reminder, supporter: Supporter) -> None:
+def _queue_confirmation(reminder: Reminder) -> None:
     assert reminder.email is not None
     assert reminder.address_hash is not None
     queue_email(
         "reminder_confirmation",
         dedupe_key=f"reminder-confirmation:{reminder.id}",
         to_address=reminder.email,
-        to_name=supporter.name,
         locale=reminder.locale,
-        supporter_id=supporter.id,
+        supporter_id=reminder.supporter_id,
         context={
             "due_at": reminder.due_at.isoformat(),
             "unsubscribe_url": unsubscribe_url(reminder.address_hash),
@@ -271,7 +365,26 @@ def unsubscribe(hashed: str) -> int:
 
     Idempotent: a second call (a replayed link, a second click) changes nothing.
     """
-    suppress(hashed, SuppressionReason.UNSUBSCRIBED, "reminder unsubscribe link")
+    entry = suppression_for(hashed)
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(Consent)
+        .where(
+            Consent.address_hash == hashed,
+            Consent.topic == ConsentTopic.REMINDERS,
+            Consent.status == ConsentStatus.PENDING,
+        )
+    )
+    if entry is None or entry.reason is not SuppressionReason.UNSUBSCRIBED or waiting:
+        # Also overtakes a "send me reminders again" still waiting for its click.
+        record_withdrawal(
+            ConsentTopic.REMINDERS,
+            source="unsubscribe_link",
+            proof="email_link",
+            address_hash=hashed,
+        )
+    if entry is None:
+        suppress(hashed, SuppressionReason.UNSUBSCRIBED, "reminder unsubscribe link")
     pending = db.session.scalars(
         select(Reminder).where(
             Reminder.address_hash == hashed, Reminder.status == ReminderStatus.PENDING
@@ -402,6 +515,7 @@ def dispatch_reminders(reminders: list[Reminder], now: datetime) -> DispatchResu
         reason = _skip_reason(reminder, suppressed, last_gifts, people)
         if reason is not None:
             reminder.move_to(ReminderStatus.SKIPPED, reason)
+            REMINDERS.labels("skipped").inc()
             result.skipped[reason] += 1
             continue
         email, hashed = reminder.email or "", reminder.address_hash or ""
@@ -438,6 +552,7 @@ def dispatch_reminders(reminders: list[Reminder], now: datetime) -> DispatchResu
             reminder.email_message_id = message_id
             result.message_ids.append(message_id)
         reminder.move_to(ReminderStatus.SENT)
+        REMINDERS.labels("sent").inc()
         reminder.sent_at = now
         result.sent += 1
     db.session.flush()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from functools import partial
 
-from donations.db import commit, db, on_commit, utcnow
+from donations.db import commit, db, utcnow
 from donations.reminders.services import DispatchResult, claim_due_reminders, dispatch_reminders
 from donations.tasks import celery_app
 
@@ -39,7 +38,7 @@ def send_due_reminders(
             break
         result = dispatch_reminders(batch, moment)
         if result.message_ids:
-            on_commit(partial(send_emails.delay, list(result.message_ids)))
+            send_emails.delay_on_commit(list(result.message_ids))
         commit()
         total.add(result)
         if len(batch) < batch_size:

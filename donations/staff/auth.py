@@ -30,7 +30,8 @@ from donations.staff.services import STAFF_ENVIRON_KEY, resume_session
 
 # The cookie-session key holding the server-side session's token.
 SESSION_KEY = "staff_token"
-# Password accepted, second factor still to come: {"id": staff id, "at": epoch}.
+# Password accepted, second factor still to come: the token of a
+# StaffLoginChallenge (single use, a few minutes, this browser only).
 PENDING_KEY = "staff_pending"
 SESSION_ENVIRON_KEY = "donations.staff_session"
 
@@ -45,9 +46,10 @@ def current_session() -> StaffSession | None:
     if SESSION_ENVIRON_KEY not in environ:
         token = session.get(SESSION_KEY)
         row = resume_session(token) if isinstance(token, str) else None
-        if db.session.dirty or db.session.new:
-            # A touched last_seen_at or a timed-out session: durable now,
-            # whatever the view does next.
+        if db.session.dirty or db.session.new or (row is None and isinstance(token, str)):
+            # A touched last_seen_at, or a session that ended here (timed out,
+            # deactivated) with its audit entry -- already flushed, so not
+            # "dirty" any more: durable now, whatever the view does next.
             commit()
         if row is None and token is not None:
             session.pop(SESSION_KEY, None)

@@ -49,7 +49,7 @@ def create(email: str, role: str) -> None:
         if find_staff(address) is not None:
             raise StaffError(f"a staff account for {address} already exists")
         password = _password()
-        check_password_strength(password)
+        check_password_strength(password, (address,))
         staff = create_staff(address, Role(role.lower()), password)
     except StaffError as exc:
         db.session.rollback()
@@ -71,11 +71,11 @@ def _existing(email: str):  # type: ignore[no-untyped-def]
 @staff_cli.command("unlock")
 @click.argument("email")
 def unlock_command(email: str) -> None:
-    """Lift a lockout after failed logins."""
+    """Forget the failed sign-ins that typed this address (their waits end)."""
     staff = _existing(email)
     unlock(staff)
     commit()
-    click.echo(f"Unlocked {staff.email}.")
+    click.echo(f"Failed sign-ins of {staff.email} forgotten.")
 
 
 @staff_cli.command("reset-2fa")

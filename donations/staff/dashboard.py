@@ -1,40 +1,36 @@
 """The numbers on the back office's dashboard.
 
-Definitions (the reports use the same ones):
-
-* A donation counts in a period when it **succeeded** in it, by
-  ``succeeded_at`` in the reporting time zone.
-* gross = gift + fee cover (what Stripe charged); fees = Stripe's fee
-  (0 until known); refunds = what was refunded of those donations;
-  net = gross - fees - refunds. All integer minor units, per currency.
-* Trailing 12 months = this calendar month and the 11 before it.
-* MRR = monthly plans + annual plans / 12 (rounded half up), active plans only.
-* New supporters: their first successful donation fell in the period.
-  Lapsed: a plan of theirs ended (cancelled or expired) in the period and
-  they have no active or past-due plan left.
+Every measure -- gross, fees, refunds, net, MRR, new and lapsed supporters,
+the reporting day -- is defined once in :mod:`donations.payments.measures`,
+which the reports use too, so the two agree by construction. Here only the
+periods: today, this month and the trailing 12 months (this calendar month
+and the 11 before it) in the reporting time zone.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import func, select
 
 from donations.db import db
+from donations.payments import measures
+from donations.payments.measures import COUNTED, GROSS, LEDGER_DATE, MoneyTotals, day_start
+from donations.payments.models import refund_state_sql
 from donations.supporters.models import (
     Donation,
-    DonationStatus,
     Frequency,
     PlanStatus,
     RecurringPlan,
+    RefundState,
 )
 
-GROSS = Donation.amount + Donation.fee_cover_amount
-FEE = func.coalesce(Donation.fee, 0)
+# The dashboard's money rows are the measures' (kept under the old name for templates).
+MoneyRow = MoneyTotals
 
 
 @dataclass(frozen=True)
@@ -43,19 +39,6 @@ class Period:
     label: str
     start: datetime  # UTC, inclusive
     end: datetime  # UTC, exclusive
-
-
-@dataclass(frozen=True)
-class MoneyRow:
-    currency: str
-    count: int
-    gross: int
-    fees: int
-    refunds: int
-
-    @property
-    def net(self) -> int:
-        return self.gross - self.fees - self.refunds
 
 
 @dataclass(frozen=True)
@@ -75,7 +58,7 @@ class RecurringRow:
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(ZoneInfo("UTC"))
+    return day_start(day, zone)
 
 
 def _add_months(day: date, months: int) -> date:
@@ -102,28 +85,25 @@ def periods(zone: ZoneInfo, now: datetime) -> list[Period]:
     ]
 
 
-def _succeeded_between(start: datetime, end: datetime) -> ColumnElement[bool]:
-    return and_(
-        Donation.status == DonationStatus.SUCCEEDED,
-        Donation.succeeded_at >= start,
-        Donation.succeeded_at < end,
-    )
+def _counted_between(start: datetime, end: datetime) -> list[Any]:
+    return [COUNTED, start <= LEDGER_DATE, end > LEDGER_DATE]
 
 
-def totals(start: datetime, end: datetime) -> list[MoneyRow]:
+def totals(start: datetime, end: datetime) -> list[MoneyTotals]:
+    return measures.money_totals(start, end)
+
+
+def refund_states(start: datetime, end: datetime) -> dict[str, int]:
+    """How many of the period's donations are partially refunded, refunded, disputed, lost."""
+    state = refund_state_sql()
     rows = db.session.execute(
-        select(
-            Donation.currency,
-            func.count(),
-            func.sum(GROSS),
-            func.sum(FEE),
-            func.sum(Donation.refunded_amount),
-        )
-        .where(_succeeded_between(start, end))
-        .group_by(Donation.currency)
-        .order_by(Donation.currency)
+        select(state, func.count())
+        .where(*_counted_between(start, end), state.is_not(None))
+        .group_by(state)
     ).all()
-    return [MoneyRow(c, int(n), int(g or 0), int(f or 0), int(r or 0)) for c, n, g, f, r in rows]
+    counts = {str(s): 0 for s in RefundState}
+    counts.update({str(key): int(n) for key, n in rows})
+    return counts
 
 
 def breakdown(start: datetime, end: datetime, by: str) -> list[BreakdownRow]:
@@ -131,7 +111,7 @@ def breakdown(start: datetime, end: datetime, by: str) -> list[BreakdownRow]:
     column = {"frequency": Donation.frequency, "method": Donation.method}[by]
     rows = db.session.execute(
         select(column, Donation.currency, func.count(), func.sum(GROSS))
-        .where(_succeeded_between(start, end))
+        .where(*_counted_between(start, end))
         .group_by(column, Donation.currency)
         .order_by(Donation.currency, column)
     ).all()
@@ -148,64 +128,37 @@ def breakdown(start: datetime, end: datetime, by: str) -> list[BreakdownRow]:
 
 def recurring() -> list[RecurringRow]:
     """Active and past-due plans and monthly recurring revenue, per currency."""
-    charge = RecurringPlan.amount + RecurringPlan.fee_cover_amount
     rows = db.session.execute(
         select(
             RecurringPlan.currency,
             RecurringPlan.status,
             RecurringPlan.frequency,
             func.count(),
-            func.sum(charge),
+            func.sum(measures.PLAN_CHARGE),
         )
         .where(RecurringPlan.status.in_([PlanStatus.ACTIVE, PlanStatus.PAST_DUE]))
         .group_by(RecurringPlan.currency, RecurringPlan.status, RecurringPlan.frequency)
     ).all()
     active: dict[str, int] = defaultdict(int)
     past_due: dict[str, int] = defaultdict(int)
-    monthly: dict[str, int] = defaultdict(int)
-    annual: dict[str, int] = defaultdict(int)
+    charges: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for currency, status, frequency, n, total in rows:
         if status is PlanStatus.PAST_DUE:
             past_due[currency] += int(n)
-            continue
-        active[currency] += int(n)
-        if frequency is Frequency.ANNUAL:
-            annual[currency] += int(total or 0)
         else:
-            monthly[currency] += int(total or 0)
+            active[currency] += int(n)
+        if status in measures.MRR_STATUSES:
+            charges[currency].append((str(frequency), int(total or 0)))
     currencies = sorted(set(active) | set(past_due))
-    return [
-        RecurringRow(c, active[c], past_due[c], monthly[c] + (annual[c] + 6) // 12)
-        for c in currencies
-    ]
+    return [RecurringRow(c, active[c], past_due[c], measures.mrr(charges[c])) for c in currencies]
 
 
 def new_supporters(start: datetime, end: datetime) -> int:
-    first = (
-        select(Donation.supporter_id)
-        .where(Donation.status == DonationStatus.SUCCEEDED)
-        .group_by(Donation.supporter_id)
-        .having(func.min(Donation.succeeded_at) >= start, func.min(Donation.succeeded_at) < end)
-        .subquery()
-    )
-    return int(db.session.scalar(select(func.count()).select_from(first)) or 0)
+    return measures.new_supporters(start, end)
 
 
 def lapsed_supporters(start: datetime, end: datetime) -> int:
-    still_active = select(RecurringPlan.supporter_id).where(
-        RecurringPlan.status.in_([PlanStatus.ACTIVE, PlanStatus.PAST_DUE])
-    )
-    return int(
-        db.session.scalar(
-            select(func.count(func.distinct(RecurringPlan.supporter_id))).where(
-                RecurringPlan.status.in_([PlanStatus.CANCELED, PlanStatus.INCOMPLETE_EXPIRED]),
-                RecurringPlan.canceled_at >= start,
-                RecurringPlan.canceled_at < end,
-                RecurringPlan.supporter_id.not_in(still_active),
-            )
-        )
-        or 0
-    )
+    return measures.lapsed_supporters(start, end)
 
 
 def monthly_revenue(
@@ -225,11 +178,12 @@ def monthly_revenue(
 @dataclass(frozen=True)
 class Dashboard:
     periods: list[Period]
-    totals: dict[str, list[MoneyRow]]
+    totals: dict[str, list[MoneyTotals]]
     by_frequency: dict[str, list[BreakdownRow]]
     by_method: dict[str, list[BreakdownRow]]
     new_supporters: dict[str, int]
     lapsed_supporters: dict[str, int]
+    refund_states: dict[str, dict[str, int]]
     recurring: list[RecurringRow]
     revenue: dict[str, list[tuple[date, int, int]]]
 
@@ -243,6 +197,7 @@ def dashboard(zone: ZoneInfo, now: datetime) -> Dashboard:
         by_method={p.key: breakdown(p.start, p.end, "method") for p in spans},
         new_supporters={p.key: new_supporters(p.start, p.end) for p in spans},
         lapsed_supporters={p.key: lapsed_supporters(p.start, p.end) for p in spans},
+        refund_states={p.key: refund_states(p.start, p.end) for p in spans},
         recurring=recurring(),
         revenue=monthly_revenue(zone, now),
     )

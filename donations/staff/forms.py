@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
@@ -22,8 +25,11 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from donations.money import InvalidAmount, Money
+from donations.money import InvalidAmount, Money, amount_example, parse_amount
 from donations.staff.models import Role
+
+# The back office speaks English, so staff amounts are read as English writes them.
+STAFF_LOCALE = "en"
 
 ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
 
@@ -78,11 +84,27 @@ class RefundForm(FlaskForm):
             self.money = None
             return
         try:
-            self.money = Money.from_major(text, self.currency)
+            self.money = parse_amount(text, self.currency, staff_locale())
         except InvalidAmount as exc:
-            raise ValidationError(f"Enter an amount in {self.currency}, such as 10.00.") from exc
+            example = amount_example(self.currency, staff_locale())
+            raise ValidationError(
+                f"Enter an amount in {self.currency}, such as {example}."
+            ) from exc
         if self.money.amount <= 0:
             raise ValidationError("The amount must be more than zero.")
+
+
+def staff_locale() -> str:
+    """The signed-in staff member's language (the back office's locale selector)."""
+    return str(get_locale() or STAFF_LOCALE)
+
+
+# The languages a staff member may choose for the back office, named in their own.
+STAFF_LANGUAGES = {"en": "English", "ru": "Русский"}
+
+
+class AccountForm(FlaskForm):
+    locale = StringField("Language", validators=[DataRequired(), AnyOf(list(STAFF_LANGUAGES))])
 
 
 class RoleForm(FlaskForm):
@@ -93,3 +115,62 @@ class RoleForm(FlaskForm):
 
 class SettingsForm(FlaskForm):
     ask = TextAreaField("Ask settings (JSON)", validators=[DataRequired(), Length(max=50_000)])
+
+
+def _percent(text: str | None) -> float | None:
+    """A percentage as staff type it ("2", "2.5", "2,5") as a fraction, or None."""
+    try:
+        number = float((text or "").strip().replace(",", ".").rstrip("%").strip())
+    except ValueError:
+        return None
+    return number / 100 if math.isfinite(number) and 0 < number < 10_000 else None
+
+
+class PercentField(StringField):
+    """A percentage; ``fraction`` holds it divided by 100 once validated."""
+
+    fraction: float | None = None
+
+    def pre_validate(self, form: Any) -> None:
+        self.fraction = _percent(self.data)
+        if self.fraction is None:
+            raise ValidationError(str(_l("Enter a percentage such as 2 or 2.5.")))
+
+
+EXAMPLE_VARIANTS = """[
+  {"key": "control", "share": 50},
+  {"key": "urgent", "share": 50,
+   "headline": {"en": "We are short this month", "ru": "Нам не хватает в этом месяце"},
+   "default_frequency": "once", "upsell": true,
+   "presets": {"USD": {"once": {"presets": [1500, 3000, 6000], "default": 3000}}}}
+]"""
+
+
+class ExperimentForm(FlaskForm):
+    """An A/B test of the ask (its variants as JSON, like the ask's settings)."""
+
+    slug = StringField(
+        _l("Name (goes into the variant's attribution)"),
+        validators=[
+            DataRequired(),
+            Regexp(r"^[a-z0-9][a-z0-9-]{0,29}$", message=_l("Up to 30 of a-z, 0-9 and -.")),
+        ],
+    )
+    title = StringField(_l("What is tested"), validators=[DataRequired(), Length(max=200)])
+    baseline = PercentField(_l("Control's expected conversion rate, %"), default="2")
+    mde = PercentField(_l("Smallest lift worth detecting (relative), %"), default="20")
+    alpha = PercentField(_l("Significance level (alpha), %"), default="5")
+    power = PercentField(_l("Power, %"), default="80")
+    margin = PercentField(
+        _l("Guardrail: stop a variant converting worse than control by, %"), default="20"
+    )
+    minimum = StringField(
+        _l("Guardrail: impressions per variant before it may stop one"),
+        default="1000",
+        validators=[Regexp(r"^\s*[1-9][0-9]{0,8}\s*$", message=_l("A whole number."))],
+    )
+    variants = TextAreaField(
+        _l("Variants (JSON; the first is control, shares in percent add up to 100)"),
+        default=EXAMPLE_VARIANTS,
+        validators=[DataRequired(), Length(max=20_000)],
+    )

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, event
+from sqlalchemy import JSON, ForeignKey, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
@@ -15,8 +15,8 @@ from donations.db import Model, str_enum, utcnow
 class Role(StrEnum):
     """What a staff member may do; each role includes the ones before it."""
 
-    VIEWER = "viewer"  # reads the dashboard, supporters and reports
-    FINANCE = "finance"  # also exports, refunds, cancels plans, resends receipts
+    VIEWER = "viewer"  # reads aggregated figures: the dashboard, report totals
+    FINANCE = "finance"  # also personal data, exports, refunds, plans, receipts
     ADMIN = "admin"  # also manages staff, settings and erasure
 
     @property
@@ -47,9 +47,10 @@ class StaffUser(Model):
     # The RFC 6238 time step of the last accepted code: a code is accepted
     # only for a later step, so an observed code cannot be replayed.
     totp_last_step: Mapped[int | None]
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # The back office's language for numbers, money and dates; their own choice
+    # (Your account), English until they make it.
+    locale: Mapped[str] = mapped_column(String(5), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -81,6 +82,52 @@ class StaffSession(Model):
     staff: Mapped[StaffUser] = relationship()
 
 
+class LoginThrottle(Model):
+    """Failed sign-in attempts under one key, and until when that key must wait.
+
+    Keys are hashes of what the attempt named, never of what exists: the
+    address typed (``account``), the client's IP (``address``), or both
+    (``pair``). An unknown address is therefore throttled exactly like a
+    real one, and nothing here says which accounts exist. There is no hard
+    lock: each failure past a few free ones doubles the wait, up to a cap.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    # Hash of the typed address (account and pair keys), so an admin's
+    # "unlock" can clear every key of one account.
+    account_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(default=utcnow)
+    blocked_until: Mapped[datetime | None]
+
+
+class StaffLoginChallenge(Model):
+    """The password was right; the second factor is still to come.
+
+    The browser's session holds a random token whose hash is stored here.
+    It is good for one sign-in only (``used_at`` is set by a compare-and-set
+    update), for a few minutes, for a few wrong codes, and only from the
+    browser (user agent) that passed the password.
+    """
+
+    __tablename__ = "staff_login_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    user_agent_hash: Mapped[str] = mapped_column(String(64))
+    next_path: Mapped[str] = mapped_column(String(500), default="")
+
+    staff: Mapped[StaffUser] = relationship()
+
+
 class AuditEntry(Model):
     """One thing a staff member (or a login attempt) did. Append-only.
 
@@ -105,6 +152,8 @@ class AuditEntry(Model):
     target: Mapped[str | None] = mapped_column(String(100))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(45))
+    # The request (or task) that wrote it, as in the logs (donations.observability).
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"<AuditEntry {self.id} {self.action}>"
@@ -126,40 +175,5 @@ class SupporterNote(Model):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    staff: Mapped[StaffUser] = relationship()
-
-
-class RefundStatus(StrEnum):
-    REQUESTED = "requested"  # row written, Stripe has not answered yet
-    PENDING = "pending"  # Stripe accepted it; the money is on its way back
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # Stripe refused it, or it failed later
-
-
-class RefundAttempt(Model):
-    """One refund a staff member asked for: one row, one idempotency key.
-
-    The key is the confirmation form's attempt id, so a double-clicked
-    "Confirm refund" finds this row again instead of refunding twice.
-    """
-
-    __tablename__ = "refund_attempts"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
-    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
-    amount: Mapped[int]
-    currency: Mapped[str] = mapped_column(String(3))
-    reason: Mapped[str] = mapped_column(String(500), default="")
-    status: Mapped[RefundStatus] = mapped_column(
-        str_enum(RefundStatus), default=RefundStatus.REQUESTED
-    )
-    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    completed_at: Mapped[datetime | None]
 
     staff: Mapped[StaffUser] = relationship()

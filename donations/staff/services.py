@@ -6,9 +6,12 @@ commits once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
+import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -20,17 +23,28 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from flask import has_request_context, request
-from sqlalchemy import func, select, update
+from flask import current_app, has_request_context, request
+from itsdangerous import BadData, URLSafeTimedSerializer
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from zxcvbn import zxcvbn
 
 from donations.db import db, utcnow
+from donations.mail.addresses import normalise_address
 from donations.money import Money
-from donations.staff.models import AuditEntry, Role, StaffSession, StaffUser
+from donations.observability import REQUEST_ID
+from donations.staff.models import (
+    AuditEntry,
+    LoginThrottle,
+    Role,
+    StaffLoginChallenge,
+    StaffSession,
+    StaffUser,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 # last_seen_at is written at most this often, not on every click.
@@ -41,9 +55,14 @@ TOTP_ISSUER = "Donations staff"
 STAFF_ENVIRON_KEY = "donations.staff"
 
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so a wrong address costs the
-# same time as a wrong password and does not reveal which staff exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a wrong address costs the
+    same time as a wrong password and does not reveal which staff exist.
+    Made at first use, not at import: every process and CLI command imports this."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class StaffError(ValueError):
@@ -82,6 +101,7 @@ def audit(
         supporter_id=supporter_id,
         target=target,
         details={key: _jsonable(value) for key, value in details.items()},
+        request_id=REQUEST_ID.get(),
         ip=_client_ip(),
     )
     db.session.add(entry)
@@ -151,7 +171,9 @@ def normalise_email(email: str) -> str:
 
 
 def find_staff(email: str) -> StaffUser | None:
-    return db.session.scalar(select(StaffUser).where(StaffUser.email_key == email.strip().lower()))
+    return db.session.scalar(
+        select(StaffUser).where(StaffUser.email_key == normalise_address(email))
+    )
 
 
 def create_staff(email: str, role: Role | str, password: str) -> StaffUser:
@@ -162,12 +184,12 @@ def create_staff(email: str, role: Role | str, password: str) -> StaffUser:
     except ValueError as exc:
         choices = ", ".join(r.value for r in Role)
         raise StaffError(f"{role!r} is not a role; choose one of {choices}") from exc
-    check_password_strength(password)
+    check_password_strength(password, (address,))
     if find_staff(address) is not None:
         raise StaffError(f"a staff account for {address} already exists")
     staff = StaffUser(
         email=address,
-        email_key=address.lower(),
+        email_key=normalise_address(address),
         password_hash=_hasher.hash(password),
         role=role,
     )
@@ -179,17 +201,40 @@ def create_staff(email: str, role: Role | str, password: str) -> StaffUser:
 
 def change_password(staff: StaffUser, password: str) -> None:
     """A new password; every open session of the account ends."""
-    check_password_strength(password)
+    check_password_strength(password, (staff.email,))
     staff.password_hash = _hasher.hash(password)
     end_all_sessions(staff, "password_changed")
     db.session.flush()
 
 
-def check_password_strength(password: str) -> None:
+# zxcvbn (Dropbox's estimator, with its bundled list of the 30,000 passwords
+# seen most often in breaches, and dictionaries of names and words) must rate
+# a password at least this (0-4; 3 is "safely unguessable: moderate
+# protection from offline slow-hash scenario"). https://github.com/dwolfhub/zxcvbn-python
+MIN_PASSWORD_SCORE = 3
+# zxcvbn's work grows quickly with length; beyond this a password is rated on its start.
+STRENGTH_CHECKED_LENGTH = 100
+
+
+def check_password_strength(password: str, user_inputs: tuple[str, ...] = ()) -> None:
+    """Refuse short, common, breached or guessable passwords (raises StaffError)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
     if password.strip() != password:
         raise StaffError("the password must not start or end with spaces")
+    inputs = [part for value in user_inputs for part in re.split(r"[@.+_-]", value) if part]
+    result = zxcvbn(password[:STRENGTH_CHECKED_LENGTH], user_inputs=[*user_inputs, *inputs])
+    whole = [
+        match
+        for match in result["sequence"]
+        if match.get("dictionary_name") == "passwords" and match["token"] == password
+    ]
+    if whole:
+        raise StaffError("this password is on the list of common and breached passwords")
+    if result["score"] < MIN_PASSWORD_SCORE:
+        hint = result["feedback"].get("warning") or "it is too easy to guess"
+        suggestions = " ".join(result["feedback"].get("suggestions") or [])
+        raise StaffError(f"this password is too easy to guess: {hint} {suggestions}".strip())
 
 
 def set_role(staff: StaffUser, role: Role) -> None:
@@ -218,8 +263,10 @@ def set_active(staff: StaffUser, active: bool) -> None:
 
 
 def unlock(staff: StaffUser) -> None:
-    staff.failed_logins = 0
-    staff.locked_until = None
+    """Forget every failed attempt that typed this account's address (from anywhere)."""
+    db.session.execute(
+        delete(LoginThrottle).where(LoginThrottle.account_hash == account_hash(staff.email))
+    )
     audit("staff.unlocked", target=f"staff:{staff.id}", email=staff.email)
     db.session.flush()
 
@@ -239,43 +286,181 @@ def list_staff() -> list[StaffUser]:
 
 
 # -- signing in -----------------------------------------------------------
+#
+# Nothing a stranger sends can tell which staff exist or keep one out:
+# unknown addresses, wrong passwords and throttled keys cost the same argon2
+# verification and get the same answers, and failures slow attempts down
+# (LoginThrottle) instead of locking an account. A browser that has signed in
+# to an account before carries a signed device mark for it
+# (https://owasp.org/www-community/Slow_Down_Online_Guessing_Attacks_with_Device_Cookies)
+# and is not held back by failures others caused from elsewhere.
 
 
 class LoginOutcome(StrEnum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"
-    LOCKED = "locked"
+    THROTTLED = "throttled"
 
 
 @dataclass(frozen=True)
 class PasswordCheck:
     outcome: LoginOutcome
     staff: StaffUser | None = None
+    # Seconds to wait before the next attempt is looked at (THROTTLED, or the
+    # failure that started a wait).
+    retry_after: int = 0
 
 
-def is_locked(staff: StaffUser, now: datetime | None = None) -> bool:
-    return staff.locked_until is not None and staff.locked_until > (now or utcnow())
+@dataclass(frozen=True)
+class ThrottleRule:
+    free: int  # failures before any wait
+    first_wait: int  # seconds after the first failure past the free ones; then doubling
 
 
-def check_password(email: str, password: str) -> PasswordCheck:
-    """The first factor. Failures count towards the account's lockout."""
-    staff = find_staff(email)
-    if staff is None or not staff.active:
-        _verify(_DUMMY_HASH, password)
-        audit(
-            "login.failed",
-            actor=email.strip()[:320],
-            staff=staff,
-            reason="unknown_email" if staff is None else "inactive",
+# The same rules whether or not the account exists.
+THROTTLE_RULES: dict[str, ThrottleRule] = {
+    "pair": ThrottleRule(free=3, first_wait=2),  # one address typed, from one IP
+    "account": ThrottleRule(free=10, first_wait=2),  # one address typed, from anywhere
+    "address": ThrottleRule(free=20, first_wait=2),  # one IP, whatever was typed
+}
+MAX_THROTTLE_WAIT = timedelta(minutes=15)
+# Failures older than this are forgotten.
+THROTTLE_MEMORY = timedelta(hours=24)
+DEVICE_MAX_AGE = timedelta(days=90)
+
+
+def account_hash(email: str) -> str:
+    """What throttles and device marks know of a typed address: a hash of its key."""
+    return hashlib.sha256(normalise_address(email)[:320].encode()).hexdigest()
+
+
+def _throttle_keys(email: str, ip: str | None) -> dict[str, tuple[str, str | None]]:
+    """scope -> (row key, account hash) for an attempt."""
+    account = account_hash(email)
+    where = ip or "unknown"
+    return {
+        "pair": (hashlib.sha256(f"pair:{account}:{where}".encode()).hexdigest(), account),
+        "account": (hashlib.sha256(f"account:{account}".encode()).hexdigest(), account),
+        "address": (hashlib.sha256(f"address:{where}".encode()).hexdigest(), None),
+    }
+
+
+def _wait_seconds(blocked_until: datetime | None, now: datetime) -> int:
+    if blocked_until is None or blocked_until <= now:
+        return 0
+    return max(1, math.ceil((blocked_until - now).total_seconds()))
+
+
+def throttle_wait(email: str, ip: str | None, *, trusted_device: bool, now: datetime) -> int:
+    """Seconds this attempt must still wait (0: it may be checked)."""
+    keys = _throttle_keys(email, ip)
+    if trusted_device:
+        keys.pop("account")
+    rows = db.session.scalars(
+        select(LoginThrottle).where(LoginThrottle.key.in_([key for key, _ in keys.values()]))
+    ).all()
+    return max((_wait_seconds(row.blocked_until, now) for row in rows), default=0)
+
+
+def record_login_failure(email: str, ip: str | None, now: datetime | None = None) -> int:
+    """Count one failure against every key of the attempt; the wait it starts (seconds).
+
+    Each key that passes its free failures waits ``first_wait`` seconds,
+    doubled with each further failure, at most MAX_THROTTLE_WAIT; starting
+    or lengthening a wait adds a ``login.throttled`` alert to the audit log.
+    """
+    now = now or utcnow()
+    longest = 0
+    for scope, (key, account) in _throttle_keys(email, ip).items():
+        rule = THROTTLE_RULES[scope]
+        # Insert-or-keep, then lock the row: parallel failures neither collide
+        # on the key nor lose a count.
+        insert = (
+            postgresql_insert
+            if db.session.get_bind().dialect.name == "postgresql"
+            else sqlite_insert
         )
+        db.session.execute(
+            insert(LoginThrottle)
+            .values(key=key, scope=scope, account_hash=account, failures=0, last_failure_at=now)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        row = db.session.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
+        assert row is not None
+        if now - row.last_failure_at > THROTTLE_MEMORY:
+            row.failures = 0
+            row.blocked_until = None
+        row.failures = (row.failures or 0) + 1
+        row.last_failure_at = now
+        past = row.failures - rule.free
+        if past > 0:
+            wait = min(
+                timedelta(seconds=rule.first_wait * 2 ** min(past - 1, 20)), MAX_THROTTLE_WAIT
+            )
+            row.blocked_until = now + wait
+            seconds = int(wait.total_seconds())
+            longest = max(longest, seconds)
+            audit(
+                "login.throttled",
+                actor=email.strip()[:320],
+                scope=scope,
+                failures=row.failures,
+                wait_seconds=seconds,
+            )
+    db.session.flush()
+    return longest
+
+
+def clear_login_failures(email: str, ip: str | None) -> None:
+    """A full sign-in: forget the failures of this address typed (from here and anywhere)."""
+    keys = _throttle_keys(email, ip)
+    db.session.execute(
+        delete(LoginThrottle).where(LoginThrottle.key.in_([keys["pair"][0], keys["account"][0]]))
+    )
+
+
+def is_throttled(staff: StaffUser, now: datetime | None = None) -> bool:
+    """For the team screen: is anyone's typing of this address being slowed down?"""
+    now = now or utcnow()
+    return bool(
+        db.session.scalar(
+            select(func.count())
+            .select_from(LoginThrottle)
+            .where(
+                LoginThrottle.account_hash == account_hash(staff.email),
+                LoginThrottle.blocked_until > now,
+            )
+        )
+    )
+
+
+def check_password(
+    email: str, password: str, *, trusted_device: bool = False, now: datetime | None = None
+) -> PasswordCheck:
+    """The first factor, the same work and answer for every address typed.
+
+    Exactly one argon2 verification happens on every path: against the
+    account's hash, or a dummy one when the address is unknown, the account
+    inactive or the attempt must wait.
+    """
+    now = now or utcnow()
+    ip = _client_ip()
+    staff = find_staff(email)
+    wait = throttle_wait(email, ip, trusted_device=trusted_device, now=now)
+    if wait:
+        _verify(_dummy_hash(), password)
+        audit("login.failed", actor=email.strip()[:320], reason="throttled", wait_seconds=wait)
+        return PasswordCheck(LoginOutcome.THROTTLED, retry_after=wait)
+    usable = staff is not None and staff.active
+    verified = _verify(staff.password_hash if usable else _dummy_hash(), password)  # type: ignore[union-attr]
+    if not (usable and verified):
+        reason = "unknown_email" if staff is None else ("inactive" if not usable else "password")
+        audit("login.failed", actor=email.strip()[:320], staff=staff, reason=reason)
+        wait = record_login_failure(email, ip, now)
+        if wait:
+            return PasswordCheck(LoginOutcome.THROTTLED, retry_after=wait)
         return PasswordCheck(LoginOutcome.BAD_CREDENTIALS)
-    if is_locked(staff):
-        audit("login.failed", staff=staff, reason="locked")
-        return PasswordCheck(LoginOutcome.LOCKED, staff)
-    if not _verify(staff.password_hash, password):
-        locked = record_failure(staff)
-        audit("login.failed", staff=staff, reason="password", locked=locked)
-        return PasswordCheck(LoginOutcome.LOCKED if locked else LoginOutcome.BAD_CREDENTIALS, staff)
+    assert staff is not None
     if _hasher.check_needs_rehash(staff.password_hash):
         # argon2 parameters were raised since this hash was made.
         staff.password_hash = _hasher.hash(password)
@@ -290,28 +475,120 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def record_failure(staff: StaffUser) -> bool:
-    """Count one failed attempt; True if this one locked the account."""
-    # An UPDATE with an expression, so parallel attempts cannot both read 4.
-    db.session.execute(
-        update(StaffUser)
-        .where(StaffUser.id == staff.id)
-        .values(failed_logins=StaffUser.failed_logins + 1)
+# -- the pending second factor --------------------------------------------
+
+# Password accepted, second factor pending: this long to type (or enrol) the code.
+CHALLENGE_LIFETIME = timedelta(minutes=5)
+# Wrong codes one challenge takes before the password is asked again.
+CHALLENGE_ATTEMPTS = 5
+
+
+def _user_agent_hash() -> str:
+    agent = request.user_agent.string if has_request_context() else ""
+    return hashlib.sha256(agent.encode()).hexdigest()
+
+
+def start_challenge(staff: StaffUser, next_path: str = "") -> str:
+    """The password was right: a single-use token for the second step (kept in the session)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(
+        StaffLoginChallenge(
+            token_hash=_hash_token(token),
+            staff=staff,
+            created_at=now,
+            expires_at=now + CHALLENGE_LIFETIME,
+            user_agent_hash=_user_agent_hash(),
+            next_path=next_path[:500],
+        )
+    )
+    db.session.flush()
+    return token
+
+
+def open_challenge(token: str, now: datetime | None = None) -> StaffLoginChallenge | None:
+    """The challenge this token names, if it can still be answered from this browser."""
+    now = now or utcnow()
+    row = db.session.scalar(
+        select(StaffLoginChallenge).where(StaffLoginChallenge.token_hash == _hash_token(token))
+    )
+    if (
+        row is None
+        or row.used_at is not None
+        or row.expires_at <= now
+        or row.attempts >= CHALLENGE_ATTEMPTS
+        or not hmac.compare_digest(row.user_agent_hash, _user_agent_hash())
+        or not row.staff.active
+    ):
+        return None
+    return row
+
+
+def use_challenge(row: StaffLoginChallenge, now: datetime | None = None) -> bool:
+    """Spend the challenge (compare-and-set: of two requests racing with it, one wins)."""
+    now = now or utcnow()
+    result = db.session.execute(
+        update(StaffLoginChallenge)
+        .where(
+            StaffLoginChallenge.id == row.id,
+            StaffLoginChallenge.used_at.is_(None),
+            StaffLoginChallenge.expires_at > now,
+        )
+        .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    db.session.refresh(staff)
-    if staff.failed_logins >= MAX_FAILED_LOGINS:
-        staff.failed_logins = 0
-        staff.locked_until = utcnow() + LOCKOUT
-        db.session.flush()
-        audit(
-            "staff.locked",
-            staff=staff,
-            target=f"staff:{staff.id}",
-            minutes=int(LOCKOUT.total_seconds() // 60),
-        )
-        return True
-    return False
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    # Any other half-finished sign-in of this account is void now.
+    db.session.execute(
+        update(StaffLoginChallenge)
+        .where(StaffLoginChallenge.staff_id == row.staff_id, StaffLoginChallenge.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
+def challenge_failed(row: StaffLoginChallenge) -> int:
+    """A wrong code: counted on the challenge and the throttles; the wait it starts."""
+    db.session.execute(
+        update(StaffLoginChallenge)
+        .where(StaffLoginChallenge.id == row.id)
+        .values(attempts=StaffLoginChallenge.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(row)
+    return record_login_failure(row.staff.email, _client_ip())
+
+
+def code_wait(staff: StaffUser, *, trusted_device: bool, now: datetime | None = None) -> int:
+    """Seconds before a code may be tried for this account from here."""
+    return throttle_wait(
+        staff.email, _client_ip(), trusted_device=trusted_device, now=now or utcnow()
+    )
+
+
+# -- device marks -----------------------------------------------------------
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt="staff-device")  # type: ignore[arg-type]
+
+
+def device_mark(staff: StaffUser) -> str:
+    """A signed mark that this browser signed in to this account (no secret in it)."""
+    return _device_serializer().dumps(account_hash(staff.email))
+
+
+def device_trusted(mark: str | None, email: str) -> bool:
+    """Is ``mark`` a valid device mark for the address typed?"""
+    if not mark or len(mark) > 500:
+        return False
+    try:
+        value = _device_serializer().loads(mark, max_age=int(DEVICE_MAX_AGE.total_seconds()))
+    except BadData:
+        return False
+    return isinstance(value, str) and hmac.compare_digest(value, account_hash(email))
 
 
 def new_totp_secret(staff: StaffUser) -> str:
@@ -333,10 +610,10 @@ def check_totp(staff: StaffUser, code: str, now: datetime | None = None) -> bool
     """The second factor (RFC 6238), one step of clock drift either way.
 
     A code is accepted only for a time step later than the last accepted
-    one, so a code seen over a shoulder cannot be used again. Failures count
-    towards the lockout like wrong passwords.
+    one, so a code seen over a shoulder cannot be used again. Failures are
+    audited; the caller counts them (:func:`challenge_failed`).
     """
-    if staff.totp_secret is None or is_locked(staff):
+    if staff.totp_secret is None:
         return False
     code = "".join(code.split())
     moment = now or utcnow()
@@ -362,12 +639,10 @@ def check_totp(staff: StaffUser, code: str, now: datetime | None = None) -> bool
         db.session.refresh(staff)
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return True
-    locked = record_failure(staff)
     audit(
         "login.failed",
         staff=staff,
         reason="totp_replayed" if accepted is not None else "totp",
-        locked=locked,
     )
     return False
 
@@ -384,8 +659,7 @@ def start_session(staff: StaffUser, *, enrolled: bool = False) -> str:
     now = utcnow()
     if enrolled:
         staff.totp_enrolled_at = now
-    staff.failed_logins = 0
-    staff.locked_until = None
+    clear_login_failures(staff.email, _client_ip())
     staff.last_login_at = now
     token = secrets.token_urlsafe(32)
     db.session.add(

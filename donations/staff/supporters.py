@@ -6,9 +6,6 @@ Every action appends to the audit log. Functions flush; the request commits.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -16,20 +13,17 @@ from donations.db import db, utcnow
 from donations.mail.models import EmailMessage
 from donations.mail.services import queue_email
 from donations.money import Money
+from donations.payments import ledger, lifecycle
 from donations.payments.gateway import GatewayError
+from donations.payments.lifecycle import TimelineEntry
+from donations.payments.models import Refund, RefundStatus
 from donations.payments.services import gateway
-from donations.staff.models import (
-    AuditEntry,
-    RefundAttempt,
-    RefundStatus,
-    StaffUser,
-    SupporterNote,
-)
+from donations.staff.models import AuditEntry, StaffUser, SupporterNote
 from donations.staff.services import audit
+from donations.status import change_status
 from donations.supporters.models import (
-    PLAN_TRANSITIONS,
     Donation,
-    DonationStatus,
+    InvalidTransition,
     PlanStatus,
     RecurringPlan,
     Supporter,
@@ -90,100 +84,24 @@ def search_supporters(query: str) -> list[Supporter]:
 # -- the supporter page ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TimelineItem:
-    at: datetime
-    kind: str  # donation, refund, email, note, audit, plan
-    title: str
-    detail: str = ""
-    obj: Any = None
-
-
-def timeline(supporter: Supporter) -> list[TimelineItem]:
-    """Everything that happened with this supporter, newest first."""
-    items: list[TimelineItem] = []
-    donations = db.session.scalars(
-        select(Donation).where(Donation.supporter_id == supporter.id)
-    ).all()
-    for donation in donations:
-        items.append(
-            TimelineItem(
-                donation.succeeded_at or donation.created_at,
-                "donation",
-                f"Donation #{donation.id} {donation.status}",
-                obj=donation,
-            )
-        )
-    for plan in db.session.scalars(
-        select(RecurringPlan).where(RecurringPlan.supporter_id == supporter.id)
-    ):
-        items.append(
-            TimelineItem(
-                plan.started_at or plan.created_at,
-                "plan",
-                f"{plan.frequency.capitalize()} plan #{plan.id} started",
-                obj=plan,
-            )
-        )
-        if plan.canceled_at:
-            items.append(
-                TimelineItem(
-                    plan.canceled_at,
-                    "plan",
-                    f"Plan #{plan.id} cancelled",
-                    plan.cancellation_reason or "",
-                    obj=plan,
-                )
-            )
-    donation_ids = [d.id for d in donations]
-    if donation_ids:
-        for refund in db.session.scalars(
-            select(RefundAttempt).where(RefundAttempt.donation_id.in_(donation_ids))
-        ):
-            items.append(
-                TimelineItem(
-                    refund.completed_at or refund.created_at,
-                    "refund",
-                    f"Refund of donation #{refund.donation_id} {refund.status}",
-                    refund.reason,
-                    obj=refund,
-                )
-            )
-    for message in db.session.scalars(
-        select(EmailMessage).where(EmailMessage.supporter_id == supporter.id)
-    ):
-        items.append(
-            TimelineItem(
-                message.sent_at or message.created_at,
-                "email",
-                f"Email “{message.template}” {message.status}",
-                message.to_address,
-                obj=message,
-            )
-        )
+def timeline(supporter: Supporter) -> list[TimelineEntry]:
+    """The supporter's one timeline (lifecycle.timeline) with staff notes and audit entries."""
+    entries = lifecycle.timeline(supporter)
     for note in db.session.scalars(
         select(SupporterNote).where(SupporterNote.supporter_id == supporter.id)
     ):
-        items.append(
-            TimelineItem(
-                note.created_at, "note", f"Note by {note.staff.email}", note.body, obj=note
-            )
+        entries.append(
+            TimelineEntry(note.created_at, "note", f"Note by {note.staff.email}", detail=note.body)
         )
     for entry in db.session.scalars(
         select(AuditEntry).where(AuditEntry.supporter_id == supporter.id)
     ):
-        items.append(
-            TimelineItem(entry.created_at, "audit", f"{entry.action} by {entry.actor}", obj=entry)
-        )
-    items.sort(key=lambda item: item.at, reverse=True)
-    return items
+        entries.append(TimelineEntry(entry.created_at, "audit", f"{entry.action} by {entry.actor}"))
+    entries.sort(key=lambda item: item.at, reverse=True)
+    return entries
 
 
-def refundable(donation: Donation) -> Money:
-    """What is left to refund of this donation (zero unless it succeeded)."""
-    if donation.status is not DonationStatus.SUCCEEDED or not donation.stripe_payment_intent_id:
-        return Money.zero(donation.currency)
-    return donation.charge_total - Money(donation.refunded_amount, donation.currency)
+refundable = ledger.refundable
 
 
 # -- actions ----------------------------------------------------------------
@@ -203,97 +121,41 @@ def add_note(supporter: Supporter, staff: StaffUser, body: str) -> SupporterNote
     return note
 
 
-def _locked_donation(donation_id: int) -> Donation | None:
-    # Row lock on PostgreSQL, so two refunds of one donation are decided one
-    # after the other against the up-to-date refunded amount. (SQLite
-    # serialises writers anyway.)
-    return db.session.scalar(select(Donation).where(Donation.id == donation_id).with_for_update())
-
-
 def refund_donation(
     donation_id: int, amount: Money | None, *, staff: StaffUser, attempt_key: str, reason: str = ""
-) -> RefundAttempt:
-    """Refund all (``amount`` None) or part of a donation through the gateway.
-
-    One confirmation form = one ``attempt_key`` = one refund row = one
-    idempotency key at Stripe: posting the same confirmation twice returns
-    the first attempt instead of refunding again.
-    """
-    existing = db.session.scalar(
-        select(RefundAttempt).where(RefundAttempt.attempt_key == attempt_key)
-    )
-    if existing is not None:
-        if existing.donation_id != donation_id:
-            raise ActionRefused("That confirmation belongs to another donation.")
-        return existing
-    donation = _locked_donation(donation_id)
-    if donation is None:
-        raise ActionRefused("There is no such donation.")
-    left = refundable(donation)
-    if left.amount <= 0:
-        raise ActionRefused("Nothing is left to refund on this donation.")
-    wanted = left if amount is None else amount
-    if wanted.currency != donation.currency:
-        raise ActionRefused(f"The refund must be in {donation.currency}.")
-    if wanted.amount <= 0:
-        raise ActionRefused("The refund must be more than zero.")
-    if wanted.amount > left.amount:
-        raise ActionRefused(f"At most {left.format()} can be refunded.")
-    attempt = RefundAttempt(
-        attempt_key=attempt_key,
-        donation_id=donation.id,
-        staff=staff,
-        amount=wanted.amount,
-        currency=wanted.currency,
-        reason=reason.strip()[:500],
-    )
-    db.session.add(attempt)
-    db.session.flush()
-    assert donation.stripe_payment_intent_id is not None  # refundable() checked
+) -> Refund:
+    """Refund a donation (:func:`donations.payments.ledger.refund_donation`) and audit it."""
+    already = db.session.scalar(select(Refund.id).where(Refund.attempt_key == attempt_key))
     try:
-        snapshot = gateway().refund_payment(
-            donation.stripe_payment_intent_id,
-            # Always the exact amount, also for "everything left": the ledger
-            # knows what is left, and the refund row records what was asked.
-            wanted,
-            idempotency_key=f"staff-refund-{attempt_key}",
+        refund = ledger.refund_donation(
+            donation_id, amount, staff_id=staff.id, attempt_key=attempt_key, reason=reason
         )
-    except GatewayError as exc:
-        attempt.status = RefundStatus.FAILED
-        attempt.error = str(exc)[:2000]
-        attempt.completed_at = utcnow()
-        db.session.flush()
+    except ledger.RefundRefused as exc:
+        raise ActionRefused(str(exc)) from exc
+    if already is not None:
+        return refund
+    donation = refund.donation
+    if refund.status is RefundStatus.FAILED and refund.stripe_refund_id is None:
         audit(
             "refund.failed",
             supporter_id=donation.supporter_id,
             target=f"donation:{donation.id}",
             staff=staff,
-            amount=wanted,
-            error=attempt.error,
+            amount=Money(refund.amount, refund.currency),
+            error=refund.error,
         )
-        return attempt
-    attempt.stripe_refund_id = snapshot.id
-    attempt.completed_at = utcnow()
-    if snapshot.status in ("failed", "canceled"):
-        attempt.status = RefundStatus.FAILED
     else:
-        attempt.status = (
-            RefundStatus.SUCCEEDED if snapshot.status == "succeeded" else RefundStatus.PENDING
+        audit(
+            "refund.created",
+            supporter_id=donation.supporter_id,
+            target=f"donation:{donation.id}",
+            staff=staff,
+            amount=Money(refund.amount, refund.currency),
+            refund=refund.stripe_refund_id,
+            status=str(refund.status),
+            reason=refund.staff_reason,
         )
-        # What Stripe says it refunded, which is what we asked for.
-        donation.refunded_amount += snapshot.amount.amount
-    db.session.flush()
-    audit(
-        "refund.created",
-        supporter_id=donation.supporter_id,
-        target=f"donation:{donation.id}",
-        staff=staff,
-        amount=snapshot.amount,
-        refund=snapshot.id,
-        status=snapshot.status,
-        reason=attempt.reason,
-    )
-    return attempt
+    return refund
 
 
 def resend_receipt(donation: Donation, staff: StaffUser) -> EmailMessage:
@@ -301,7 +163,7 @@ def resend_receipt(donation: Donation, staff: StaffUser) -> EmailMessage:
     original = db.session.scalar(
         select(EmailMessage).where(EmailMessage.dedupe_key == f"receipt:donation:{donation.id}")
     )
-    if donation.status is not DonationStatus.SUCCEEDED or original is None:
+    if not donation.is_paid or original is None:
         raise ActionRefused("This donation has no receipt to resend.")
     prefix = f"receipt:donation:{donation.id}:resend:"
     count = (
@@ -320,7 +182,8 @@ def resend_receipt(donation: Donation, staff: StaffUser) -> EmailMessage:
         to_name=supporter.name,
         locale=original.locale,
         supporter_id=supporter.id,
-        context=dict(original.context),
+        # A resent receipt states what has been refunded since.
+        context={**original.context, "refunded_amount": donation.refunded_amount},
     )
     if message is None:
         raise ActionRefused("That receipt is being resent already; reload the page.")
@@ -337,7 +200,7 @@ def resend_receipt(donation: Donation, staff: StaffUser) -> EmailMessage:
 
 def cancel_plan(plan: RecurringPlan, staff: StaffUser, reason: str) -> None:
     """Cancel a recurring plan now, at Stripe and in the ledger."""
-    if PlanStatus.CANCELED not in PLAN_TRANSITIONS[plan.status]:
+    if not plan.can_cancel:
         raise ActionRefused(f"A plan that is {plan.status} cannot be cancelled.")
     if plan.stripe_subscription_id:
         try:
@@ -345,7 +208,12 @@ def cancel_plan(plan: RecurringPlan, staff: StaffUser, reason: str) -> None:
         except GatewayError as exc:
             raise ActionRefused(f"Stripe did not cancel the plan: {exc}") from exc
     previous = plan.status
-    plan.status = PlanStatus.CANCELED
+    # The compare-and-set the webhooks use: a concurrent cancellation (the
+    # subscription.deleted event, another staff member) wins or loses cleanly.
+    try:
+        change_status(plan, PlanStatus.CANCELED)
+    except InvalidTransition as exc:
+        raise ActionRefused(f"A plan that is {plan.status} cannot be cancelled.") from exc
     plan.canceled_at = utcnow()
     plan.cancellation_reason = (reason.strip() or "cancelled by staff")[:200]
     db.session.flush()

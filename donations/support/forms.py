@@ -12,8 +12,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
+from donations.ask.config import AskConfig, GiftError, parse_gift
 from donations.money import Money
-from donations.support.ask import AskConfig, GiftError, parse_gift
 
 _ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
 
@@ -27,10 +27,14 @@ class GiftMixin:
 
     gift: Money | None = None
 
-    def validate_gift(self, config: AskConfig) -> bool:
+    def validate_gift(self, config: AskConfig, locale: str | None = None) -> bool:
         try:
             self.gift = parse_gift(
-                config, self.frequency.data or "", self.currency.data or "", self.amount.data or ""
+                config,
+                self.frequency.data or "",
+                self.currency.data or "",
+                self.amount.data or "",
+                locale,
             )
         except GiftError as exc:
             self.amount.errors = [*self.amount.errors, str(exc)]
@@ -48,8 +52,9 @@ class ChooseGiftForm(GiftMixin, FlaskForm):
     class Meta:
         csrf = False
 
-    def validate_with(self, config: AskConfig) -> bool:
-        return self.validate() & self.validate_gift(config)
+    def validate_with(self, config: AskConfig, locale: str | None = None) -> bool:
+        """``locale``: the amount is one the reader typed, read in their locale."""
+        return self.validate() & self.validate_gift(config, locale)
 
 
 def _countries() -> list[tuple[str, str]]:
@@ -70,6 +75,12 @@ class DetailsForm(GiftMixin, FlaskForm):
     attempt = HiddenField(validators=[DataRequired()])
     # The signed reminder link the reader came through, if any (checked on use).
     reminder = HiddenField(validators=[Optional(), Length(max=300)])
+    # Where the reader was asked (donations.supporters.attribution); cleaned on use.
+    article = HiddenField()
+    campaign = HiddenField()
+    variant = HiddenField()
+    source = HiddenField()
+    upsell = HiddenField()
     email = EmailField(
         _l("Email"),
         validators=[
@@ -82,6 +93,8 @@ class DetailsForm(GiftMixin, FlaskForm):
     country = SelectField(_l("Country"), validators=[Optional()], validate_choice=True)
     newsletter = BooleanField(_l("Send me the newsletter"), default=False)
     cover_fee = BooleanField(default=False)
+    # The method the reader will pay by, when covering the fee and several are offered.
+    cover_method = StringField(validators=[Optional(), Length(max=30)])
     # A honeypot: hidden from people (CSS and aria-hidden), filled in by bots.
     website = StringField(validators=[Optional(), Length(max=200)])
 
@@ -95,5 +108,6 @@ class DetailsForm(GiftMixin, FlaskForm):
 
             raise ValidationError(_l("This form has expired. Please start again."))
 
-    def validate_with(self, config: AskConfig) -> bool:
-        return self.validate() & self.validate_gift(config)
+    def validate_with(self, config: AskConfig, locale: str | None = None) -> bool:
+        """``locale``: the amount is one the reader typed, read in their locale."""
+        return self.validate() & self.validate_gift(config, locale)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from donations.ask.services import load_ask_config
 from donations.db import db
+from donations.mail.addresses import normalise_address
 from donations.money import Money
 from donations.payments.gateway import PaymentSnapshot, SetupSnapshot, SubscriptionSnapshot
 from donations.payments.recurring import (
@@ -21,63 +21,39 @@ from donations.payments.recurring import (
     sync_subscription,
 )
 from donations.payments.services import gateway, record_payment
-from donations.support.ask import DEMO_ASK, AskConfig
-from donations.support.models import Setting
+from donations.supporters.consents import request_consent
 from donations.supporters.models import (
+    ConsentTopic,
     Donation,
     Frequency,
     PlanStatus,
     RecurringPlan,
     Supporter,
 )
-from donations.supporters.services import email_key, get_or_create_supporter
+from donations.supporters.services import find_or_create_supporter
 
 log = logging.getLogger(__name__)
-
-ASK_SETTING = "ask"
 
 
 class CheckoutConflict(Exception):
     """The attempt key was already used for a different checkout."""
 
 
-# How long a web process keeps the ask's settings before reading them again:
-# the ask is the busiest page, and an admin's change may take this long to show.
-ASK_CONFIG_TTL_SECONDS = 5.0
-
-
-def load_ask_config() -> AskConfig:
-    """The ask's configuration, shared by a process's requests for a few seconds."""
-    if "ask_config" in g:
-        config: AskConfig = g.ask_config
-        return config
-    cached = current_app.extensions.get("ask_config_cache")
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        config = cached[0]
-    else:
-        data = db.session.scalar(select(Setting.value).where(Setting.key == ASK_SETTING))
-        config = AskConfig.from_data(data or DEMO_ASK)
-        current_app.extensions["ask_config_cache"] = (config, now + ASK_CONFIG_TTL_SECONDS)
-    g.ask_config = config
-    return config
-
-
-def save_ask_config(data: dict[str, Any]) -> None:
-    AskConfig.from_data(data)  # refuse what would not load
-    setting = db.session.get(Setting, ASK_SETTING)
-    if setting is None:
-        db.session.add(Setting(key=ASK_SETTING, value=data))
-    else:
-        setting.value = data
-    db.session.flush()
-    g.pop("ask_config", None)
-    current_app.extensions.pop("ask_config_cache", None)
-
-
 def method_types(currency: str, frequency: Frequency) -> list[str]:
     """Payment methods switched on for this currency and frequency, card first."""
     return load_ask_config().methods_for(currency, frequency)
+
+
+def checkout_methods(checkout: Donation | RecurringPlan) -> list[str]:
+    """The methods this checkout may be paid by.
+
+    A covered fee was worked out for one method's price (the reader chose it
+    next to the cover), so the payment is offered by that method only.
+    """
+    offered = method_types(checkout.currency, checkout.frequency)
+    if checkout.fee_cover_amount and checkout.method in offered:
+        return [str(checkout.method)]
+    return offered
 
 
 @dataclass(frozen=True)
@@ -93,9 +69,14 @@ class CheckoutRequest:
     newsletter_opt_in: bool
     locale: str
     fee_cover: int = 0
+    # The method the fee cover was priced for (None without a cover).
+    fee_cover_method: str | None = None
     campaign: str | None = None
     source: str | None = None
     reminder_id: int | None = None
+    article: str | None = None
+    variant: str | None = None
+    upsell: str | None = None
 
 
 Row = TypeVar("Row", Donation, RecurringPlan)
@@ -110,13 +91,10 @@ def _attempt_row(model: type[Row], request: CheckoutRequest) -> Row:
     """
     row = db.session.scalar(select(model).where(model.attempt_key == request.attempt_key))
     if row is None:
-        supporter = get_or_create_supporter(
-            email=request.email,
-            name=request.name,
-            country=request.country,
-            locale=request.locale,
-            newsletter_opt_in=request.newsletter_opt_in,
-        )
+        # Nothing stored for this address is read or changed here: the row
+        # keeps what this reader typed, and a successful payment applies it
+        # to the supporter (supporters.services.apply_paid_checkout).
+        supporter = find_or_create_supporter(email=request.email, locale=request.locale)
         try:
             with db.session.begin_nested():
                 row = model(
@@ -125,32 +103,50 @@ def _attempt_row(model: type[Row], request: CheckoutRequest) -> Row:
                     supporter=supporter,
                     amount=request.gift.amount,
                     fee_cover_amount=request.fee_cover,
+                    method=request.fee_cover_method if request.fee_cover else None,
                     currency=request.gift.currency,
                     frequency=request.frequency,
                     locale=request.locale,
                     campaign=request.campaign,
                     source=request.source,
                     reminder_id=request.reminder_id,
+                    article=request.article,
+                    variant=request.variant,
+                    upsell=request.upsell,
+                    donor_email=request.email.strip(),
+                    donor_name=request.name or None,
+                    donor_country=request.country,
                 )
                 db.session.add(row)
+                if request.newsletter_opt_in:
+                    db.session.flush()
+                    request_consent(
+                        ConsentTopic.NEWSLETTER,
+                        source="checkout",
+                        locale=request.locale,
+                        supporter=supporter,
+                        checkout=row,
+                    )
         except IntegrityError:
             row = db.session.scalar(select(model).where(model.attempt_key == request.attempt_key))
             if row is None:  # pragma: no cover - the winner rolled back
                 raise
     if (
-        row.supporter.email_key != email_key(request.email)
+        row.supporter.email_key != normalise_address(request.email)
         or row.gift != request.gift
         or row.fee_cover_amount != request.fee_cover
+        or (request.fee_cover and row.method != request.fee_cover_method)
     ):
         raise CheckoutConflict(request.attempt_key)
     return row
 
 
-def _ensure_customer(supporter: Supporter, attempt_key: str) -> str:
+def _ensure_customer(supporter: Supporter, attempt_key: str, name: str | None = None) -> str:
+    """The supporter's Stripe customer; a new one carries only what this checkout was given."""
     if supporter.stripe_customer_id is None:
         supporter.stripe_customer_id = gateway().ensure_customer(
             email=supporter.email,
-            name=supporter.name,
+            name=name or "",
             idempotency_key=f"checkout-{attempt_key}-customer",
         )
     return supporter.stripe_customer_id
@@ -166,26 +162,24 @@ def start_checkout(request: CheckoutRequest) -> Donation:
     if donation.stripe_payment_intent_id is None:
         snapshot = gateway().create_payment(
             amount=donation.charge_total,
-            customer_id=_ensure_customer(donation.supporter, request.attempt_key),
-            method_types=method_types(request.gift.currency, request.frequency),
+            customer_id=_ensure_customer(
+                donation.supporter, request.attempt_key, donation.donor_name
+            ),
+            method_types=checkout_methods(donation),
             metadata={
                 "donation_attempt": request.attempt_key,
                 "frequency": str(request.frequency),
                 "gift_amount": str(donation.amount),
                 "fee_cover_amount": str(donation.fee_cover_amount),
                 "campaign": request.campaign or "",
+                "article": request.article or "",
+                "variant": request.variant or "",
             },
             idempotency_key=f"checkout-{request.attempt_key}-payment-intent",
         )
         donation.stripe_payment_intent_id = snapshot.id
         db.session.flush()
     return donation
-
-
-def find_donation(public_token: str) -> Donation | None:
-    if not public_token or len(public_token) > 64:
-        return None
-    return db.session.scalar(select(Donation).where(Donation.public_token == public_token))
 
 
 def sync_donation(donation: Donation) -> PaymentSnapshot | None:
@@ -206,8 +200,8 @@ def start_recurring_checkout(request: CheckoutRequest) -> RecurringPlan:
     plan = _attempt_row(RecurringPlan, request)
     if plan.stripe_setup_intent_id is None:
         setup = gateway().create_setup(
-            customer_id=_ensure_customer(plan.supporter, request.attempt_key),
-            method_types=method_types(request.gift.currency, request.frequency),
+            customer_id=_ensure_customer(plan.supporter, request.attempt_key, plan.donor_name),
+            method_types=checkout_methods(plan),
             metadata={"plan_attempt": request.attempt_key},
             idempotency_key=f"checkout-{request.attempt_key}-setup-intent",
         )
@@ -230,6 +224,9 @@ def subscribe(plan: RecurringPlan) -> PlanProgress:
     Safe to call on every visit: each Stripe call that creates something
     carries an idempotency key derived from the attempt (or the retry).
     """
+    if plan.status in (PlanStatus.CANCELED, PlanStatus.INCOMPLETE_EXPIRED):
+        # Abandoned and expired (payments.abandoned), or ended: nothing to collect.
+        return PlanProgress("ended")
     if plan.stripe_setup_intent_id is None:
         return PlanProgress("collect")
     setup = gateway().retrieve_setup(plan.stripe_setup_intent_id)
@@ -297,16 +294,39 @@ def _progress(plan: RecurringPlan, subscription: SubscriptionSnapshot) -> PlanPr
 
 def new_setup_for_retry(plan: RecurringPlan, reason: str) -> SetupSnapshot:
     """A fresh SetupIntent so the supporter can give another payment method."""
-    _ensure_customer(plan.supporter, plan.attempt_key)
+    _ensure_customer(plan.supporter, plan.attempt_key, plan.donor_name)
     setup = gateway().create_setup(
         customer_id=str(plan.supporter.stripe_customer_id),
-        method_types=method_types(plan.currency, plan.frequency),
+        method_types=checkout_methods(plan),
         metadata={"plan_attempt": plan.attempt_key},
         idempotency_key=f"plan-{plan.attempt_key}-setup-{reason}"[:255],
     )
     plan.stripe_setup_intent_id = setup.id
     db.session.flush()
     return setup
+
+
+# A SetupIntent in one of these states can still collect a payment method.
+OPEN_SETUP_STATES = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action"}
+)
+
+
+def open_setup_for_retry(plan: RecurringPlan, purpose: str) -> SetupSnapshot:
+    """The SetupIntent to collect another payment method with: the plan's open one if
+    it has one, else a new one.
+
+    Every visit of the payment page (or a dunning link) comes here, so it must not
+    mint a SetupIntent per request: the open one is reused, and a new one's
+    idempotency key is derived from the intent it replaces, so two requests at
+    once ask Stripe for the same object.
+    """
+    replaced = plan.stripe_setup_intent_id
+    if replaced:
+        current = gateway().retrieve_setup(replaced)
+        if current.status in OPEN_SETUP_STATES and current.client_secret:
+            return current
+    return new_setup_for_retry(plan, f"{purpose}-after-{replaced or 'none'}")
 
 
 def find_checkout(public_token: str) -> Donation | RecurringPlan | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections import OrderedDict
+from datetime import UTC, timedelta
 
 from flask import (
     Blueprint,
@@ -22,27 +22,33 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
-from donations.db import commit, db
+from donations.ask.config import AskConfig
+from donations.ask.services import load_ask_config
+from donations.db import commit, db, utcnow
 from donations.extensions import limiter
+from donations.mail.addresses import normalise_address
 from donations.money import InvalidAmount, Money
 from donations.payments.gateway import GatewayError
-from donations.reminders.services import reminder_from_link
+from donations.public import public_response
+from donations.reminders.services import external_url, reminder_from_link
 from donations.support import fraud
-from donations.support.ask import AskConfig
+from donations.support.campaigns import meter_text, running_meter
 from donations.support.forms import ChooseGiftForm, DetailsForm
 from donations.support.services import (
     CheckoutConflict,
     CheckoutRequest,
+    checkout_methods,
     find_checkout,
-    load_ask_config,
     method_types,
-    new_setup_for_retry,
+    open_setup_for_retry,
     plan_from_link,
     start_checkout,
     start_recurring_checkout,
     subscribe,
     sync_donation,
 )
+from donations.support.supporter_mark import article_return_url
+from donations.supporters.attribution import Attribution, clean_url
 from donations.supporters.models import (
     Donation,
     DonationStatus,
@@ -63,7 +69,7 @@ def _checkout_limit() -> str:
 
 
 def _email_key() -> str:
-    return (request.form.get("email") or "").strip().lower()[:254] or get_remote_address()
+    return normalise_address(request.form.get("email") or "")[:254] or get_remote_address()
 
 
 def _prefill(config: AskConfig) -> dict[str, str]:
@@ -87,6 +93,18 @@ def _prefill(config: AskConfig) -> dict[str, str]:
     return {"frequency": frequency, "currency": currency, "amount": amount}
 
 
+def _upsell_answer(value: str | None) -> str | None:
+    """The reader's answer to the embed's once-to-monthly offer, if it made one."""
+    return value if value in ("accepted", "declined") else None
+
+
+def _attribution_args() -> dict[str, str]:
+    """Article, campaign, variant and source from the query, carried on by the ask's links."""
+    args = Attribution.from_args(request.args).as_args()
+    source = clean_url(request.args.get("source"))
+    return args | {"source": source} if source else args
+
+
 def _render_ask(
     config: AskConfig, values: dict[str, str], errors: list[str], status: int = 200
 ) -> ResponseReturnValue:
@@ -98,55 +116,49 @@ def _render_ask(
             errors=errors,
             frequencies=list(Frequency),
             locale=_locale(),
+            attribution=_attribution_args(),
         ),
         status,
     )
 
 
-ASK_PAGE_CACHE_SIZE = 512
-
-
 @bp.get("/support")
 def ask() -> ResponseReturnValue:
+    # The busiest page: the same for every reader without a cookie, per URL,
+    # language and settings, so it is built once and cacheable (donations.public).
     config = load_ask_config()
-    values = _prefill(config)
-    # The ask is the busiest page and renders the same for the same language,
-    # address and settings: keep recent renders (bounded, per process).
-    key = (config.fingerprint, _locale(), request.full_path, tuple(values.items()))
-    cache: OrderedDict[tuple[object, ...], str] = current_app.extensions.setdefault(
-        "ask_page_cache", OrderedDict()
-    )
-    page = cache.get(key)
-    if page is None:
-        page = render_template(
+    meter = running_meter()
+
+    def render() -> str:
+        return render_template(
             "support/ask.html",
             config=config,
-            values=values,
+            values=_prefill(config),
             errors=[],
             frequencies=list(Frequency),
             locale=_locale(),
+            attribution=_attribution_args(),
+            meter=meter,
+            meter_text=meter_text(meter, _locale()) if meter else "",
         )
-        cache[key] = page
-        if len(cache) > ASK_PAGE_CACHE_SIZE:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return page
+
+    return public_response(f"{config.fingerprint}:{meter!r}", render)
 
 
 @bp.get("/support/checkout")
 def details() -> ResponseReturnValue:
     config = load_ask_config()
     form = ChooseGiftForm(request.args)
+    typed = (request.args.get("custom_amount") or "").strip()[:30]
     values = {
         "frequency": (request.args.get("frequency") or "")[:10],
         "currency": (request.args.get("currency") or "")[:3].upper(),
-        "amount": (
-            (request.args.get("custom_amount") or "").strip() or request.args.get("amount") or ""
-        )[:20],
+        "amount": typed or (request.args.get("amount") or "")[:20],
     }
     form.amount.data = values["amount"]
-    if not form.validate_with(config) or form.gift is None:
+    # A typed amount is read as the reader's locale writes numbers; presets
+    # and links carry plain major units.
+    if not form.validate_with(config, _locale() if typed else None) or form.gift is None:
         errors = [e for field in form for e in field.errors]
         fallback = _prefill(config)
         return _render_ask(config, {k: v or fallback[k] for k, v in values.items()}, errors, 400)
@@ -157,6 +169,9 @@ def details() -> ResponseReturnValue:
         amount=form.gift.major_text(),
         attempt=uuid.uuid4().hex,
         reminder=(request.args.get("reminder") or "")[:300],
+        source=clean_url(request.args.get("source")) or "",
+        upsell=_upsell_answer(request.args.get("upsell")) or "",
+        **Attribution.from_args(request.args).as_args(),
     )
     return _render_details(details_form, config)
 
@@ -174,7 +189,8 @@ def _render_details(
             "support/details.html",
             form=form,
             gift=gift,
-            fee=gift.percent(config.fee_cover_bps) if gift and config.fee_cover_bps else None,
+            # What covering the fee adds, per method offered (shown before paying).
+            covers=config.fee_covers(gift, Frequency(frequency)) if gift and frequency else {},
             methods=methods,
             locale=_locale(),
             frequency=frequency,
@@ -201,9 +217,20 @@ def start() -> ResponseReturnValue:
         return _render_details(form, config, 400, _("This form has expired. Please start again."))
     frequency = Frequency(form.frequency.data)
     gift = form.gift
-    fee_cover = gift.percent(config.fee_cover_bps).amount if form.cover_fee.data else 0
+    # The server works the cover out (the page only says whether, and for which method).
+    covers = config.fee_covers(gift, frequency) if form.cover_fee.data else {}
+    cover_method = form.cover_method.data if form.cover_method.data in covers else None
+    cover_method = cover_method or next(iter(covers), None)
+    fee_cover = covers[cover_method].amount if cover_method else 0
     # Came through a "Remind me later" email: the gift records it (conversion).
     reminder = reminder_from_link(form.reminder.data)
+    # Where the reader was asked; a gift through a reminder inherits the reminder's.
+    attribution = Attribution.from_args(
+        {"article": form.article.data, "campaign": form.campaign.data, "variant": form.variant.data}
+    )
+    if reminder is not None and not attribution.as_args():
+        attribution = Attribution(reminder.article, reminder.campaign, reminder.variant)
+    source = clean_url(form.source.data) or (reminder.source if reminder else None)
     checkout_request = CheckoutRequest(
         gift=gift,
         frequency=frequency,
@@ -214,8 +241,12 @@ def start() -> ResponseReturnValue:
         newsletter_opt_in=bool(form.newsletter.data),
         locale=_locale(),
         fee_cover=fee_cover,
-        campaign=(request.args.get("campaign") or "")[:100] or None,
-        source=(request.referrer or "")[:500] or None,
+        fee_cover_method=cover_method,
+        campaign=attribution.campaign,
+        article=attribution.article,
+        variant=attribution.variant,
+        upsell=_upsell_answer(form.upsell.data),
+        source=source,
         reminder_id=reminder.id if reminder else None,
     )
     try:
@@ -262,16 +293,17 @@ def _pay_page(
         mode=mode,
         client_secret=client_secret,
         publishable_key=settings.stripe_publishable_key,
-        return_url=url_for("support.thanks", token=token, _external=True),
+        # From BASE_URL: the Host header is the reader's to choose.
+        return_url=external_url("support.thanks", token=token),
         declined_url=url_for("support.declined", token=token),
         failed=failed,
-        sepa=mode != "authenticate"
-        and "sepa_debit" in method_types(checkout.currency, checkout.frequency),
+        sepa=mode != "authenticate" and "sepa_debit" in checkout_methods(checkout),
         locale=_locale(),
     )
 
 
 @bp.get("/support/pay/<token>")
+@limiter.limit(_checkout_limit)
 def pay(token: str) -> ResponseReturnValue:
     checkout = _checkout_or_404(token)
     if isinstance(checkout, RecurringPlan):
@@ -295,9 +327,7 @@ def _pay_plan(plan: RecurringPlan) -> ResponseReturnValue:
         progress = subscribe(plan)
         if progress.state == "failed":
             # The first payment failed: collect another method for a retry.
-            setup = new_setup_for_retry(
-                plan, f"retry-{plan.stripe_subscription_id}-{uuid.uuid4().hex[:8]}"
-            )
+            setup = open_setup_for_retry(plan, "retry")
             progress = type(progress)("collect", setup.client_secret)
             failed = True
         else:
@@ -334,10 +364,22 @@ def declined(token: str) -> ResponseReturnValue:
     return jsonify(blocked=fraud.blocked(get_remote_address()))
 
 
+def _thanks_page_expired(checkout: Donation | RecurringPlan) -> bool:
+    """A thank-you link shows what was given for THANKS_PAGE_DAYS, then no more:
+    it travels in browser histories and forwarded emails."""
+    created = checkout.created_at
+    if created.tzinfo is None:  # SQLite returns naive UTC
+        created = created.replace(tzinfo=UTC)
+    days = current_app.config["SETTINGS"].thanks_page_days
+    return utcnow() - created > timedelta(days=days)
+
+
 @bp.get("/support/thanks/<token>")
 @limiter.limit(_checkout_limit)
 def thanks(token: str) -> ResponseReturnValue:
     checkout = _checkout_or_404(token)
+    if _thanks_page_expired(checkout):
+        return render_template("support/expired.html", thanks_expired=True, locale=_locale()), 410
     if isinstance(checkout, RecurringPlan):
         try:
             progress = subscribe(checkout)
@@ -355,6 +397,7 @@ def thanks(token: str) -> ResponseReturnValue:
             first=first,
             processing=progress.state == "processing",
             locale=_locale(),
+            back_url=article_return_url(checkout.source),
         )
     try:
         sync_donation(checkout)
@@ -365,7 +408,12 @@ def thanks(token: str) -> ResponseReturnValue:
         return redirect(url_for("support.pay", token=token), 303)
     if checkout.status is DonationStatus.CANCELED:
         return render_template("support/expired.html", locale=_locale()), 410
-    return render_template("support/thanks.html", donation=checkout, locale=_locale())
+    return render_template(
+        "support/thanks.html",
+        donation=checkout,
+        locale=_locale(),
+        back_url=article_return_url(checkout.source),
+    )
 
 
 @bp.get("/support/plan/<link>/payment-method")
@@ -378,7 +426,7 @@ def update_method(link: str) -> ResponseReturnValue:
     if plan.status in (PlanStatus.CANCELED, PlanStatus.INCOMPLETE_EXPIRED):
         return render_template("support/expired.html", locale=_locale()), 410
     try:
-        setup = new_setup_for_retry(plan, f"update-{uuid.uuid4().hex}")
+        setup = open_setup_for_retry(plan, "update")
     except GatewayError:
         return _checking(plan)
     commit()

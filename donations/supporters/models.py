@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
 from donations.money import Money
+from donations.status import InvalidTransition, RuledStatus, StatusRules
+
+__all__ = ["InvalidTransition"]  # raised by the status rules below, imported from here
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,7 @@ PLAN_TRANSITIONS: dict[PlanStatus, frozenset[PlanStatus]] = {
     PlanStatus.CANCELED: frozenset(),
     PlanStatus.INCOMPLETE_EXPIRED: frozenset(),
 }
-
-
-class InvalidTransition(RuntimeError):
-    """A status change that the ledger's rules forbid."""
+PLAN_RULES = StatusRules("plan", PLAN_TRANSITIONS)
 
 
 # The only place that says which status may follow which. A repeated status
@@ -81,10 +82,35 @@ DONATION_TRANSITIONS: dict[DonationStatus, frozenset[DonationStatus]] = {
     DonationStatus.SUCCEEDED: frozenset(),
     DonationStatus.CANCELED: frozenset(),
 }
+DONATION_RULES = StatusRules("donation", DONATION_TRANSITIONS)
 
 
-def can_transition(current: DonationStatus, new: DonationStatus) -> bool:
-    return new in DONATION_TRANSITIONS[current]
+class RefundState(StrEnum):
+    """What refunds and disputes have done to a succeeded donation's money."""
+
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"  # a chargeback or inquiry is open
+    DISPUTE_LOST = "dispute_lost"  # the bank took the money back for good
+
+
+# Dispute statuses (payments.models.DisputeStatus) that leave a donation disputed.
+OPEN_DISPUTE_STATUSES = frozenset(
+    {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
+)
+
+
+def refund_state_of(charged: int, refunded: int, dispute_statuses: list[str]) -> RefundState | None:
+    """The one rule for a donation's refund state (reports compute it the same way in SQL)."""
+    if "lost" in dispute_statuses:
+        return RefundState.DISPUTE_LOST
+    if any(s in OPEN_DISPUTE_STATUSES for s in dispute_statuses):
+        return RefundState.DISPUTED
+    if refunded > 0 and refunded >= charged:
+        return RefundState.REFUNDED
+    if refunded > 0:
+        return RefundState.PARTIALLY_REFUNDED
+    return None
 
 
 class Supporter(Model):
@@ -112,8 +138,10 @@ class Supporter(Model):
         return f"<Supporter {self.id}>"
 
 
-class RecurringPlan(Model):
+class RecurringPlan(RuledStatus, Model):
     """One monthly or annual commitment: one Stripe subscription."""
+
+    status_rules: ClassVar[StatusRules[PlanStatus]] = PLAN_RULES
 
     __tablename__ = "recurring_plans"
     __table_args__ = (
@@ -134,8 +162,20 @@ class RecurringPlan(Model):
     locale: Mapped[str] = mapped_column(String(10), default="en")
     campaign: Mapped[str | None] = mapped_column(String(100))
     source: Mapped[str | None] = mapped_column(String(500))
+    # Where the reader was asked (donations.supporters.attribution): the article and the variant.
+    article: Mapped[str | None] = mapped_column(String(300))
+    variant: Mapped[str | None] = mapped_column(String(50))
+    # The embed's once-to-monthly offer, when it was made: "accepted" or "declined".
+    upsell: Mapped[str | None] = mapped_column(String(10))
     # The "Remind me later" email this plan was started from, if any (conversion).
     reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
+    # What the reader typed on the checkout form (DESIGN.md 2.5): shown back
+    # to them on the payment and thank-you pages, and copied onto the
+    # supporter only when a payment succeeds (details_applied_at).
+    donor_email: Mapped[str | None] = mapped_column(String(320))
+    donor_name: Mapped[str | None] = mapped_column(String(200))
+    donor_country: Mapped[str | None] = mapped_column(String(2))
+    details_applied_at: Mapped[datetime | None]
     stripe_setup_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
@@ -157,12 +197,18 @@ class RecurringPlan(Model):
     def gift(self) -> Money:
         return Money(self.amount, self.currency)
 
+    @property
+    def can_cancel(self) -> bool:
+        return self.can_become(PlanStatus.CANCELED)
+
     def __repr__(self) -> str:
         return f"<RecurringPlan {self.id} {self.status}>"
 
 
-class Donation(Model):
+class Donation(RuledStatus, Model):
     """One money movement attempt: a one-off payment (or, later, a renewal)."""
+
+    status_rules: ClassVar[StatusRules[DonationStatus]] = DONATION_RULES
 
     __tablename__ = "donations"
     __table_args__ = (
@@ -190,15 +236,28 @@ class Donation(Model):
     # Filled from Stripe's balance transaction once settled.
     fee: Mapped[int | None]
     net: Mapped[int | None]
-    # Returned to the supporter so far, in minor units (staff refunds).
+    # Returned to the supporter so far, in minor units: derived from the
+    # donation's refunds (payments.ledger.refunded_total), never added to.
     refunded_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     # The Stripe payout that took this donation's money to the bank.
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True)
     campaign: Mapped[str | None] = mapped_column(String(100))
     source: Mapped[str | None] = mapped_column(String(500))
+    # Where the reader was asked (donations.supporters.attribution): the article and the variant.
+    article: Mapped[str | None] = mapped_column(String(300))
+    variant: Mapped[str | None] = mapped_column(String(50))
+    # The embed's once-to-monthly offer, when it was made: "accepted" or "declined".
+    upsell: Mapped[str | None] = mapped_column(String(10))
     # The "Remind me later" email this gift came through, if any (conversion).
     reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
     locale: Mapped[str] = mapped_column(String(10), default="en")
+    # What the reader typed on the checkout form (DESIGN.md 2.5): shown back
+    # to them on the payment and thank-you pages, and copied onto the
+    # supporter only when a payment succeeds (details_applied_at).
+    donor_email: Mapped[str | None] = mapped_column(String(320))
+    donor_name: Mapped[str | None] = mapped_column(String(200))
+    donor_country: Mapped[str | None] = mapped_column(String(2))
+    details_applied_at: Mapped[datetime | None]
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Renewals (and first payments) of a plan: one donation per invoice.
@@ -216,6 +275,26 @@ class Donation(Model):
 
     supporter: Mapped[Supporter] = relationship(back_populates="donations")
     plan: Mapped[RecurringPlan | None] = relationship(back_populates="donations")
+    # payments.models.Dispute, named (not imported): supporters sits below payments.
+    disputes: Mapped[list[Any]] = relationship("Dispute", viewonly=True)
+
+    @property
+    def refund_state(self) -> RefundState | None:
+        """Refunded, partially refunded, disputed, dispute lost -- or None."""
+        return refund_state_of(
+            self.charge_total.amount, self.refunded_amount, [str(d.status) for d in self.disputes]
+        )
+
+    @property
+    def display_status(self) -> str:
+        """The status to show: the refund state once there is one."""
+        state = self.refund_state
+        return str(state) if state is not None else str(self.status)
+
+    @property
+    def is_paid(self) -> bool:
+        """The payment succeeded: the thank-you page says so and a receipt went out."""
+        return self.status is DonationStatus.SUCCEEDED
 
     @property
     def charge_total(self) -> Money:
@@ -228,3 +307,68 @@ class Donation(Model):
 
     def __repr__(self) -> str:
         return f"<Donation {self.id} {self.status}>"
+
+
+class ConsentTopic(StrEnum):
+    NEWSLETTER = "newsletter"
+    REMINDERS = "reminders"  # "Remind me later" emails, after an unsubscribe
+
+
+class ConsentStatus(StrEnum):
+    PENDING = "pending"  # asked for; waiting for a payment or the owner's click
+    APPLIED = "applied"  # in force (a grant) or done (a withdrawal)
+    EXPIRED = "expired"  # never proven: the checkout was abandoned, the link unused
+
+
+CONSENT_TRANSITIONS: dict[ConsentStatus, frozenset[ConsentStatus]] = {
+    ConsentStatus.PENDING: frozenset({ConsentStatus.APPLIED, ConsentStatus.EXPIRED}),
+    ConsentStatus.APPLIED: frozenset(),
+    ConsentStatus.EXPIRED: frozenset(),
+}
+
+
+class Consent(Model):
+    """One consent given or withdrawn: what, how, with which wording, when.
+
+    A grant typed into a public form stays pending until the address is
+    proven -- a payment with it succeeds, or its owner clicks a signed link
+    we sent -- and only then changes the supporter (DESIGN.md 2.5). Rows are
+    never deleted: together they are the history of the person's choices.
+    """
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int | None] = mapped_column(ForeignKey("supporters.id"), index=True)
+    # mail.suppression.address_hash of the address, for consents kept by
+    # address rather than by supporter (reminders follow the suppression list).
+    address_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    topic: Mapped[ConsentTopic] = mapped_column(str_enum(ConsentTopic, 20))
+    granted: Mapped[bool]  # False: a withdrawal
+    # Where it came from: checkout, reminder_form, unsubscribe_link, erasure, legacy.
+    source: Mapped[str] = mapped_column(String(30))
+    # Which wording the person saw (supporters.consents.wording_version).
+    wording_version: Mapped[str] = mapped_column(String(60))
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    status: Mapped[ConsentStatus] = mapped_column(
+        str_enum(ConsentStatus, 20), default=ConsentStatus.PENDING
+    )
+    # What proved the address when it was applied: payment, email_link, operator, legacy.
+    proof: Mapped[str | None] = mapped_column(String(20))
+    donation_id: Mapped[int | None] = mapped_column(ForeignKey("donations.id"), index=True)
+    recurring_plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recurring_plans.id"), index=True
+    )
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None]
+
+    def move_to(self, new: ConsentStatus) -> bool:
+        if self.status is new:
+            return False
+        if new not in CONSENT_TRANSITIONS[self.status]:
+            raise InvalidTransition(f"consent {self.id}: {self.status} -> {new}")
+        self.status = new
+        return True
+
+    def __repr__(self) -> str:
+        return f"<Consent {self.id} {self.topic} {self.granted} {self.status}>"

@@ -39,7 +39,7 @@ CARD_FRAUD = "4100 0000 0000 0019"
 GENERIC_DECLINE = "Your payment was declined. Please try another card or payment method."
 AUTH_FAILED = "We could not authenticate your payment. Please try again or use another card."
 THANKS = "Thank you for your support!"
-CHARGED_10 = "We charged $10.00 to your Visa card ending in 4242."
+CHARGED_10 = "We charged $10.00 to Visa •••• 4242."
 
 # Words that would tell a card thief why the bank refused.
 REVEALING = re.compile(r"fraud|stolen|lost|pick ?up|restricted|blacklist|security", re.IGNORECASE)

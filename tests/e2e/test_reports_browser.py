@@ -92,7 +92,7 @@ def test_filter_the_ledger_and_download_it(
     table = list(csv.reader(io.StringIO(path.read_text("utf-8-sig"), newline="")))
     assert len(table) == 2
     assert table[1][3] == "'" + '=HYPERLINK("http://evil.example","x")'
-    assert table[1][4:10] == ["25.00", "0.00", "1.03", "0.00", "23.97", "USD"]
+    assert table[1][4:11] == ["25.00", "0.00", "1.03", "0.00", "23.97", "", "USD"]
 
     with page.expect_download() as xlsx_download:
         page.locator("#downloads").get_by_role("link", name="XLSX").click()

@@ -20,7 +20,8 @@ from donations.mail.models import (
     SuppressionReason,
 )
 from donations.mail.sender import MAX_ATTEMPTS, deliver_many, retry_delay, send_pending_emails
-from donations.mail.services import address_hash, queue_email, suppress
+from donations.mail.services import queue_email
+from donations.mail.suppression import address_hash, suppress
 from donations.mail.transport import SMTPTransport
 from tests.harness import free_port
 from tests.mail.smtp_peers import HangingPeer, RecordingPeer, serve

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from donations.db import db
 from donations.payments.models import StripeEvent
-from donations.supporters.models import Donation
+from donations.supporters.models import Donation, PlanStatus, RecurringPlan
 from tests.harness import Simulator, signed_event
 
 WEBHOOK = "/webhooks/stripe"
@@ -59,8 +59,10 @@ def start_gift(
     amount: str = "10",
     currency: str = "USD",
     email: str = "reader@example.org",
+    cover: bool = False,
 ) -> Gift:
-    """Drive the checkout to the payment page (a pending donation and its PaymentIntent)."""
+    """Drive the checkout to the payment page (a pending donation and its PaymentIntent);
+    with ``cover`` the reader covers the card's processing fee."""
     page = client.get(f"/support/checkout?frequency=once&amount={amount}&currency={currency}")
     assert page.status_code == 200, page.text
     form = {
@@ -72,6 +74,7 @@ def start_gift(
         "email": email,
         "name": "Ada Reader",
         "country": "GB",
+        **({"cover_fee": "y", "cover_method": "card"} if cover else {}),
     }
     started = client.post("/support/checkout", data=form)
     assert started.status_code == 303, started.text
@@ -90,9 +93,10 @@ def give(
     card: str = "4242424242424242",
     email: str = "reader@example.org",
     record: bool = True,
+    cover: bool = False,
 ) -> Gift:
     """A paid gift; with ``record`` the thank-you page has recorded it in the ledger."""
-    gift = start_gift(client, amount, currency, email)
+    gift = start_gift(client, amount, currency, email, cover=cover)
     confirmed = simulator.confirm(gift.client_secret, card=card)
     assert confirmed.json()["status"] == "succeeded", confirmed.text
     if record:
@@ -180,3 +184,78 @@ def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+# -- plans and renewals -------------------------------------------------------------
+
+FAILING_CARD = "4000000000000341"  # attaches, then every charge fails
+
+
+def subscribe(
+    client: FlaskClient,
+    simulator: Simulator,
+    amount: str = "10",
+    email: str = "monthly@example.org",
+    currency: str = "USD",
+) -> RecurringPlan:
+    """A monthly plan whose first payment the thank-you page has recorded.
+
+    Give each plan of a test its own ``email``: a supporter's plans share
+    one Stripe customer, whose default card they all charge.
+    """
+    from tests.support.test_checkout import client_secret_of, details_form
+
+    form = details_form(client, amount=amount, currency=currency, frequency="monthly")
+    started = client.post("/support/checkout", data={**form, "email": email})
+    assert started.status_code == 303, started.text
+    pay_url = started.headers["Location"]
+    secret = client_secret_of(client.get(pay_url).text)
+    assert simulator.confirm_setup(secret).json()["status"] == "succeeded"
+    assert client.get(pay_url.replace("/pay/", "/thanks/")).status_code == 200
+    db.session.expire_all()
+    plan = db.session.scalar(select(RecurringPlan).order_by(RecurringPlan.id.desc()))
+    assert plan is not None
+    assert plan.status is PlanStatus.ACTIVE
+    return plan
+
+
+def fail_future_charges(simulator: Simulator, plan: RecurringPlan) -> None:
+    """The card on file stops working: the plan's next renewal fails."""
+    failing = stripe_api(
+        simulator,
+        "POST",
+        "/v1/payment_methods",
+        type="card",
+        **{
+            "card[number]": FAILING_CARD,
+            "card[exp_month]": "12",
+            "card[exp_year]": "2034",
+            "card[cvc]": "123",
+        },
+    )
+    stripe_api(
+        simulator,
+        "POST",
+        f"/v1/payment_methods/{failing['id']}/attach",
+        customer=plan.supporter.stripe_customer_id,
+    )
+    stripe_api(
+        simulator,
+        "POST",
+        f"/v1/subscriptions/{plan.stripe_subscription_id}",
+        default_payment_method=failing["id"],
+    )
+
+
+def intent_of(invoice: dict) -> str:
+    (payment,) = invoice["payments"]["data"]
+    return str(payment["payment"]["payment_intent"])
+
+
+def renewals(plan: RecurringPlan) -> list[Donation]:
+    db.session.expire_all()
+    return list(
+        db.session.scalars(
+            select(Donation).where(Donation.recurring_plan_id == plan.id).order_by(Donation.id)
+        )
+    )

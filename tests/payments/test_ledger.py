@@ -129,8 +129,8 @@ def test_sepa_debit_is_processing_until_it_settles(  # type: ignore[no-untyped-d
     donation = gift.donation()
     assert donation.status is final
     if final is DonationStatus.SUCCEEDED:
-        # SEPA Direct Debit: 0.8% (capped at 5.00) in the simulator.
-        assert (donation.fee, donation.net) == (16, 1984)
+        # SEPA Direct Debit: EUR 0.35 a debit (Stripe's EEA pricing) in the simulator.
+        assert (donation.fee, donation.net) == (35, 1965)
         assert count(EmailMessage) == 1
     else:
         assert (donation.fee, count(EmailMessage)) == (None, 0)
@@ -211,7 +211,8 @@ def test_refund_arriving_before_the_payment_succeeded_event(
     assert (
         deliver(client, "payment_intent.succeeded", stale(gift.intent_id, "payment_intent")) == 200
     )
-    assert count(EmailMessage) == 1
+    # One receipt, and one refund confirmation.
+    assert sorted(db.session.scalars(select(EmailMessage.template))) == ["receipt", "refund"]
     assert gift.donation().refunded_amount == 250
 
 

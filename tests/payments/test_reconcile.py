@@ -15,7 +15,7 @@ from donations.mail.models import EmailMessage
 from donations.payments import ledger
 from donations.payments.models import Dispute, DisputeStatus, Payout, PayoutStatus, Refund
 from donations.payments.tasks import reconcile_recent
-from donations.supporters.models import Donation, DonationStatus
+from donations.supporters.models import Donation, DonationStatus, PlanStatus, RecurringPlan
 from donations.tasks import celery_app
 from tests.harness import WEBHOOK_SECRET
 from tests.payments.stripe_flows import (
@@ -24,9 +24,15 @@ from tests.payments.stripe_flows import (
     close_dispute,
     count,
     dispute_of,
+    fail_future_charges,
     give,
+    intent_of,
     payout,
     refund,
+    renewals,
+    start_gift,
+    stripe_api,
+    subscribe,
 )
 
 
@@ -187,6 +193,20 @@ def test_nightly_reconciliation_is_scheduled_and_repairs(
     assert gift.donation().status is DonationStatus.SUCCEEDED
 
 
+def test_a_failed_three_d_secure_payment_does_not_stop_reconcile(  # type: ignore[no-untyped-def]
+    app, client, ctx, simulator, webhooks_off
+) -> None:
+    abandoned = start_gift(client)
+    assert simulator.confirm(abandoned.client_secret, card="4000002500003155").status_code == 200
+    assert simulator.authenticate(abandoned.client_secret, False).status_code == 200
+    paid = give(client, simulator, record=False)
+
+    result = reconcile(app)
+    assert result.exit_code == 0, result.output
+    assert paid.donation().status is DonationStatus.SUCCEEDED
+    assert abandoned.donation().status is DonationStatus.FAILED
+
+
 def test_bad_dates_are_refused(app) -> None:  # type: ignore[no-untyped-def]
     runner = app.test_cli_runner()
     assert runner.invoke(args=["stripe", "reconcile"]).exit_code == 2
@@ -196,3 +216,73 @@ def test_bad_dates_are_refused(app) -> None:  # type: ignore[no-untyped-def]
     )
     assert late.exit_code == 2
     assert "before --since" in late.output
+
+
+def test_renewals_and_a_cancellation_missed_by_webhooks_are_recorded(  # type: ignore[no-untyped-def]
+    app, client, ctx, simulator, webhooks_off
+) -> None:
+    renewed = subscribe(client, simulator, amount="10", email="renewed@example.org")
+    failing = subscribe(client, simulator, amount="12", email="failing@example.org")
+    ended = subscribe(client, simulator, amount="15", email="ended@example.org")
+    fail_future_charges(simulator, failing)
+    paid = simulator.renew(renewed.stripe_subscription_id)
+    failed = simulator.renew(failing.stripe_subscription_id)
+    assert (paid["status"], failed["status"]) == ("paid", "open")
+    stripe_api(simulator, "DELETE", f"/v1/subscriptions/{ended.stripe_subscription_id}")
+    assert [len(renewals(p)) for p in (renewed, failing, ended)] == [1, 1, 1]
+
+    check = reconcile(app, "--dry-run")
+    assert check.exit_code == 1, check.output
+    out = check.output
+    assert (
+        f"invoice {paid['id']}: missing from the ledger: recorded from Stripe as a "
+        f"succeeded payment of $10.00 for plan {renewed.id} [would repair]"
+    ) in out
+    assert (
+        f"invoice {failed['id']}: missing from the ledger: recorded from Stripe as a "
+        f"failed payment of $12.00 for plan {failing.id} [would repair]"
+    ) in out
+    assert f"plan {failing.stripe_subscription_id}: status active -> past_due" in out
+    assert f"plan {ended.stripe_subscription_id}: status active -> canceled" in out
+    assert "0 remaining" not in out
+    # Nothing changed.
+    assert [len(renewals(p)) for p in (renewed, failing, ended)] == [1, 1, 1]
+    db.session.expire_all()
+    assert {p.status for p in db.session.scalars(select(RecurringPlan))} == {PlanStatus.ACTIVE}
+
+    first = reconcile(app)
+    assert first.exit_code == 0, first.output
+    assert "0 remaining" in first.output
+    paid_renewal = renewals(renewed)[-1]
+    assert (paid_renewal.stripe_invoice_id, paid_renewal.status, paid_renewal.amount) == (
+        paid["id"],
+        DonationStatus.SUCCEEDED,
+        1000,
+    )
+    assert paid_renewal.stripe_payment_intent_id == intent_of(paid)
+    assert (paid_renewal.fee, paid_renewal.net) == (59, 941)
+    failed_renewal = renewals(failing)[-1]
+    assert (failed_renewal.stripe_invoice_id, failed_renewal.status) == (
+        failed["id"],
+        DonationStatus.FAILED,
+    )
+    assert failed_renewal.failure_code is not None
+    db.session.expire_all()
+    statuses = {p.id: p.status for p in db.session.scalars(select(RecurringPlan))}
+    assert statuses == {
+        renewed.id: PlanStatus.ACTIVE,
+        failing.id: PlanStatus.PAST_DUE,
+        ended.id: PlanStatus.CANCELED,
+    }
+    assert db.session.get(RecurringPlan, ended.id).canceled_at is not None
+    templates = [m.template for m in db.session.scalars(select(EmailMessage))]
+    assert templates.count("payment_failed") == 1  # the dunning email the webhook would send
+
+    again = reconcile(app)
+    assert again.exit_code == 0, again.output
+    assert "0 differences, 0 repaired, 0 remaining" in again.output
+    assert [len(renewals(p)) for p in (renewed, failing, ended)] == [2, 2, 1]
+    assert count(EmailMessage) == len(templates)
+    settled = reconcile(app, "--dry-run")
+    assert settled.exit_code == 0, settled.output
+    assert "0 differences" in settled.output

@@ -66,8 +66,13 @@ def intent_id(client_secret: str) -> str:
 
 def stale_intent(pi_id: str, status: str = "requires_payment_method") -> dict:
     """The event's copy of the PaymentIntent, deliberately stale: the handler must re-fetch."""
-    return {"id": pi_id, "object": "payment_intent", "status": status, "amount": 1000,
-            "currency": "usd"}
+    return {
+        "id": pi_id,
+        "object": "payment_intent",
+        "status": status,
+        "amount": 1000,
+        "currency": "usd",
+    }
 
 
 def sign_bytes(body: bytes, timestamp: int | None = None, secret: str = WEBHOOK_SECRET) -> dict:
@@ -97,7 +102,9 @@ def the_donation() -> Donation:
 def receipts(donation: Donation) -> int:
     db.session.expire_all()
     return db.session.scalar(
-        select(func.count()).select_from(EmailMessage).where(
+        select(func.count())
+        .select_from(EmailMessage)
+        .where(
             EmailMessage.template == "receipt",
             EmailMessage.dedupe_key == f"receipt:donation:{donation.id}",
         )
@@ -136,6 +143,7 @@ def _drop_header(body: bytes, headers: dict) -> tuple[bytes, dict]:
 def _garbage(value: str):
     def apply(body: bytes, headers: dict) -> tuple[bytes, dict]:
         return body, {**headers, "Stripe-Signature": value}
+
     return apply
 
 
@@ -159,8 +167,9 @@ def test_forged_deliveries_are_refused_and_not_stored(
 ) -> None:
     _, client_secret = start_donation(client)
     assert simulator.confirm(client_secret).json()["status"] == "succeeded"
-    body, headers = signed_event("payment_intent.succeeded", stale_intent(intent_id(client_secret)),
-                                 secret=secret)
+    body, headers = signed_event(
+        "payment_intent.succeeded", stale_intent(intent_id(client_secret)), secret=secret
+    )
     if forge is not None:
         body, headers = forge(body, headers)
     response = client.post(URL, data=body, headers=headers)
@@ -189,8 +198,11 @@ def test_the_untampered_delivery_is_accepted(client, ctx, simulator) -> None:
 def test_timestamp_tolerance_is_300_seconds_both_ways(
     client, ctx, offset: int, status: int
 ) -> None:
-    body, headers = signed_event("customer.tax_id.created", {"id": "txi_1", "object": "tax_id"},
-                                 timestamp=int(time.time()) + offset)
+    body, headers = signed_event(
+        "customer.tax_id.created",
+        {"id": "txi_1", "object": "tax_id"},
+        timestamp=int(time.time()) + offset,
+    )
     response = client.post(URL, data=body, headers=headers)
     assert response.status_code == status
     assert (event_row(event_id_of(body)) is not None) is (status == 200)
@@ -223,8 +235,9 @@ def test_signed_non_utf8_body_is_400(client, ctx) -> None:
 
 
 def _padded_event(size: int) -> tuple[bytes, dict]:
-    body, _ = signed_event("customer.tax_id.created", {"id": "txi_1", "object": "tax_id",
-                                                       "padding": ""})
+    body, _ = signed_event(
+        "customer.tax_id.created", {"id": "txi_1", "object": "tax_id", "padding": ""}
+    )
     padding = "x" * (size - len(body))
     body = body.replace(b'"padding": ""', f'"padding": "{padding}"'.encode())
     assert len(body) == size
@@ -247,7 +260,7 @@ def test_body_of_exactly_256_kib_is_accepted(client, ctx) -> None:
 def test_chunked_body_over_256_kib_is_413_not_500(live_server, ctx) -> None:
     """No Content-Length to check up front: the limit must still hold while reading."""
     body, headers = _padded_event(300 * 1024)
-    chunks = (body[i:i + 16384] for i in range(0, len(body), 16384))
+    chunks = (body[i : i + 16384] for i in range(0, len(body), 16384))
     response = requests.post(live_server.url + URL, data=chunks, headers=headers, timeout=10)
     assert response.status_code == 413
     assert event_row(event_id_of(body)) is None
@@ -277,8 +290,9 @@ def test_unknown_event_type_is_stored_and_changes_nothing(client, ctx, simulator
 def test_livemode_event_with_test_keys_is_ignored(client, ctx, simulator) -> None:
     _, secret = start_donation(client)
     assert simulator.confirm(secret).json()["status"] == "succeeded"
-    body, headers = signed_event("payment_intent.succeeded", stale_intent(intent_id(secret)),
-                                 livemode=True)
+    body, headers = signed_event(
+        "payment_intent.succeeded", stale_intent(intent_id(secret)), livemode=True
+    )
     response = client.post(URL, data=body, headers=headers)
     assert response.status_code == 200
     assert "ignored" in response.text
@@ -378,8 +392,10 @@ def test_payment_failed_after_success_leaves_it_succeeded(client, ctx, simulator
     # Stripe does not promise order: a failure from an earlier attempt arrives last.
     failed, h2 = signed_event(
         "payment_intent.payment_failed",
-        {**stale_intent(pi_id), "last_payment_error": {"code": "card_declined",
-                                                      "decline_code": "generic_decline"}},
+        {
+            **stale_intent(pi_id),
+            "last_payment_error": {"code": "card_declined", "decline_code": "generic_decline"},
+        },
     )
     assert client.post(URL, data=succeeded, headers=h1).status_code == 200
     assert client.post(URL, data=failed, headers=h2).status_code == 200
@@ -397,8 +413,7 @@ def test_payment_failed_before_success_ends_succeeded(client, ctx, simulator) ->
     """A failure event whose re-fetch already shows success is not taken at its word."""
     _, secret = start_donation(client)
     assert simulator.confirm(secret).json()["status"] == "succeeded"
-    failed, headers = signed_event("payment_intent.payment_failed",
-                                   stale_intent(intent_id(secret)))
+    failed, headers = signed_event("payment_intent.payment_failed", stale_intent(intent_id(secret)))
     assert client.post(URL, data=failed, headers=headers).status_code == 200
     donation = the_donation()
     assert donation.status is DonationStatus.SUCCEEDED
@@ -413,10 +428,12 @@ def test_thank_you_page_and_webhook_at_the_same_instant(
     assert simulator.confirm(secret).json()["status"] == "succeeded"
     thanks_url = live_server.url + pay_url.replace("/pay/", "/thanks/")
     body, headers = signed_event("payment_intent.succeeded", stale_intent(intent_id(secret)))
-    thanks, hook = _all_at_once([
-        lambda: requests.get(thanks_url, timeout=30, allow_redirects=False),
-        lambda: requests.post(live_server.url + URL, data=body, headers=headers, timeout=30),
-    ])
+    thanks, hook = _all_at_once(
+        [
+            lambda: requests.get(thanks_url, timeout=30, allow_redirects=False),
+            lambda: requests.post(live_server.url + URL, data=body, headers=headers, timeout=30),
+        ]
+    )
     assert isinstance(thanks, requests.Response), thanks
     assert thanks.status_code == 200
     assert isinstance(hook, requests.Response), hook
@@ -443,7 +460,9 @@ def test_event_for_an_unknown_payment_is_acknowledged(client, ctx, simulator) ->
     """A real PaymentIntent that matches no donation (made elsewhere): stored, 2xx, no effect."""
     created = requests.post(
         f"{simulator.url}/v1/payment_intents",
-        data={"amount": 500, "currency": "usd"}, auth=("sk_test_local", ""), timeout=10,
+        data={"amount": 500, "currency": "usd"},
+        auth=("sk_test_local", ""),
+        timeout=10,
     )
     assert created.status_code == 200, created.text
     body, headers = signed_event("payment_intent.succeeded", stale_intent(created.json()["id"]))
@@ -465,6 +484,9 @@ CSRF_EXEMPT = {
     # RFC 8058 one-click unsubscribe: mail providers POST it without cookies;
     # the signed token in the URL is the authority.
     "donations.reminders.views.unsubscribe_one_click": "/reminders/unsubscribe/token",
+    # The embed's beacon from article pages on other origins: no cookies, no session;
+    # it can only add one to an anonymous daily counter (tests/embed/test_events.py).
+    "donations.embed.views.events": "/embed/events",
 }
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from donations.db import db, utcnow
-from donations.mail.services import address_hash
+from donations.mail.suppression import address_hash
 from donations.reminders.models import Reminder, ReminderStatus
 from donations.supporters.models import Frequency
 

@@ -1,7 +1,8 @@
-"""With Celery on Redis: beat runs the dispatcher, a worker sends the email."""
+"""With Celery on Redis: beat runs the dispatcher, a worker sends the email; both report ready."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,8 +21,9 @@ from tests.harness import ROOT
 from tests.reminders.factories import reminder
 from tests.reminders.processes import app_env
 
-# A database of its own on the machine's Redis, emptied before and after.
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# A database of its own on the machine's Redis, emptied before and after
+# (TEST_REDIS_URL gives concurrent checkouts of the project one each).
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 @contextmanager
@@ -45,6 +47,18 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                 proc.wait(10)
 
 
+def ready(role: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "ops", "ready", role],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a busy CI machine starts Python slowly
+        check=False,
+    )
+
+
 def test_beat_and_a_worker_on_redis_send_a_due_reminder_once(
     app: Flask, ctx, mailbox, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -55,6 +69,10 @@ def test_beat_and_a_worker_on_redis_send_a_due_reminder_once(
     env = app_env(app, REDIS_URL=REDIS_URL, DISPATCH_INTERVAL_SECONDS="1")
     worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
     try:
+        before = ready("beat", env)
+        assert before.returncode == 1
+        assert "no heartbeat yet" in before.stdout
+        assert ready("worker", env).returncode == 1
         with (
             process(
                 [
@@ -81,6 +99,11 @@ def test_beat_and_a_worker_on_redis_send_a_due_reminder_once(
             messages = mailbox.wait_for(1, timeout=90)
             assert len(messages) == 1, worker_log.read_text() + beat_log.read_text()
             time.sleep(3)  # a few more ticks of beat: nothing more goes out
+            # Readiness as an orchestrator would probe it, while both run.
+            worker_ready, beat_ready = ready("worker", env), ready("beat", env)
+            assert worker_ready.returncode == 0, worker_ready.stdout
+            assert beat_ready.returncode == 0, beat_ready.stdout
+            assert "last heartbeat" in beat_ready.stdout
         assert len(mailbox.messages) == 1
         assert messages[0]["To"].addresses[0].addr_spec == "celery@example.org"
         assert messages[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

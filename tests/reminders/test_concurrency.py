@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from donations.db import commit, db, utcnow
 from donations.mail.models import EmailMessage, EmailStatus
 from donations.mail.sender import send_pending_emails
-from donations.mail.services import address_hash
+from donations.mail.suppression import address_hash
 from donations.mail.transport import SMTPTransport
 from donations.reminders.models import Reminder, ReminderStatus
 from donations.reminders.services import DispatchResult

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from donations.db import commit, db, utcnow
 from donations.mail.models import EmailMessage, EmailStatus, SuppressionReason
-from donations.mail.services import address_hash, suppress
+from donations.mail.suppression import address_hash, suppress
 from donations.reminders import services
 from donations.reminders.models import Reminder, ReminderStatus, SkipReason
 from donations.reminders.services import forget_address, schedule_reminder
@@ -194,11 +194,14 @@ def test_at_most_one_pending_reminder_per_person_and_period(ctx, mailbox) -> Non
     commit()
 
 
-def test_asking_again_lifts_an_unsubscribe(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_asking_again_does_not_lift_an_unsubscribe_by_itself(ctx) -> None:  # type: ignore[no-untyped-def]
+    # Lifted only by the owner's click on the double opt-in link (tests/reminders/test_claims.py).
     suppress(address_hash("back@example.org"), SuppressionReason.UNSUBSCRIBED)
     schedule_reminder(email="back@example.org", months=1, locale="en")
     commit()
-    assert services.suppression_for(address_hash("back@example.org")) is None
+    entry = services.suppression_for(address_hash("back@example.org"))
+    assert entry is not None
+    assert entry.reason is SuppressionReason.UNSUBSCRIBED
 
 
 def test_a_dispatcher_dying_mid_batch_loses_nothing(ctx, mailbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -44,32 +44,39 @@ PREFIX = "test_difference_"
 
 def api(base: str, method: str, path: str, **kwargs) -> requests.Response:
     """A server-side call with the secret key, as the SDK makes it (form-encoded)."""
-    return requests.request(method, f"{base}{path}", auth=(SECRET_KEY, ""),
-                            timeout=10, **kwargs)
+    return requests.request(method, f"{base}{path}", auth=(SECRET_KEY, ""), timeout=10, **kwargs)
 
 
 def sdk(base: str) -> stripe.StripeClient:
     """The real SDK, pointed at the simulator as the app points it."""
-    return stripe.StripeClient(SECRET_KEY, base_addresses={"api": base},
-                               max_network_retries=0)
+    return stripe.StripeClient(SECRET_KEY, base_addresses={"api": base}, max_network_retries=0)
 
 
 def new_intent(base: str, amount: int = 1000, types: tuple[str, ...] = ("card",)) -> dict:
-    intent = sdk(base).v1.payment_intents.create({
-        "amount": amount, "currency": "eur", "allowed_payment_method_types": list(types),
-    })
+    intent = sdk(base).v1.payment_intents.create(
+        {
+            "amount": amount,
+            "currency": "eur",
+            "allowed_payment_method_types": list(types),
+        }
+    )
     return intent.to_dict()
 
 
-def confirm(base: str, intent: dict, card: str = "4242424242424242",
-            client_secret: str | None = None) -> requests.Response:
+def confirm(
+    base: str, intent: dict, card: str = "4242424242424242", client_secret: str | None = None
+) -> requests.Response:
     """Confirm as Stripe.js does: publishable key + client secret, no secret key."""
     return requests.post(
         f"{base}/v1/payment_intents/{intent['id']}/confirm",
-        json={"key": PUBLISHABLE_KEY,
-              "client_secret": client_secret or intent["client_secret"],
-              "payment_method_data": {"type": "card", "card": {
-                  "number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"}}},
+        json={
+            "key": PUBLISHABLE_KEY,
+            "client_secret": client_secret or intent["client_secret"],
+            "payment_method_data": {
+                "type": "card",
+                "card": {"number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"},
+            },
+        },
         timeout=10,
     )
 
@@ -146,15 +153,27 @@ def test_difference_confirm_with_payment_method(simulator: Simulator) -> None:
     assert done.json()["payment_method"].startswith("pm_")
 
     # An existing payment_method id.
-    method = api(simulator.url, "POST", "/v1/payment_methods", data={
-        "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
-        "card[exp_year]": "34", "card[cvc]": "123"})
+    method = api(
+        simulator.url,
+        "POST",
+        "/v1/payment_methods",
+        data={
+            "type": "card",
+            "card[number]": "4242424242424242",
+            "card[exp_month]": "12",
+            "card[exp_year]": "34",
+            "card[cvc]": "123",
+        },
+    )
     assert method.status_code == 200, method.text
     intent = new_intent(simulator.url)
     by_id = requests.post(
         f"{simulator.url}/v1/payment_intents/{intent['id']}/confirm",
-        json={"key": PUBLISHABLE_KEY, "client_secret": intent["client_secret"],
-              "payment_method": method.json()["id"]},
+        json={
+            "key": PUBLISHABLE_KEY,
+            "client_secret": intent["client_secret"],
+            "payment_method": method.json()["id"],
+        },
         timeout=10,
     )
     assert by_id.status_code == 200, by_id.text
@@ -171,10 +190,14 @@ def test_difference_confirm_with_payment_method__wrong_secret_is_401(simulator: 
     # A secret key in the body is no substitute for the intent's client secret.
     refused = requests.post(
         f"{simulator.url}/v1/payment_intents/{intent['id']}/confirm",
-        json={"key": SECRET_KEY, "client_secret": intent["client_secret"],
-              "payment_method_data": {"type": "card", "card": {"number": "4242424242424242",
-                                                               "exp_month": "12",
-                                                               "exp_year": "34"}}},
+        json={
+            "key": SECRET_KEY,
+            "client_secret": intent["client_secret"],
+            "payment_method_data": {
+                "type": "card",
+                "card": {"number": "4242424242424242", "exp_month": "12", "exp_year": "34"},
+            },
+        },
         timeout=10,
     )
     assert refused.status_code == 401
@@ -223,8 +246,12 @@ def test_difference_latest_charge_is_id(simulator: Simulator) -> None:
     fetched = api(simulator.url, "GET", f"/v1/payment_intents/{intent['id']}").json()
     assert "charges" not in fetched
     assert fetched["latest_charge"] == intent["latest_charge"]
-    expanded = api(simulator.url, "GET", f"/v1/payment_intents/{intent['id']}",
-                   params={"expand[]": "latest_charge"}).json()
+    expanded = api(
+        simulator.url,
+        "GET",
+        f"/v1/payment_intents/{intent['id']}",
+        params={"expand[]": "latest_charge"},
+    ).json()
     assert expanded["latest_charge"]["id"] == intent["latest_charge"]
     assert expanded["latest_charge"]["object"] == "charge"
     # The SDK reads it as the pinned API defines it.
@@ -235,8 +262,12 @@ def test_difference_latest_charge_is_id(simulator: Simulator) -> None:
 def test_difference_event_api_version(simulator: Simulator) -> None:
     since = int(time.time()) - 1
     intent = paid_intent(simulator.url)
-    listed = api(simulator.url, "GET", "/v1/events", params={
-        "type": "payment_intent.succeeded", "created[gte]": since, "limit": 100})
+    listed = api(
+        simulator.url,
+        "GET",
+        "/v1/events",
+        params={"type": "payment_intent.succeeded", "created[gte]": since, "limit": 100},
+    )
     assert listed.status_code == 200, listed.text
     ours = [e for e in listed.json()["data"] if e["data"]["object"]["id"] == intent["id"]]
     assert len(ours) == 1
@@ -257,12 +288,16 @@ def test_difference_payment_element_js(simulator: Simulator) -> None:
 def test_difference_client_retrieve(simulator: Simulator) -> None:
     intent = new_intent(simulator.url)
     url = f"{simulator.url}/v1/payment_intents/{intent['id']}"
-    seen = requests.get(url, params={"key": PUBLISHABLE_KEY,
-                                     "client_secret": intent["client_secret"]}, timeout=10)
+    seen = requests.get(
+        url, params={"key": PUBLISHABLE_KEY, "client_secret": intent["client_secret"]}, timeout=10
+    )
     assert seen.status_code == 200, seen.text
     assert (seen.json()["id"], seen.json()["status"]) == (intent["id"], "requires_payment_method")
-    forged = requests.get(url, params={"key": PUBLISHABLE_KEY,
-                                       "client_secret": intent["id"] + "_secret_nope"}, timeout=10)
+    forged = requests.get(
+        url,
+        params={"key": PUBLISHABLE_KEY, "client_secret": intent["id"] + "_secret_nope"},
+        timeout=10,
+    )
     assert forged.status_code == 401
     no_key = requests.get(url, params={"client_secret": intent["client_secret"]}, timeout=10)
     assert no_key.status_code == 401
@@ -277,18 +312,25 @@ def _unique(prefix: str) -> str:
 
 def _price(client: stripe.StripeClient, amount: int = 500, interval: str = "month") -> str:
     product = client.v1.products.create({"name": "Recurring donation (test)"})
-    price = client.v1.prices.create({
-        "currency": "usd", "unit_amount": amount, "recurring": {"interval": interval},
-        "product": product.id, "lookup_key": _unique("test-price"),
-    })
+    price = client.v1.prices.create(
+        {
+            "currency": "usd",
+            "unit_amount": amount,
+            "recurring": {"interval": interval},
+            "product": product.id,
+            "lookup_key": _unique("test-price"),
+        }
+    )
     return price.id
 
 
 def _card_method(client: stripe.StripeClient, card: str = "4242424242424242") -> str:
-    method = client.v1.payment_methods.create({
-        "type": "card",
-        "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-    })
+    method = client.v1.payment_methods.create(
+        {
+            "type": "card",
+            "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
     return method.id
 
 
@@ -296,14 +338,16 @@ def _subscribe(base: str) -> tuple[stripe.StripeClient, dict]:
     """A customer subscribed as the gateway subscribes one (price + default method)."""
     client = sdk(base)
     customer = client.v1.customers.create({"email": "monthly@example.org"})
-    subscription = client.v1.subscriptions.create({
-        "customer": customer.id,
-        "items": [{"price": _price(client)}],
-        "default_payment_method": _card_method(client),
-        "off_session": True,
-        "payment_behavior": "allow_incomplete",
-        "expand": ["latest_invoice.payments"],
-    })
+    subscription = client.v1.subscriptions.create(
+        {
+            "customer": customer.id,
+            "items": [{"price": _price(client)}],
+            "default_payment_method": _card_method(client),
+            "off_session": True,
+            "payment_behavior": "allow_incomplete",
+            "expand": ["latest_invoice.payments"],
+        }
+    )
     return client, subscription.to_dict()
 
 
@@ -311,10 +355,15 @@ def test_difference_prices_api(simulator: Simulator) -> None:
     client = sdk(simulator.url)
     product = client.v1.products.create({"name": "Recurring donation (test)"})
     key = _unique("lookup")
-    created = client.v1.prices.create({
-        "currency": "eur", "unit_amount": 1200, "recurring": {"interval": "year"},
-        "product": product.id, "lookup_key": key,
-    })
+    created = client.v1.prices.create(
+        {
+            "currency": "eur",
+            "unit_amount": 1200,
+            "recurring": {"interval": "year"},
+            "product": product.id,
+            "lookup_key": key,
+        }
+    )
     assert created.id.startswith("price_")
     assert (created.unit_amount, created.currency, created.lookup_key) == (1200, "eur", key)
     assert created.recurring is not None
@@ -325,10 +374,15 @@ def test_difference_prices_api(simulator: Simulator) -> None:
     assert [p.id for p in listed.data] == [created.id]
     assert client.v1.prices.list({"lookup_keys": [_unique("none")]}).data == []
     with pytest.raises(stripe.InvalidRequestError):
-        client.v1.prices.create({
-            "currency": "eur", "unit_amount": 1200, "recurring": {"interval": "year"},
-            "product": product.id, "lookup_key": key,
-        })
+        client.v1.prices.create(
+            {
+                "currency": "eur",
+                "unit_amount": 1200,
+                "recurring": {"interval": "year"},
+                "product": product.id,
+                "lookup_key": key,
+            }
+        )
 
 
 def test_difference_subscription_params(simulator: Simulator) -> None:
@@ -382,10 +436,13 @@ def test_difference_invoice_shape(simulator: Simulator) -> None:
 def _setup_intent(base: str) -> dict:
     client = sdk(base)
     customer = client.v1.customers.create({"email": "setup@example.org"})
-    intent = client.v1.setup_intents.create({
-        "customer": customer.id, "usage": "off_session",
-        "allowed_payment_method_types": ["card"],
-    })
+    intent = client.v1.setup_intents.create(
+        {
+            "customer": customer.id,
+            "usage": "off_session",
+            "allowed_payment_method_types": ["card"],
+        }
+    )
     assert intent.payment_method_types == ["card"]
     return intent.to_dict()
 
@@ -393,9 +450,14 @@ def _setup_intent(base: str) -> dict:
 def _confirm_setup(base: str, intent: dict, card: str) -> requests.Response:
     return requests.post(
         f"{base}/v1/setup_intents/{intent['id']}/confirm",
-        json={"key": PUBLISHABLE_KEY, "client_secret": intent["client_secret"],
-              "payment_method_data": {"type": "card", "card": {
-                  "number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"}}},
+        json={
+            "key": PUBLISHABLE_KEY,
+            "client_secret": intent["client_secret"],
+            "payment_method_data": {
+                "type": "card",
+                "card": {"number": card, "exp_month": "12", "exp_year": "34", "cvc": "123"},
+            },
+        },
         timeout=10,
     )
 
@@ -409,12 +471,16 @@ def test_difference_setup_intents(simulator: Simulator) -> None:
     assert method.json()["customer"] == intent["customer"]
     # Read as Stripe.js reads it: publishable key + client secret, and nothing less.
     url = f"{simulator.url}/v1/setup_intents/{intent['id']}"
-    seen = requests.get(url, params={"key": PUBLISHABLE_KEY,
-                                     "client_secret": intent["client_secret"]}, timeout=10)
+    seen = requests.get(
+        url, params={"key": PUBLISHABLE_KEY, "client_secret": intent["client_secret"]}, timeout=10
+    )
     assert seen.status_code == 200
     assert seen.json()["status"] == "succeeded"
-    forged = requests.get(url, params={"key": PUBLISHABLE_KEY,
-                                       "client_secret": intent["id"] + "_secret_x"}, timeout=10)
+    forged = requests.get(
+        url,
+        params={"key": PUBLISHABLE_KEY, "client_secret": intent["id"] + "_secret_x"},
+        timeout=10,
+    )
     assert forged.status_code == 401
 
 
@@ -435,10 +501,15 @@ def test_difference_sepa_settles_later(simulator: Simulator) -> None:
     intent = new_intent(simulator.url, types=("sepa_debit",))
     confirmed = requests.post(
         f"{simulator.url}/v1/payment_intents/{intent['id']}/confirm",
-        json={"key": PUBLISHABLE_KEY, "client_secret": intent["client_secret"],
-              "payment_method_data": {
-                  "type": "sepa_debit", "sepa_debit": {"iban": "DE89370400440532013000"},
-                  "billing_details": {"name": "Ada Reader", "email": "ada@example.org"}}},
+        json={
+            "key": PUBLISHABLE_KEY,
+            "client_secret": intent["client_secret"],
+            "payment_method_data": {
+                "type": "sepa_debit",
+                "sepa_debit": {"iban": "DE89370400440532013000"},
+                "billing_details": {"name": "Ada Reader", "email": "ada@example.org"},
+            },
+        },
         timeout=10,
     )
     assert confirmed.status_code == 200, confirmed.text
@@ -457,7 +528,8 @@ def test_difference_renewal_helper(simulator: Simulator) -> None:
     client, subscription = _subscribe(simulator.url)
     first = subscription["latest_invoice"]["id"]
     renewed = requests.post(
-        f"{simulator.url}/_simulator/subscriptions/{subscription['id']}/renew", timeout=10)
+        f"{simulator.url}/_simulator/subscriptions/{subscription['id']}/renew", timeout=10
+    )
     assert renewed.status_code == 200, renewed.text
     invoice = renewed.json()
     assert invoice["id"] != first
@@ -469,30 +541,113 @@ def test_difference_renewal_helper(simulator: Simulator) -> None:
     assert intent.amount == 500
 
 
+def test_difference_invoice_payments(simulator: Simulator) -> None:
+    client, subscription = _subscribe(simulator.url)
+    invoice = subscription["latest_invoice"]
+    intent_id = invoice["payments"]["data"][0]["payment"]["payment_intent"]
+    by_intent = client.v1.invoice_payments.list(
+        {"payment": {"type": "payment_intent", "payment_intent": intent_id}}
+    )
+    assert [(p.invoice, p.payment.payment_intent, p.status) for p in by_intent.data] == [
+        (invoice["id"], intent_id, "paid")
+    ]
+    by_invoice = client.v1.invoice_payments.list({"invoice": invoice["id"]})
+    assert [p.id for p in by_invoice.data] == [p.id for p in by_intent.data]
+    other = paid_intent(simulator.url)  # a payment of its own pays no invoice
+    assert (
+        client.v1.invoice_payments.list(
+            {"payment": {"type": "payment_intent", "payment_intent": other["id"]}}
+        ).data
+        == []
+    )
+    assert requests.get(f"{simulator.url}/v1/invoice_payments", timeout=10).status_code == 401
+
+
+def test_difference_list_filters__invoices(simulator: Simulator) -> None:
+    since = int(time.time())
+    client, subscription = _subscribe(simulator.url)
+    first = subscription["latest_invoice"]["id"]
+    renewed = requests.post(
+        f"{simulator.url}/_simulator/subscriptions/{subscription['id']}/renew", timeout=10
+    ).json()
+    listed = client.v1.invoices.list(
+        {"created": {"gte": since}, "limit": 100, "expand": ["data.payments"]}
+    )
+    ids = [i.id for i in listed.data]
+    assert ids.index(renewed["id"]) < ids.index(first)  # newest first
+    mine = [i for i in listed.data if i.id in (first, renewed["id"])]
+    assert all(i.payments is not None and len(i.payments.data) == 1 for i in mine)
+    before = client.v1.invoices.list({"created": {"lt": since}, "limit": 100})
+    assert first not in [i.id for i in before.data]
+    by_subscription = client.v1.invoices.list({"subscription": subscription["id"]})
+    assert {i.id for i in by_subscription.data} == {first, renewed["id"]}
+
+
 # -- the ledger: fees, refunds, list filters, disputes, payouts -----------------------
 
 
 def _charge_of(base: str, intent: dict) -> stripe.Charge:
-    charge = sdk(base).v1.charges.retrieve(intent["latest_charge"],
-                                          {"expand": ["balance_transaction"]})
+    charge = sdk(base).v1.charges.retrieve(
+        intent["latest_charge"], {"expand": ["balance_transaction"]}
+    )
     return charge
 
 
 def test_difference_balance_transaction_fees(simulator: Simulator) -> None:
-    intent = paid_intent(simulator.url)  # 10.00 by card
+    intent = paid_intent(simulator.url)  # 10.00 EUR by card
     txn = _charge_of(simulator.url, intent).balance_transaction
     assert isinstance(txn, stripe.BalanceTransaction)
-    assert (txn.amount, txn.fee, txn.net) == (1000, 59, 941)  # 2.9% + 30
-    assert [(d.type, d.amount) for d in txn.fee_details] == [("stripe_fee", 59)]
+    assert (txn.amount, txn.fee, txn.net) == (1000, 40, 960)  # 1.5% + 25
+    assert [(d.type, d.amount) for d in txn.fee_details] == [("stripe_fee", 40)]
+    for currency, amount, fee in (("usd", 1000, 59), ("gbp", 1000, 35), ("usd", 2500, 103)):
+        paid = paid_intent_with(simulator.url, "4242424242424242", currency, amount)
+        txn = _charge_of(simulator.url, paid).balance_transaction
+        assert (txn.currency, txn.amount, txn.fee, txn.net) == (currency, amount, fee, amount - fee)
+
+
+def test_difference_balance_transaction_fees__sepa_debit(simulator: Simulator) -> None:
+    intent = new_intent(simulator.url, 2000, ("sepa_debit",))
+    response = requests.post(
+        f"{simulator.url}/v1/payment_intents/{intent['id']}/confirm",
+        json={
+            "key": PUBLISHABLE_KEY,
+            "client_secret": intent["client_secret"],
+            "payment_method_data": {
+                "type": "sepa_debit",
+                "sepa_debit": {"iban": "DE89370400440532013000"},
+                "billing_details": {"name": "A", "email": "a@example.org"},
+            },
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 10
+    while sdk(simulator.url).v1.payment_intents.retrieve(intent["id"]).status == "processing":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    settled = sdk(simulator.url).v1.payment_intents.retrieve(intent["id"]).to_dict()
+    txn = _charge_of(simulator.url, settled).balance_transaction
+    assert (txn.amount, txn.fee, txn.net) == (2000, 35, 1965)  # EUR 0.35 a debit
+
+
+def test_difference_balance_transaction_fees__international_card(simulator: Simulator) -> None:
+    # 10.00 USD by Stripe's Brazilian test card: 4.4% + 30, not 2.9% + 30.
+    paid = paid_intent_with(simulator.url, "4000000760000002", "usd", 1000)
+    txn = _charge_of(simulator.url, paid).balance_transaction
+    assert (txn.amount, txn.fee, txn.net) == (1000, 74, 926)
 
 
 def test_difference_refund_shape(simulator: Simulator) -> None:
     client = sdk(simulator.url)
     intent = paid_intent(simulator.url)
-    partial = client.v1.refunds.create({"payment_intent": intent["id"], "amount": 300,
-                                        "reason": "requested_by_customer"})
+    partial = client.v1.refunds.create(
+        {"payment_intent": intent["id"], "amount": 300, "reason": "requested_by_customer"}
+    )
     assert (partial.amount, partial.reason, partial.payment_intent) == (
-        300, "requested_by_customer", intent["id"])
+        300,
+        "requested_by_customer",
+        intent["id"],
+    )
     rest = client.v1.refunds.create({"charge": intent["latest_charge"]})
     assert rest.amount == 700  # what was left, not the whole charge again
     assert rest.payment_intent == intent["id"]
@@ -521,8 +676,9 @@ def test_difference_list_filters(simulator: Simulator) -> None:
     assert [r.id for r in refunds.data] == [refund.id]
     refunds_since = client.v1.refunds.list({"created": {"gt": since - 1}, "limit": 100})
     assert refund.id in [r.id for r in refunds_since.data]
-    by_type = client.v1.balance_transactions.list({"type": "refund", "created": {"gte": since},
-                                                   "limit": 100})
+    by_type = client.v1.balance_transactions.list(
+        {"type": "refund", "created": {"gte": since}, "limit": 100}
+    )
     assert {t.type for t in by_type.data} == {"refund"}
     assert refund.id in {t.source for t in by_type.data}
 
@@ -540,10 +696,18 @@ def test_difference_disputes(simulator: Simulator) -> None:
         assert (withdrawal.amount, withdrawal.fee) == (-1000, 1500)
         disputes[intent["id"]] = dispute.id
     assert client.v1.charges.retrieve(won["latest_charge"]).disputed is True
-    assert client.v1.disputes.update(disputes[won["id"]], {
-        "evidence": {"uncategorized_text": "winning_evidence"}}).status == "won"
-    assert client.v1.disputes.update(disputes[lost["id"]], {
-        "evidence": {"uncategorized_text": "losing_evidence"}}).status == "lost"
+    assert (
+        client.v1.disputes.update(
+            disputes[won["id"]], {"evidence": {"uncategorized_text": "winning_evidence"}}
+        ).status
+        == "won"
+    )
+    assert (
+        client.v1.disputes.update(
+            disputes[lost["id"]], {"evidence": {"uncategorized_text": "losing_evidence"}}
+        ).status
+        == "lost"
+    )
     assert client.v1.disputes.close(disputes[accepted["id"]]).status == "lost"
     reinstated = client.v1.disputes.retrieve(disputes[won["id"]]).balance_transactions
     assert [t.amount for t in reinstated] == [-1000, 1000]
@@ -555,8 +719,9 @@ def test_difference_disputes(simulator: Simulator) -> None:
 
 
 def paid_intent_with(base: str, card: str, currency: str = "eur", amount: int = 1000) -> dict:
-    intent = sdk(base).v1.payment_intents.create({
-        "amount": amount, "currency": currency, "allowed_payment_method_types": ["card"]})
+    intent = sdk(base).v1.payment_intents.create(
+        {"amount": amount, "currency": currency, "allowed_payment_method_types": ["card"]}
+    )
     response = confirm(base, intent.to_dict(), card=card)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "succeeded"
@@ -567,8 +732,10 @@ def test_difference_payouts(simulator: Simulator) -> None:
     # A currency no other test uses, so the available balance is ours alone.
     currency = "nok"
     client = sdk(simulator.url)
-    gifts = [paid_intent_with(simulator.url, "4242424242424242", currency, amount)
-             for amount in (1000, 2000)]
+    gifts = [
+        paid_intent_with(simulator.url, "4242424242424242", currency, amount)
+        for amount in (1000, 2000)
+    ]
     nets = 1000 - 59 + 2000 - 88
     failed = client.v1.payouts.create({"currency": currency, "status": "failed"})
     assert (failed.amount, failed.status) == (nets, "failed")
@@ -619,10 +786,23 @@ def test_difference_webhook_on_start(receiver, tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "simulator.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.simulator", "--port", str(port),
-         "--state", str(tmp_path / "state.pickle"), "--from-scratch",
-         "--webhook-url", url, "--webhook-secret", secret],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "devtools.simulator",
+            "--port",
+            str(port),
+            "--state",
+            str(tmp_path / "state.pickle"),
+            "--from-scratch",
+            "--webhook-url",
+            url,
+            "--webhook-secret",
+            secret,
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from donations.db import db, utcnow
+from donations.embed.experiments.models import Experiment
 from donations.supporters.models import (
     Donation,
     DonationStatus,
@@ -72,3 +73,20 @@ def plan(
     db.session.add(row)
     db.session.flush()
     return row
+
+
+def experiment(slug: str = "copy-test", **design: Any) -> Experiment:
+    """A draft A/B test with control and one challenger, half each."""
+    from donations.ask.services import load_ask_config
+    from donations.embed.experiments.services import create_experiment, parse_variants
+
+    variants = [
+        {"key": "control", "share": 50},
+        {"key": "urgent", "share": 50, "headline": {"en": "We are short", "ru": "Не хватает"}},
+    ]
+    return create_experiment(
+        slug=slug,
+        title="Copy test",
+        variants=parse_variants(variants, load_ask_config()),
+        **{"baseline": 0.02, "mde": 0.2, **design},
+    )

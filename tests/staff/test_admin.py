@@ -6,9 +6,9 @@ import json
 
 from sqlalchemy import select
 
+from donations.ask.models import Setting
 from donations.db import db
 from donations.staff.models import AuditEntry, Role, StaffSession, StaffUser
-from donations.support.models import Setting
 from tests.staff.conftest import csrf_token, sign_in
 
 
@@ -87,3 +87,25 @@ def test_settings_change_is_validated_and_audited(app, signed_in) -> None:  # ty
         assert entry.staff_id == admin.id
         assert entry.details["after"]["headline"]["en"] == "Keep us independent"
         assert entry.details["before"]["headline"] == current["headline"]
+
+
+def test_the_team_page_offers_no_actions_on_your_own_row(app, signed_in, make_staff) -> None:  # type: ignore[no-untyped-def]
+    member = make_staff(Role.VIEWER, "member@newsroom.org")
+    client, admin = signed_in(Role.ADMIN)
+    page = client.get("/staff/team").text
+    own = page.split(f'<tr id="staff-{admin.id}">', 1)[1].split("</tr>", 1)[0]
+    other = page.split(f'<tr id="staff-{member.id}">', 1)[1].split("</tr>", 1)[0]
+    for label in ("Clear failed sign-ins", "Reset two-factor", "Deactivate", "Change"):
+        assert f">{label}</button>" not in own
+        assert f">{label}</button>" in other
+    assert "/staff/account" in own
+    # Sent anyway (an old page, a crafted form): refused, nothing recorded.
+    token = csrf_token(page)
+    for action in ("unlock", "reset-2fa", "deactivate"):
+        answer = client.post(f"/staff/team/{admin.id}/{action}", data={"csrf_token": token})
+        assert answer.status_code == 303
+    with app.app_context():
+        logged = db.session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target == f"staff:{admin.id}")
+        ).all()
+        assert logged == ["staff.created"]

@@ -61,6 +61,36 @@ def test_bad_input_is_refused_and_creates_nothing(app, ctx, args, message) -> No
     assert count_staff() == 0
 
 
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("password1234", "list of common and breached passwords"),
+        ("qwertyuiop123", "list of common and breached passwords"),
+        ("iloveyou2024!", "too easy to guess"),
+        ("aaaaaaaaaaaaaaaa", "too easy to guess"),
+        ("Password2024", "too easy to guess"),
+        ("1qaz2wsx3edc", "list of common and breached passwords"),
+    ],
+)
+def test_common_breached_and_guessable_passwords_are_refused(
+    app, ctx, make_staff, password, message
+) -> None:  # type: ignore[no-untyped-def]
+    runner = app.test_cli_runner()
+    refused = runner.invoke(
+        args=["staff", "create", "editor@newsroom.org", "--role", "viewer"],
+        env={"STAFF_PASSWORD": password},
+    )
+    assert refused.exit_code != 0
+    assert message in refused.output
+    assert count_staff() == 0
+    staff = make_staff(Role.VIEWER)
+    changed = runner.invoke(
+        args=["staff", "set-password", staff.email], env={"STAFF_PASSWORD": password}
+    )
+    assert changed.exit_code != 0
+    assert message in changed.output
+
+
 def test_short_password_and_duplicates_are_refused(app, ctx) -> None:  # type: ignore[no-untyped-def]
     runner = app.test_cli_runner()
     short = runner.invoke(
@@ -85,17 +115,26 @@ def test_short_password_and_duplicates_are_refused(app, ctx) -> None:  # type: i
 
 
 def test_unlock_and_reset_2fa(app, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+    from donations.staff.models import LoginThrottle
+    from donations.staff.services import record_login_failure
+
     staff = make_staff(Role.VIEWER)
-    db.session.execute(
-        StaffUser.__table__.update().values(failed_logins=3)  # type: ignore[attr-defined]
-    )
+    for _ in range(12):
+        record_login_failure(staff.email, "192.0.2.7")
+    record_login_failure("someone.else@newsroom.org", "192.0.2.7")
     db.session.commit()
     runner = app.test_cli_runner()
     assert runner.invoke(args=["staff", "unlock", staff.email]).exit_code == 0
     assert runner.invoke(args=["staff", "reset-2fa", staff.email]).exit_code == 0
     db.session.expire_all()
     row = db.session.get(StaffUser, staff.id)
-    assert (row.failed_logins, row.totp_secret, row.totp_enrolled_at) == (0, None, None)
+    assert (row.totp_secret, row.totp_enrolled_at) == (None, None)
+    # The account's throttles are gone; the address's and the other account's stay.
+    assert sorted(db.session.scalars(select(LoginThrottle.scope))) == [
+        "account",
+        "address",
+        "pair",
+    ]
     missing = runner.invoke(args=["staff", "unlock", "nobody@newsroom.org"])
     assert missing.exit_code != 0
     assert "no staff account" in missing.output

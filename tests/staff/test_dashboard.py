@@ -55,7 +55,22 @@ def seed() -> None:
     factories.plan(s1, 500)
     factories.plan(s1, 1200, fee_cover_amount=100, frequency=Frequency.ANNUAL)
     factories.plan(s3, 300, "EUR", status=PlanStatus.PAST_DUE)
-    factories.plan(s2, 2000, status=PlanStatus.CANCELED, canceled_at=at(2026, 3, 10, 12))
+    # Stripe ended s2's plan after failed payments: lapsed (the lifecycle's meaning).
+    factories.plan(
+        s2,
+        2000,
+        status=PlanStatus.CANCELED,
+        canceled_at=at(2026, 3, 10, 12),
+        cancellation_reason="payment_failed",
+    )
+    # s4 cancelled theirs: cancelled, not lapsed.
+    factories.plan(
+        s4,
+        1000,
+        status=PlanStatus.CANCELED,
+        canceled_at=at(2026, 3, 12, 12),
+        cancellation_reason="cancellation_requested",
+    )
     commit()
 
 

@@ -21,9 +21,11 @@ EXPECTED: dict[str, str | Role] = {
     "staff.login_code": PUBLIC,
     "staff.enrol": PUBLIC,
     "staff.sign_out": Role.VIEWER,
+    "staff.account": Role.VIEWER,
     "staff.dashboard": Role.VIEWER,
-    "staff.supporters": Role.VIEWER,
-    "staff.supporter": Role.VIEWER,
+    # Emails, names and timelines: personal data, finance and above.
+    "staff.supporters": Role.FINANCE,
+    "staff.supporter": Role.FINANCE,
     "staff.note": Role.FINANCE,
     "staff.refund": Role.FINANCE,
     "staff.resend": Role.FINANCE,
@@ -32,7 +34,17 @@ EXPECTED: dict[str, str | Role] = {
     "staff.team": Role.ADMIN,
     "staff.team_action": Role.ADMIN,
     "staff.settings": Role.ADMIN,
-    # Reports: everyone on staff reads them; exporting needs finance.
+    "staff.restore_setting": Role.ADMIN,
+    "staff.parked_webhooks": Role.ADMIN,
+    "staff.retry_webhook": Role.ADMIN,
+    # A/B tests of the ask: everyone reads the results, admins change them.
+    "staff.experiments": Role.VIEWER,
+    "staff.experiment": Role.VIEWER,
+    "staff.create_experiment_view": Role.ADMIN,
+    "staff.experiment_action": Role.ADMIN,
+    "staff.stop_experiment_variant": Role.ADMIN,
+    # Reports: everyone on staff reads them (viewers the aggregated figures
+    # only, see test_personal_data_needs_finance); exporting needs finance.
     "reports.index": Role.VIEWER,
     "reports.screen": Role.VIEWER,
     "reports.download": Role.FINANCE,
@@ -73,12 +85,17 @@ def test_role_matrix(app: Flask, make_staff) -> None:  # type: ignore[no-untyped
         owner = factories.supporter()
         gift = factories.donation(owner, stripe_payment_intent_id="pi_matrix")
         plan = factories.plan(owner, status=factories.PlanStatus.INCOMPLETE)
+        experiment = factories.experiment()
         commit()
         ids = {
             "supporter_id": owner.id,
             "donation_id": gift.id,
             "plan_id": plan.id,
             "staff_id": other.id,
+            "event_id": 1,
+            "experiment_id": experiment.id,
+            "variant_id": experiment.variants[1].id,
+            "version_id": 1,
         }
     accounts = {role: make_staff(role) for role in Role}
     checked = 0
@@ -115,15 +132,58 @@ def test_role_matrix(app: Flask, make_staff) -> None:  # type: ignore[no-untyped
     assert checked >= 100
 
 
-@pytest.mark.parametrize("role", [Role.VIEWER, Role.FINANCE])
-def test_actions_are_hidden_from_roles_that_cannot_use_them(app, signed_in, role) -> None:  # type: ignore[no-untyped-def]
+# What a viewer must never see on any screen: one supporter's email and name.
+PERSONAL = ("privacy.subject@example.org", "Prudence Subject")
+
+
+@pytest.mark.parametrize("visitor", list(Role))
+def test_personal_data_needs_finance(app: Flask, make_staff, visitor: Role) -> None:  # type: ignore[no-untyped-def]
+    """Every GET screen of the back office, as each role: a viewer sees no one's email or name."""
+    from donations.staff.reports.catalogue import REPORTS
+
+    with app.app_context():
+        owner = factories.supporter(*PERSONAL, newsletter_opt_in=True)
+        gift = factories.donation(owner, 1234, stripe_payment_intent_id="pi_personal")
+        plan = factories.plan(owner, 700, stripe_subscription_id="sub_personal")
+        commit()
+        ids = {"supporter_id": owner.id, "donation_id": gift.id, "plan_id": plan.id}
+    client = app.test_client()
+    sign_in(app, client, make_staff(visitor))
+    screens = [f"/staff/reports/{name}" for name in REPORTS] + [
+        "/staff/",
+        "/staff/reports/",
+        "/staff/supporters?q=privacy.subj",
+        f"/staff/supporters/{ids['supporter_id']}",
+    ]
+    for url in screens:
+        page = client.get(url)
+        assert page.status_code in (200, 403), url
+        for value in PERSONAL:
+            shown = value in page.text
+            if visitor is Role.VIEWER:
+                assert not shown, f"{url} shows {value} to a viewer"
+    if visitor is not Role.VIEWER:
+        # ... and the rows finance works with do name them.
+        for url in ("/staff/reports/ledger", "/staff/reports/plans", "/staff/reports/supporters"):
+            assert PERSONAL[0] in client.get(url).text, url
+        assert PERSONAL[1] in client.get(f"/staff/supporters/{ids['supporter_id']}").text
+    else:
+        # Aggregated reports still show their figures to a viewer.
+        monthly = client.get("/staff/reports/monthly").text
+        assert "12.34" in monthly
+        assert "Supporters" not in client.get("/staff/").text.split("<main", 1)[0]
+
+
+def test_actions_are_shown_to_finance_and_the_page_refused_to_viewers(app, signed_in) -> None:  # type: ignore[no-untyped-def]
     with app.app_context():
         owner = factories.supporter()
         factories.donation(owner, stripe_payment_intent_id="pi_hidden")
         supporter_id = owner.id
         commit()
-    client, _ = signed_in(role)
+    client, _ = signed_in(Role.FINANCE)
     page = client.get(f"/staff/supporters/{supporter_id}").text
-    assert ("Refund…" in page) is (role is Role.FINANCE)
-    assert ("Add a note" in page) is (role is Role.FINANCE)
+    assert "Refund…" in page
+    assert "Add a note" in page
     assert "Audit log" not in page
+    viewer, _ = signed_in(Role.VIEWER)
+    assert viewer.get(f"/staff/supporters/{supporter_id}").status_code == 403

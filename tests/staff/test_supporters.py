@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from donations.db import commit, db
 from donations.mail.models import EmailMessage
 from donations.money import Money
+from donations.payments.models import Refund, RefundStatus
 from donations.payments.services import gateway, record_payment
-from donations.staff.models import AuditEntry, RefundAttempt, RefundStatus, Role, SupporterNote
+from donations.staff.models import AuditEntry, Role, SupporterNote
 from donations.supporters.models import DonationStatus, PlanStatus
 from tests.staff import factories
 from tests.staff.conftest import csrf_token, forget_cached_csrf
@@ -78,7 +79,7 @@ def test_search_by_email_name_and_stripe_ids(app, signed_in) -> None:  # type: i
         factories.supporter("grace@example.org", "Grace Hopper")
         factories.supporter("percent@example.org", "100% reader")
         commit()
-    client, _ = signed_in(Role.VIEWER)
+    client, _ = signed_in(Role.FINANCE)
 
     def found(query: str) -> list[str]:
         page = client.get("/staff/supporters", query_string={"q": query})
@@ -114,13 +115,13 @@ def test_supporter_page_timeline(app, signed_in, make_staff) -> None:  # type: i
         )
         supporter_id = owner.id
         commit()
-    client, _ = signed_in(Role.VIEWER)
+    client, _ = signed_in(Role.FINANCE)
     page = client.get(f"/staff/supporters/{supporter_id}")
     assert page.status_code == 200
     html = page.text
     assert "$12.34" in html
     assert "pi_timeline" in html
-    for kind in ("donation", "plan", "note", "email"):
+    for kind in ("gift", "plan", "note", "email"):
         assert f'class="timeline-{kind}"' in html, kind
     assert "Called about her &lt;b&gt;receipt&lt;/b&gt;" in html
     assert client.get("/staff/supporters/999999").status_code == 404
@@ -155,6 +156,10 @@ def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) 
 
     done, fields = refund_via_pages(client, donation_id, "4.00")
     assert done.status_code == 303
+    page = client.get(done.headers["Location"]).text
+    assert "The refund of $4.00 of donation #" in page
+    assert "succeeded: the money is on its way back" in page
+    assert '<td class="status">partially refunded</td>' in page
     # The same confirmation again (a double click): no second refund.
     again = client.post(f"/staff/donations/{donation_id}/refund", data=fields)
     assert again.status_code == 303
@@ -171,7 +176,7 @@ def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) 
     with app.app_context():
         donation = db.session.get(factories.Donation, donation_id)
         assert donation.refunded_amount == 1000
-        attempts = db.session.scalars(select(RefundAttempt).order_by(RefundAttempt.id)).all()
+        attempts = db.session.scalars(select(Refund).order_by(Refund.id)).all()
         assert [(a.amount, a.status, a.staff_id) for a in attempts] == [
             (400, RefundStatus.SUCCEEDED, staff.id),
             (600, RefundStatus.SUCCEEDED, staff.id),
@@ -186,6 +191,15 @@ def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) 
         ]
     page = client.get(f"/staff/supporters/{supporter_id}").text
     assert "Refund…" not in page
+    assert '<td class="status">refunded</td>' in page
+    assert page.count('class="timeline-refund"') == 2
+    with app.app_context():
+        # The supporter is told of each refund once: two refunds, two emails.
+        refund_mail = db.session.scalars(
+            select(EmailMessage).where(EmailMessage.template == "refund")
+        ).all()
+        assert sorted(m.context["amount"] for m in refund_mail) == [400, 600]
+        assert [m.context["fully_refunded"] for m in refund_mail] == [False, True]
     nothing_left = client.get(f"/staff/donations/{donation_id}/refund")
     assert "Nothing can be refunded" in nothing_left.text
 
@@ -200,7 +214,7 @@ def test_bad_refund_amounts_change_nothing(app, signed_in, amount) -> None:  # t
     answer, _ = refund_via_pages(client, donation_id, amount)
     assert answer.status_code == 400
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(RefundAttempt)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
 
 
 def test_refund_refused_by_stripe_is_recorded(app, signed_in) -> None:  # type: ignore[no-untyped-def]
@@ -211,9 +225,11 @@ def test_refund_refused_by_stripe_is_recorded(app, signed_in) -> None:  # type: 
     client, _ = signed_in(Role.FINANCE)
     answer, _ = refund_via_pages(client, donation_id, "")
     assert answer.status_code == 303
-    assert "The refund failed" in client.get(answer.headers["Location"]).text
+    page = client.get(answer.headers["Location"]).text
+    assert "The refund of $10.00 of donation" in page
+    assert "Nothing was refunded." in page
     with app.app_context():
-        attempt = db.session.scalar(select(RefundAttempt))
+        attempt = db.session.scalar(select(Refund))
         assert attempt.status is RefundStatus.FAILED
         assert db.session.get(factories.Donation, donation_id).refunded_amount == 0
         assert (
@@ -234,6 +250,8 @@ def test_resend_receipt(app, simulator, signed_in, mailbox) -> None:  # type: ig
         assert answer.status_code == 303
         assert len(mailbox.wait_for(expected)) == expected
     assert mailbox.messages[1]["Subject"] == mailbox.messages[0]["Subject"]
+    assert "refunded" not in mailbox.messages[1].get_body(("plain",)).get_content()
+
     with app.app_context():
         keys = db.session.scalars(select(EmailMessage.dedupe_key).order_by(EmailMessage.id)).all()
         assert keys == [
@@ -249,6 +267,29 @@ def test_resend_receipt(app, simulator, signed_in, mailbox) -> None:  # type: ig
             )
             == 2
         )
+
+
+def test_resent_receipt_states_the_refund(app, simulator, signed_in, mailbox) -> None:  # type: ignore[no-untyped-def]
+    donation_id, supporter_id, _ = paid_donation(app, simulator, 1500)
+    client, _ = signed_in(Role.FINANCE)
+    done, _ = refund_via_pages(client, donation_id, "")
+    assert done.status_code == 303
+    token = csrf_token(client.get(f"/staff/supporters/{supporter_id}").text)
+    answer = client.post(
+        f"/staff/donations/{donation_id}/resend-receipt", data={"csrf_token": token}
+    )
+    assert answer.status_code == 303
+    # The receipt, the refund confirmation, the resent receipt.
+    messages = mailbox.wait_for(3)
+    refund_mail = next(m for m in messages if "refunded" in m["Subject"])
+    assert refund_mail["Subject"] == "We have refunded $15.00 of your gift"
+    assert "The whole gift has now been refunded." in refund_mail.get_body(("plain",)).get_content()
+    receipts = [m for m in messages if m["Subject"].startswith("Your receipt")]
+    stated = "This gift has been refunded in full ($15.00); nothing of it was kept."
+    # The first receipt predates the refund; the resent one states it, in both parts.
+    assert [stated in m.get_body(("plain",)).get_content() for m in receipts].count(True) == 1
+    resent = next(m for m in receipts if stated in m.get_body(("plain",)).get_content())
+    assert stated in resent.get_body(("html",)).get_content()
 
 
 def test_resend_without_a_receipt_is_refused(app, signed_in) -> None:  # type: ignore[no-untyped-def]
@@ -345,3 +386,67 @@ def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, sig
     assert client.post("/webhooks/stripe", data=body, headers=headers).status_code == 200
     db.session.refresh(plan)
     assert (plan.status, plan.cancellation_reason) == (PlanStatus.CANCELED, "asked by phone")
+
+
+def test_supporter_page_status_and_stripe_side_movements(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from donations.payments.models import Dispute, DisputeStatus, Payout, PayoutStatus
+
+    moment = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    with app.app_context():
+        owner = factories.supporter("lapsing@example.org")
+        payout = Payout(
+            stripe_payout_id="po_page",
+            amount=900,
+            currency="USD",
+            status=PayoutStatus.PAID,
+            arrival_date=moment,
+            stripe_created_at=moment,
+        )
+        db.session.add(payout)
+        db.session.flush()
+        gift = factories.donation(owner, 1000, succeeded_at=moment, payout_id=payout.id)
+        disputed = factories.donation(owner, 2000, succeeded_at=moment)
+        # A refund made in Stripe's dashboard (no staff member) and a dispute.
+        db.session.add(
+            Refund(
+                stripe_refund_id="re_stripe_side",
+                donation_id=gift.id,
+                amount=300,
+                currency="USD",
+                status=RefundStatus.SUCCEEDED,
+                reason="requested_by_customer",
+                stripe_created_at=moment,
+            )
+        )
+        db.session.add(
+            Dispute(
+                stripe_dispute_id="dp_page",
+                donation_id=disputed.id,
+                amount=2000,
+                currency="USD",
+                status=DisputeStatus.LOST,
+                reason="fraudulent",
+                stripe_created_at=moment,
+                closed_at=moment,
+            )
+        )
+        factories.plan(
+            owner, 1000, status=PlanStatus.CANCELED, canceled_at=moment,
+            cancellation_reason="payment_failed",
+        )  # fmt: skip
+        supporter_id = owner.id
+        commit()
+    client, _ = signed_in(Role.FINANCE)
+    html = client.get(f"/staff/supporters/{supporter_id}").text
+    # The status is the lifecycle's: the plan ended because payments failed.
+    assert re.search(r'class="supporter-status">lapsed<', html)
+    for kind, reference in (
+        ("refund", "re_stripe_side"),
+        ("dispute", "dp_page"),
+        ("payout", "po_page"),
+    ):
+        assert f'class="timeline-{kind}"' in html, kind
+        assert reference in html
+    assert html.count('<ol class="timeline">') == 1

@@ -132,7 +132,7 @@ def test_one_off_gift_end_to_end(client, ctx, simulator, mailbox) -> None:  # ty
 
     thanks = client.get(pay_url.replace("/pay/", "/thanks/"))
     assert thanks.status_code == 200
-    assert "We charged $10.00 to your Visa card ending in 4242." in thanks.text
+    assert "We charged $10.00 to Visa •••• 4242." in thanks.text
 
     donation = db.session.scalar(select(Donation))
     assert donation.status is DonationStatus.SUCCEEDED
@@ -206,6 +206,49 @@ def test_three_d_secure_success(client, ctx, simulator) -> None:  # type: ignore
     assert db.session.scalar(select(Donation.status)) is DonationStatus.SUCCEEDED
 
 
+def test_three_d_secure_failure_without_decline_code(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+    # Stripe's last_payment_error for a failed 3DS challenge has no decline_code.
+    pay_url = client.post("/support/checkout", data=details_form(client)).headers["Location"]
+    secret = client_secret_of(client.get(pay_url).text)
+    assert simulator.confirm(secret, card="4000002500003155").json()["status"] == "requires_action"
+    failed = simulator.authenticate(secret, False).json()
+    assert "decline_code" not in failed["last_payment_error"]
+
+    pay_page = client.get(pay_url)
+    assert pay_page.status_code == 200
+    assert "declined" in pay_page.text
+    csrf = re.search(r'data-csrf="([^"]+)"', pay_page.text).group(1)
+    answer = client.post(pay_url + "/declined", headers={"X-CSRFToken": csrf})
+    assert answer.status_code == 200
+    donation = db.session.scalar(select(Donation))
+    assert donation.status is DonationStatus.FAILED
+    assert donation.failure_code == "payment_intent_authentication_failure"
+
+
 def test_unknown_token_is_404(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get(f"/support/pay/{uuid.uuid4().hex}").status_code == 404
     assert client.get("/support/thanks/" + "x" * 300).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("typed", "lang", "major"),
+    [("1,000", "en", "1000.00"), ("1 000,50", "ru", "1000.50"), ("1000,5", "ru", "1000.50")],
+)
+def test_typed_amount_is_read_in_the_readers_locale(  # type: ignore[no-untyped-def]
+    client, typed: str, lang: str, major: str
+) -> None:
+    page = client.get(
+        "/support/checkout",
+        query_string={"frequency": "once", "currency": "EUR", "custom_amount": typed, "lang": lang},
+    )
+    assert page.status_code == 200, page.text
+    assert f'name="amount" type="hidden" value="{major}"' in page.text
+
+
+def test_ambiguous_typed_amount_gets_an_example_in_the_locale(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get(
+        "/support/checkout",
+        query_string={"frequency": "once", "currency": "EUR", "custom_amount": "5,5", "lang": "en"},
+    )
+    assert page.status_code == 400
+    assert "such as 1,234.50" in page.text

@@ -7,23 +7,15 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from donations import create_app
 from donations.db import db
 from donations.supporters.models import Donation
-from tests.conftest import make_env
 from tests.support.test_checkout import client_secret_of, details_form
 
 
 @pytest.fixture
-def strict_app(app, database_url, simulator, app_port, tmp_path):  # type: ignore[no-untyped-def]
+def strict_app(make_app):  # type: ignore[no-untyped-def]
     """The same database and simulator with the production rate limits."""
-    env = make_env(database_url, simulator, app_port, tmp_path)
-    env.pop("CHECKOUT_RATE_LIMIT")
-    strict = create_app(env, TESTING=True)
-    yield strict
-    with strict.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return make_app(CHECKOUT_RATE_LIMIT=None)
 
 
 def test_two_hundred_attempts_create_at_most_ten_payment_intents(strict_app, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -90,15 +82,15 @@ def test_honeypot_creates_nothing(client, ctx) -> None:  # type: ignore[no-untyp
 def test_fee_cover_is_shown_and_stored_apart(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
     form = details_form(client, amount="20")
     page = client.get("/support/checkout?frequency=once&amount=20&currency=USD").text
-    assert "Add $0.60 to cover the processing fee" in page
+    assert "Add $0.91 to cover the processing fee" in page  # 2.9% + 30, grossed up
     form["cover_fee"] = "y"
     pay_url = client.post("/support/checkout", data=form).headers["Location"]
-    assert "Give $20.60" in client.get(pay_url).text
+    assert "Give $20.91" in client.get(pay_url).text
     donation = db.session.scalar(select(Donation))
-    assert (donation.amount, donation.fee_cover_amount) == (2000, 60)
+    assert (donation.amount, donation.fee_cover_amount) == (2000, 91)
     secret = client_secret_of(client.get(pay_url).text)
     confirmed = simulator.confirm(secret).json()
-    assert confirmed["amount"] == 2060
+    assert confirmed["amount"] == 2091
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, word
 
     thanks = client.get(thanks_url(pay_url))
     assert thanks.status_code == 200, thanks.text
-    assert "We charged $15.00 to your Visa card ending in 4242." in thanks.text
+    assert "We charged $15.00 to Visa •••• 4242." in thanks.text
     assert f"You will be charged $15.00 {wording}." in thanks.text
 
     plan = db.session.scalar(select(RecurringPlan))

@@ -16,6 +16,7 @@ from donations.staff.reports.ledger import (
     ledger_copy_statement,
     ledger_rows,
     ledger_totals,
+    ledger_xlsx_statement,
 )
 from donations.staff.reports.monthly import MONTHLY_COLUMNS, monthly_rows, monthly_totals
 from donations.staff.reports.payouts import PAYOUT_COLUMNS, payout_rows, payout_totals
@@ -43,6 +44,8 @@ class Report:
     notes: tuple[str, ...] = ()
     # The same CSV cells as text, for PostgreSQL's COPY (the fast path).
     copy_statement: Callable[[ReportFilters, ZoneInfo], AnySelect] | None = None
+    # The same XLSX rows as worksheet XML written by PostgreSQL (the fast path).
+    xlsx_statement: Callable[[ReportFilters, ZoneInfo], AnySelect] | None = None
     # True when each row already sums many records (a month, an article), so
     # a viewer may see the rows; otherwise a row is one donation, plan,
     # payout or supporter, and a viewer sees the totals only.
@@ -81,6 +84,7 @@ REPORTS: dict[str, Report] = {
                 "net = amount - fee - refunded. An empty fee is not known yet.",
             ),
             copy_statement=ledger_copy_statement,
+            xlsx_statement=ledger_xlsx_statement,
         ),
         Report(
             "monthly",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from donations.db import db
 from donations.payments.measures import (
@@ -29,13 +29,11 @@ from donations.staff.reports.sql import (
     Table,
     as_text,
     between,
+    copy_cell,
     decimal_places,
     major_units,
-    sql_code,
-    sql_datetime,
-    sql_money,
-    sql_text,
     stream,
+    xlsx_row,
 )
 from donations.supporters.models import Donation, Supporter
 
@@ -166,36 +164,54 @@ def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
         )
 
 
-def ledger_copy_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
-    """The ledger as CSV-ready text cells, for PostgreSQL's COPY (same rows, same order)."""
+def _ledger_cells() -> tuple[Any, ...]:
+    """The ledger's cells in SQL, as stored (minor units, UTC), in LEDGER_COLUMNS order."""
     return (
-        _ledger_select(
-            Donation.id,
-            sql_datetime(LEDGER_DATE, zone),
-            sql_text(Supporter.email),
-            sql_text(Supporter.name),
-            sql_money(GROSS),
-            sql_money(Donation.fee_cover_amount),
-            sql_money(Donation.fee),
-            sql_money(Donation.refunded_amount),
-            sql_money(GROSS - FEE - Donation.refunded_amount),
-            sql_money(FEE_SHORTFALL),
-            sql_code(Donation.currency),
-            sql_code(Donation.method),
-            sql_code(Donation.frequency),
-            sql_code(Donation.status),
-            sql_text(Donation.campaign),
-            sql_code(Donation.stripe_payment_intent_id),
-            sql_code(Donation.stripe_charge_id),
-            sql_code(Donation.stripe_invoice_id),
-            sql_code(Payout.stripe_payout_id),
-            sql_code(refund_state_sql()),
-            filters=filters,
-            zone=zone,
-        )
+        Donation.id,
+        LEDGER_DATE,
+        Supporter.email,
+        Supporter.name,
+        GROSS,
+        Donation.fee_cover_amount,
+        Donation.fee,
+        Donation.refunded_amount,
+        GROSS - FEE - Donation.refunded_amount,
+        FEE_SHORTFALL,
+        Donation.currency,
+        Donation.method,
+        Donation.frequency,
+        Donation.status,
+        Donation.campaign,
+        Donation.stripe_payment_intent_id,
+        Donation.stripe_charge_id,
+        Donation.stripe_invoice_id,
+        Payout.stripe_payout_id,
+        refund_state_sql(),
+    )
+
+
+def _with_factors(columns: Sequence[Any], filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
+    return (
+        _ledger_select(*columns, filters=filters, zone=zone)
         .outerjoin(CURRENCY_FACTORS, CURRENCY_FACTORS.c.code == Donation.currency)
         .order_by(LEDGER_DATE, Donation.id)
     )
+
+
+def ledger_copy_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
+    """The ledger as CSV-ready text cells, for PostgreSQL's COPY (same rows, same order)."""
+    cells = [
+        copy_cell(column.kind, cell, zone)
+        for column, cell in zip(LEDGER_COLUMNS, _ledger_cells(), strict=True)
+    ]
+    return _with_factors(cells, filters, zone)
+
+
+def ledger_xlsx_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
+    """The ledger as worksheet rows (SpreadsheetML), one per donation, numbered from 2."""
+    number = func.row_number().over(order_by=(LEDGER_DATE, Donation.id)) + 1
+    row = xlsx_row(LEDGER_COLUMNS, _ledger_cells(), number, zone)
+    return _with_factors([row], filters, zone)
 
 
 MONEY_TOTAL_COLUMNS = (

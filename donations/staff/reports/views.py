@@ -39,6 +39,7 @@ from donations.staff.reports.exporters import (
     XLSX_MIMETYPE,
     Progress,
     copy_csv_chunks,
+    copy_xlsx_chunks,
     csv_chunks,
     xlsx_chunks,
 )
@@ -180,6 +181,8 @@ def _export(
     then; ``stream_with_context`` brings the request back with a fresh
     session, so everything here -- the connection included -- starts here.
     """
+    connection = db.session.connection()
+    postgresql = connection.dialect.name == "postgresql"
     if fmt == "xlsx":
         notes = {
             "Report": report.title,
@@ -188,12 +191,20 @@ def _export(
             "Generated": utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
             **{f"Note {i}": note for i, note in enumerate(report.notes, start=1)},
         }
-        yield from xlsx_chunks(
-            report.columns, report.rows(filters, zone), progress, report.title, notes
-        )
-        return
-    connection = db.session.connection()
-    if report.copy_statement is not None and connection.dialect.name == "postgresql":
+        if report.xlsx_statement is not None and postgresql:
+            yield from copy_xlsx_chunks(
+                connection,
+                report.xlsx_statement(filters, zone),
+                report.columns,
+                progress,
+                report.title,
+                notes,
+            )
+        else:
+            yield from xlsx_chunks(
+                report.columns, report.rows(filters, zone), progress, report.title, notes
+            )
+    elif report.copy_statement is not None and postgresql:
         yield from copy_csv_chunks(
             connection, report.copy_statement(filters, zone), report.columns, progress
         )

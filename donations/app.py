@@ -11,7 +11,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from flask import Flask, current_app, has_request_context, render_template, request, session
+from flask import (
+    Flask,
+    current_app,
+    has_request_context,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -300,6 +308,22 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["without_lang"] = without_lang
     app.jinja_env.filters["card"] = card_label
+
+    def newsroom_page(endpoint: str, own: str | None) -> str:
+        """The newsroom's own page if it has one, else ours (absolute in an email)."""
+        if own:
+            return own
+        if has_request_context():
+            return url_for(endpoint)
+        path = app.url_map.bind("localhost").build(endpoint)
+        return str(app.config["SETTINGS"].base_url + path)
+
+    app.jinja_env.globals["privacy_url"] = lambda: newsroom_page(
+        "support.privacy", app.config["SETTINGS"].newsroom.privacy_policy_url
+    )
+    app.jinja_env.globals["imprint_url"] = lambda: newsroom_page(
+        "support.imprint", app.config["SETTINGS"].newsroom.imprint_url
+    )
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -10,7 +10,8 @@ import math
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,18 @@ def _absolute_sqlite_url(url: str) -> str:
 
 
 @dataclass(frozen=True)
+class Newsroom:
+    """Who runs the ask, as the built-in privacy and imprint pages name them, and
+    where the newsroom's own pages are (None: the built-in /privacy and /imprint)."""
+
+    name: str | None = None
+    contact_email: str = "donations@localhost"
+    address: str | None = None
+    privacy_policy_url: str | None = None
+    imprint_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     secret_key: str
     database_url: str
@@ -79,6 +92,7 @@ class Settings:
     # After how long an unpaid checkout is expired and its Stripe intent cancelled.
     checkout_expiry_hours: int = 24
     instance_path: Path = PROJECT_ROOT / "instance"
+    newsroom: Newsroom = field(default_factory=Newsroom)
 
     @property
     def simulated_payments(self) -> bool:
@@ -280,6 +294,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     else:
         checkout_expiry_hours = int(expiry_raw)
 
+    newsroom = _newsroom(env, mail_from, secret.startswith(LIVE_PREFIXES), problems)
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -308,4 +324,83 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=metrics_token,
         checkout_expiry_hours=checkout_expiry_hours,
         instance_path=instance,
+        newsroom=newsroom,
+    )
+
+
+# Longest value taken for a name, an address or a URL of the newsroom's.
+MAX_NEWSROOM_TEXT = 500
+
+
+def _one_line(env: Mapping[str, str], name: str, problems: list[str]) -> str | None:
+    """A value shown on a page as one line (runs of spaces and line breaks become a space)."""
+    value = " ".join(env.get(name, "").split()) or None
+    if value is not None and (len(value) > MAX_NEWSROOM_TEXT or not value.isprintable()):
+        problems.append(f"{name} must be at most {MAX_NEWSROOM_TEXT} printable characters.")
+        return None
+    return value
+
+
+def _page_url(env: Mapping[str, str], name: str, live: bool, problems: list[str]) -> str | None:
+    """An absolute http(s) address of the newsroom's own page, or None (the built-in one)."""
+    value = env.get(name, "").strip() or None
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = urlsplit("")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or len(value) > MAX_NEWSROOM_TEXT
+        or any(c.isspace() or not c.isprintable() for c in value)
+    ):
+        problems.append(f"{name} must be an absolute http(s) URL (or unset for the built-in page).")
+        return None
+    if live and parts.scheme != "https":
+        problems.append(f"{name} must be https:// when live Stripe keys are used.")
+    return value
+
+
+def _newsroom(env: Mapping[str, str], mail_from: str, live: bool, problems: list[str]) -> Newsroom:
+    """Who the built-in privacy and imprint pages name, and where the newsroom's own are.
+
+    With live keys a built-in page must name someone: a privacy policy without
+    a controller, or an imprint without a publisher, is worse than none.
+    """
+    name = _one_line(env, "NEWSROOM_NAME", problems)
+    address = _one_line(env, "NEWSROOM_ADDRESS", problems)
+    contact = env.get("NEWSROOM_CONTACT_EMAIL", "").strip()
+    if contact:
+        _, parsed = parseaddr(contact)
+        if (
+            parsed != contact
+            or "@" not in contact
+            or len(contact) > 254
+            or not contact.isprintable()
+            or " " in contact
+        ):
+            problems.append(
+                "NEWSROOM_CONTACT_EMAIL must be one email address, like news@example.org."
+            )
+    else:
+        # Replies to our emails reach the newsroom there already.
+        contact = parseaddr(mail_from)[1] or "donations@localhost"
+    privacy = _page_url(env, "PRIVACY_POLICY_URL", live, problems)
+    imprint = _page_url(env, "IMPRINT_URL", live, problems)
+    own = {"PRIVACY_POLICY_URL": privacy, "IMPRINT_URL": imprint}
+    built_in = [setting for setting, url in own.items() if url is None]
+    if live and built_in and name is None:
+        problems.append(
+            "NEWSROOM_NAME must be set when live Stripe keys are used: the built-in privacy "
+            f"and imprint pages name the newsroom (or set {' and '.join(built_in)} "
+            "to the newsroom's own pages)."
+        )
+    return Newsroom(
+        name=name,
+        contact_email=contact,
+        address=address,
+        privacy_policy_url=privacy,
+        imprint_url=imprint,
     )

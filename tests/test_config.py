@@ -19,6 +19,7 @@ LIVE: dict[str, str] = {
     "STRIPE_PUBLISHABLE_KEY": "pk_live_abc",
     "BASE_URL": "https://donate.example.org",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "NEWSROOM_NAME": "The Gazette",
 }
 REQUIRED = (
     "SECRET_KEY",
@@ -202,3 +203,64 @@ def test_relative_instance_and_mail_paths_are_read_from_the_project_root() -> No
     assert settings.instance_path == PROJECT_ROOT / "var"
     assert settings.mail_dir == PROJECT_ROOT / "outbox"
     assert load_settings(GOOD).mail_dir == PROJECT_ROOT / "instance" / "mail"
+
+
+def test_the_newsroom_defaults_to_the_built_in_pages_and_the_mail_sender() -> None:
+    newsroom = load_settings(
+        {**GOOD, "MAIL_FROM": "The Gazette <readers@gazette.example>"}
+    ).newsroom
+    assert (newsroom.privacy_policy_url, newsroom.imprint_url, newsroom.name) == (None, None, None)
+    assert newsroom.contact_email == "readers@gazette.example"
+    assert load_settings(GOOD).newsroom.contact_email == "donations@localhost"
+
+
+def test_the_newsroom_and_its_own_pages_are_read() -> None:
+    newsroom = load_settings(
+        {
+            **GOOD,
+            "NEWSROOM_NAME": "  The   Gazette\n",
+            "NEWSROOM_ADDRESS": "1 Press Street,\n  Valleytown",
+            "NEWSROOM_CONTACT_EMAIL": "readers@gazette.example",
+            "PRIVACY_POLICY_URL": "https://gazette.example/privacy",
+            "IMPRINT_URL": "http://gazette.example/imprint?lang=en",
+        }
+    ).newsroom
+    assert newsroom.name == "The Gazette"
+    assert newsroom.address == "1 Press Street, Valleytown"
+    assert newsroom.contact_email == "readers@gazette.example"
+    assert newsroom.privacy_policy_url == "https://gazette.example/privacy"
+    assert newsroom.imprint_url == "http://gazette.example/imprint?lang=en"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PRIVACY_POLICY_URL", "/privacy", "PRIVACY_POLICY_URL must be an absolute http(s) URL"),
+        ("PRIVACY_POLICY_URL", "javascript:alert(1)", "PRIVACY_POLICY_URL must be an absolute"),
+        ("IMPRINT_URL", "https://gazette.example/a page", "IMPRINT_URL must be an absolute"),
+        ("IMPRINT_URL", "https://[gazette", "IMPRINT_URL must be an absolute"),
+        ("IMPRINT_URL", "https://gazette.example/" + "x" * 500, "IMPRINT_URL must be an absolute"),
+        ("NEWSROOM_NAME", "The\x00Gazette", "NEWSROOM_NAME must be at most 500 printable"),
+        ("NEWSROOM_ADDRESS", "x" * 501, "NEWSROOM_ADDRESS must be at most 500 printable"),
+        ("NEWSROOM_CONTACT_EMAIL", "Gazette <a@b.example>", "NEWSROOM_CONTACT_EMAIL must be one"),
+        ("NEWSROOM_CONTACT_EMAIL", "a@b.example\r\nBcc: c@d", "NEWSROOM_CONTACT_EMAIL must be one"),
+        ("NEWSROOM_CONTACT_EMAIL", "nobody", "NEWSROOM_CONTACT_EMAIL must be one"),
+    ],
+)
+def test_bad_newsroom_settings_are_refused(name: str, value: str, message: str) -> None:
+    found = problems({**GOOD, name: value})
+    assert len(found) == 1, found
+    assert found[0].startswith(message), found
+
+
+def test_live_keys_need_a_newsroom_name_for_the_built_in_pages() -> None:
+    env = {key: value for key, value in LIVE.items() if key != "NEWSROOM_NAME"}
+    (found,) = problems(env)
+    assert found.startswith("NEWSROOM_NAME must be set when live Stripe keys are used")
+    assert "PRIVACY_POLICY_URL and IMPRINT_URL" in found
+    (found,) = problems({**env, "PRIVACY_POLICY_URL": "https://gazette.example/privacy"})
+    assert "set IMPRINT_URL to" in found
+    own = {"PRIVACY_POLICY_URL": "https://g.example/p", "IMPRINT_URL": "https://g.example/i"}
+    assert load_settings({**env, **own}).newsroom.name is None
+    (found,) = problems({**env, **own, "IMPRINT_URL": "http://g.example/i"})
+    assert found == "IMPRINT_URL must be https:// when live Stripe keys are used."

@@ -433,6 +433,34 @@ def update_method(link: str) -> ResponseReturnValue:
     return _pay_page(plan, "setup", setup.client_secret, failed=plan.status is PlanStatus.PAST_DUE)
 
 
+def _newsroom_page(template: str, own_url: str | None) -> ResponseReturnValue:
+    """A built-in page about the newsroom: the same for every reader of a language.
+
+    Where the newsroom has its own page, ours sends readers (and old links) there.
+    """
+    if own_url:
+        return redirect(own_url, 302)
+    newsroom = current_app.config["SETTINGS"].newsroom
+    return public_response(
+        f"newsroom:{newsroom!r}",
+        lambda: render_template(template, newsroom=newsroom, locale=_locale()),
+    )
+
+
+@bp.get("/privacy")
+def privacy() -> ResponseReturnValue:
+    """The built-in privacy policy (PRIVACY_POLICY_URL points readers elsewhere)."""
+    newsroom = current_app.config["SETTINGS"].newsroom
+    return _newsroom_page("support/privacy.html", newsroom.privacy_policy_url)
+
+
+@bp.get("/imprint")
+def imprint() -> ResponseReturnValue:
+    """The built-in imprint and terms of giving (IMPRINT_URL points readers elsewhere)."""
+    newsroom = current_app.config["SETTINGS"].newsroom
+    return _newsroom_page("support/imprint.html", newsroom.imprint_url)
+
+
 @bp.after_request
 def _no_store_payment_pages(response: Response) -> Response:
     """The payment and thank-you pages show live payment state: never from a cache.

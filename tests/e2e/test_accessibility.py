@@ -205,6 +205,16 @@ def test_a_refused_amount_reads_accessibly(page: Page, base: str, axe_source: Pa
     check_page(page, axe_source, "ask with an error (Русский)")
 
 
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_the_privacy_policy_and_imprint_read_accessibly(
+    page: Page, base: str, axe_source: Path, lang: str
+) -> None:
+    for path in ("/privacy", "/imprint"):
+        page.goto(f"{base}{path}?lang={lang}")
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        check_page(page, axe_source, f"{path} ({lang})")
+
+
 # -- the choices by keyboard alone ------------------------------------------------------------
 
 

@@ -1,23 +1,32 @@
-"""Database session, model base and the after-commit hook.
+"""Database session, model base, the after-commit hook and the insert idioms.
 
-Services flush; the request (or task, or CLI command) commits once. Work
-that must only happen once the data is durable -- sending mail, queueing a
-task -- is registered with :func:`on_commit` and runs after that commit, or
-is dropped if the transaction rolls back.
+Services flush; the request (or task, or CLI command) commits once, with
+:func:`commit` (tests/test_architecture.py fails on a raw
+``session.commit()`` elsewhere). Work that must only happen once the data is
+durable -- sending mail, queueing a task -- is registered with
+:func:`on_commit` and runs after that commit, or is dropped if the
+transaction rolls back.
+
+Two idioms for rows that concurrent writers may insert at the same moment
+live here and nowhere else: :func:`insert_or_fetch` (the ORM row, whoever
+inserted it) and :func:`insert_ignoring_conflicts` / :func:`upsert` (one
+``INSERT ... ON CONFLICT`` statement in the database's own dialect).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, select
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy.orm import DeclarativeBase, Session, registry
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, registry
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -102,6 +111,97 @@ def commit() -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
+
+
+def begin_writing() -> None:
+    """On SQLite, start the transaction as a writer (BEGIN IMMEDIATE) unless one is open.
+
+    pysqlite opens a transaction only before INSERT, UPDATE or DELETE: a
+    SAVEPOINT outside one starts its own, and releasing it commits -- the
+    savepoint's work would be durable at once and a later rollback would
+    not undo it. And a transaction that read first and writes later can meet
+    another writer and fail at once with "database is locked"; taking the
+    write lock up front makes it wait its turn instead.
+    https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
+    """
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+M = TypeVar("M", bound=Base)
+
+
+def insert_or_fetch(
+    model: type[M], unique_keys: Mapping[str, Any], values: Mapping[str, Any] | None = None
+) -> tuple[M, bool]:
+    """The ``model`` row with these unique column values, inserted if missing.
+
+    Returns ``(row, created)``. A new row is ``model(**unique_keys, **values)``,
+    added in a savepoint, so a concurrent writer inserting the same key at the
+    same moment costs only that savepoint: the loser of the unique-constraint
+    race (on PostgreSQL its insert waits for the winner's commit) reads the
+    winner's row and gets ``created=False``. An IntegrityError that leaves no
+    row to read (another constraint refused the insert) is raised.
+    """
+    query = select(model).filter_by(**unique_keys)
+    row = db.session.scalar(query)
+    if row is not None:
+        return row, False
+    begin_writing()  # a savepoint inside the transaction, on SQLite too
+    try:
+        with db.session.begin_nested():
+            # Built inside the savepoint: its rollback forgets the new row
+            # and whatever it was attached to.
+            row = model(**unique_keys, **(values or {}))
+            db.session.add(row)
+    except IntegrityError:
+        found = db.session.scalar(query)
+        if found is None:
+            raise
+        return found, False
+    return row, True
+
+
+InsertStatement = postgresql.Insert | sqlite.Insert
+ConflictTarget = Sequence[str | InstrumentedAttribute[Any]]
+
+
+def _dialect_insert(model: type[Base]) -> InsertStatement:
+    """``INSERT`` for the session's database, which has its own ``ON CONFLICT``."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def insert_ignoring_conflicts(
+    model: type[Base],
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    conflict_on: ConflictTarget,
+) -> InsertStatement:
+    """``INSERT ... ON CONFLICT (conflict_on) DO NOTHING`` of one row or many.
+
+    Rows whose key is already stored are skipped without an error (and are
+    absent from a ``RETURNING``), however many writers insert at once.
+    """
+    return _dialect_insert(model).values(values).on_conflict_do_nothing(index_elements=conflict_on)
+
+
+def upsert(
+    model: type[Base],
+    values: Mapping[str, Any],
+    conflict_on: ConflictTarget,
+    set_: Mapping[str, Any],
+) -> InsertStatement:
+    """``INSERT ... ON CONFLICT (conflict_on) DO UPDATE SET set_``: one statement, no read."""
+    return (
+        _dialect_insert(model)
+        .values(values)
+        .on_conflict_do_update(index_elements=conflict_on, set_=set_)
+    )
 
 
 def str_enum(enum_cls: type[StrEnum], length: int = 20) -> SAEnum:

@@ -155,3 +155,46 @@ def test_the_checks_see_what_they_forbid() -> None:
         "donations.supporters.services -> donations.payments.services"
         " -> donations.supporters.services"
     ]
+
+
+# -- one commit: donations.db.commit runs what waited for the commit ------------------
+
+
+def raw_commits(source: str) -> list[int]:
+    """Lines calling `<x>.session.commit()`, `<x>.session().commit()` or `session.commit()`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "commit"
+        ):
+            continue
+        owner = node.func.value
+        if isinstance(owner, ast.Call):
+            owner = owner.func
+        if (isinstance(owner, ast.Attribute) and owner.attr == "session") or (
+            isinstance(owner, ast.Name) and owner.id == "session"
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_only_db_py_commits_the_session() -> None:
+    # A raw commit skips the after-commit queue: mail and tasks registered with
+    # on_commit() would wait for a later commit, or never leave.
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for name, path in MODULES.items()
+        if name != "donations.db"
+        for line in raw_commits(path.read_text())
+    ]
+    assert offenders == [], "call donations.db.commit() instead"
+
+
+def test_the_commit_check_sees_what_it_forbids() -> None:
+    assert raw_commits(
+        "db.session.commit()\ndb.session().commit()\nsession.commit()\n"
+        "commit()\nconnection.commit()\ndb.session.flush()\n"
+    ) == [1, 2, 3]
+    assert raw_commits((PACKAGE / "db.py").read_text()) != []

@@ -15,13 +15,11 @@ from babel.numbers import get_territory_currencies
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from donations.ask.config import AskConfig
 from donations.ask.services import load_ask_config
 from donations.cacheable import etag_for
-from donations.db import db, utcnow
+from donations.db import db, upsert, utcnow
 from donations.embed.experiments.services import (
     ServedExperiment,
     embed_experiment,
@@ -172,12 +170,11 @@ def count_event(event: EmbedEvent, attribution: Attribution, day: date | None = 
         "campaign": attribution.campaign or "",
         "variant": attribution.variant or "",
     }
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(EmbedCount).values(count=1, **values)
     db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["day", "event", "article", "campaign", "variant"],
-            set_={"count": EmbedCount.count + 1},
+        upsert(
+            EmbedCount,
+            {"count": 1, **values},
+            ["day", "event", "article", "campaign", "variant"],
+            {"count": EmbedCount.count + 1},
         )
     )

@@ -24,7 +24,7 @@ from flask_babel import force_locale
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from donations.db import db, utcnow
+from donations.db import commit, db, utcnow
 from donations.mail.models import (
     AttemptOutcome,
     EmailAttempt,
@@ -190,7 +190,7 @@ def deliver_many(message_ids: Iterable[int]) -> dict[int, EmailStatus]:
         address_hash(row.to_address) for row in rows.values() if row.suppressible
     )
     claimed = _claim([message_id for message_id in wanted if message_id in rows])
-    db.session.commit()
+    commit()
     ids = [message_id for message_id in wanted if message_id in claimed]
     if not ids:
         return results
@@ -200,12 +200,12 @@ def deliver_many(message_ids: Iterable[int]) -> dict[int, EmailStatus]:
         for position, message_id in enumerate(ids):
             if time.monotonic() > hold_until:
                 _release(ids[position:])
-                db.session.commit()
+                commit()
                 log.warning("released %s unsent claims (slow mail server)", len(ids) - position)
                 break
             row = rows[message_id]
             results[message_id] = _send_claimed(row, claimed[message_id], suppressed, sender)
-            db.session.commit()
+            commit()
     finally:
         sender.close()
     return results
@@ -329,6 +329,6 @@ def pending_email_ids(now: datetime | None = None, limit: int = 500) -> list[int
 def send_pending_emails(limit: int = 500) -> int:
     """Send what :func:`pending_email_ids` finds; return how many went out."""
     ids = pending_email_ids(limit=limit)
-    db.session.commit()
+    commit()
     results = deliver_many(ids)
     return sum(1 for status in results.values() if status is EmailStatus.SENT)

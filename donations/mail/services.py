@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
-
-from donations.db import db, utcnow
+from donations.db import db, insert_ignoring_conflicts, insert_or_fetch, utcnow
 from donations.mail.models import EmailMessage, EmailStatus
 from donations.mail.tasks import send_email
-
-log = logging.getLogger(__name__)
 
 
 def queue_email(
@@ -37,26 +29,22 @@ def queue_email(
     transaction commits; a caller queueing many messages at once passes
     False and hands the ids to :func:`donations.mail.tasks.send_emails`.
     """
-    if db.session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)):
-        return None
-    message = EmailMessage(
-        dedupe_key=dedupe_key,
-        template=template,
-        to_address=to_address,
-        to_name=to_name,
-        locale=locale,
-        supporter_id=supporter_id,
-        context=context or {},
-        headers=headers or {},
-        suppressible=suppressible,
+    message, created = insert_or_fetch(
+        EmailMessage,
+        {"dedupe_key": dedupe_key},
+        {
+            "template": template,
+            "to_address": to_address,
+            "to_name": to_name,
+            "locale": locale,
+            "supporter_id": supporter_id,
+            "context": context or {},
+            "headers": headers or {},
+            "suppressible": suppressible,
+        },
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:
-        log.info("email %s was queued concurrently", dedupe_key)
+    if not created:  # queued before, or by a concurrent writer a moment ago
         return None
-
     if send_after_commit:
         send_email.delay_on_commit(message.id)
     return message
@@ -90,12 +78,9 @@ def queue_emails(messages: list[dict[str, Any]]) -> dict[str, int]:
         }
         for m in messages
     ]
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     inserted = db.session.execute(
-        insert(EmailMessage)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(EmailMessage.dedupe_key, EmailMessage.id)
+        insert_ignoring_conflicts(EmailMessage, rows, ["dedupe_key"]).returning(
+            EmailMessage.dedupe_key, EmailMessage.id
+        )
     )
     return dict(inserted.all())

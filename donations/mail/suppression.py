@@ -7,9 +7,8 @@ import logging
 from collections.abc import Iterable
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
-from donations.db import db, utcnow
+from donations.db import db, insert_or_fetch, utcnow
 from donations.mail.addresses import normalise_address
 from donations.mail.models import Suppression, SuppressionReason
 
@@ -28,19 +27,12 @@ def address_hash(address: str) -> str:
 
 def suppress(hashed: str, reason: SuppressionReason, detail: str | None = None) -> Suppression:
     """Put the address with hash ``hashed`` on the suppression list (idempotent)."""
-    entry = db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
-    if entry is None:
-        entry = Suppression(address_hash=hashed, reason=reason, detail=(detail or None))
-        try:
-            with db.session.begin_nested():
-                db.session.add(entry)
-        except IntegrityError:
-            entry = db.session.scalar(select(Suppression).where(Suppression.address_hash == hashed))
-            if entry is None:  # pragma: no cover - the winner rolled back
-                raise
-        else:
-            log.info("suppressed address %s…: %s", hashed[:12], reason)
-            return entry
+    entry, created = insert_or_fetch(
+        Suppression, {"address_hash": hashed}, {"reason": reason, "detail": detail or None}
+    )
+    if created:
+        log.info("suppressed address %s…: %s", hashed[:12], reason)
+        return entry
     if entry.reason is not reason:
         entry.reason = reason
         entry.detail = detail or entry.detail

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from donations.db import Model, db, utcnow
+from donations.db import db, insert_or_fetch, utcnow
 from donations.mail.services import queue_email
 from donations.money import Money
 from donations.payments import recurring
@@ -58,8 +56,6 @@ IMPORTED_NOTE = "Recorded from Stripe: the checkout's own record was missing."
 # from Stripe: the checkout that created it commits before the reader can
 # pay, so only a lost checkout transaction leaves one orphaned this long.
 ORPHAN_GRACE = timedelta(minutes=15)
-
-M = TypeVar("M", bound=Model)
 
 
 class UnknownPayment(Exception):
@@ -121,29 +117,29 @@ def import_payment(snapshot: PaymentSnapshot) -> Donation | None:
         except ValueError:
             frequency = Frequency.ONCE
         db.session.flush()
-        donation = Donation(
-            attempt_key=attempt,
-            public_token=secrets.token_urlsafe(24),
-            supporter_id=supporter.id,
-            amount=gift,
-            fee_cover_amount=cover,
-            currency=snapshot.amount.currency,
-            frequency=frequency,
-            campaign=(meta.get("campaign") or "")[:100] or None,
-            article=(meta.get("article") or "")[:300] or None,
-            variant=(meta.get("variant") or "")[:50] or None,
-            stripe_payment_intent_id=snapshot.id,
-            note=IMPORTED_NOTE,
-            donor_email=customer.email,
-            donor_name=customer.name or None,
+        _, created = insert_or_fetch(
+            Donation,
+            {"attempt_key": attempt},
+            {
+                "public_token": secrets.token_urlsafe(24),
+                "supporter_id": supporter.id,
+                "amount": gift,
+                "fee_cover_amount": cover,
+                "currency": snapshot.amount.currency,
+                "frequency": frequency,
+                "campaign": (meta.get("campaign") or "")[:100] or None,
+                "article": (meta.get("article") or "")[:300] or None,
+                "variant": (meta.get("variant") or "")[:50] or None,
+                "stripe_payment_intent_id": snapshot.id,
+                "note": IMPORTED_NOTE,
+                "donor_email": customer.email,
+                "donor_name": customer.name or None,
+            },
         )
-        try:
-            with db.session.begin_nested():
-                db.session.add(donation)
-        except IntegrityError:
-            log.info("payment %s was recorded concurrently", snapshot.id)
-        else:
+        if created:
             log.warning("payment %s had no donation; recorded it from Stripe", snapshot.id)
+        else:
+            log.info("payment %s was recorded concurrently", snapshot.id)
     return record_payment(snapshot)
 
 
@@ -285,20 +281,18 @@ def upsert_refund(
     """
     status = RefundStatus(snapshot.status)
     if row is None:
-        row = _row_for(
+        row, _ = insert_or_fetch(
             Refund,
-            Refund.stripe_refund_id,
-            snapshot.id,
-            lambda: Refund(
-                stripe_refund_id=snapshot.id,
-                donation_id=donation.id,
-                amount=snapshot.amount.amount,
-                currency=snapshot.amount.currency,
-                status=status,
-                reason=snapshot.reason,
-                failure_reason=snapshot.failure_reason,
-                stripe_created_at=timestamp(snapshot.created),
-            ),
+            {"stripe_refund_id": snapshot.id},
+            {
+                "donation_id": donation.id,
+                "amount": snapshot.amount.amount,
+                "currency": snapshot.amount.currency,
+                "status": status,
+                "reason": snapshot.reason,
+                "failure_reason": snapshot.failure_reason,
+                "stripe_created_at": timestamp(snapshot.created),
+            },
         )
     else:
         row.stripe_refund_id = snapshot.id
@@ -442,19 +436,17 @@ def sync_dispute(dispute_id: str) -> Dispute | None:
 def apply_dispute(donation: Donation, snapshot: DisputeSnapshot) -> Dispute:
     lock(donation)
     status = DisputeStatus(snapshot.status)
-    row = _row_for(
+    row, _ = insert_or_fetch(
         Dispute,
-        Dispute.stripe_dispute_id,
-        snapshot.id,
-        lambda: Dispute(
-            stripe_dispute_id=snapshot.id,
-            donation_id=donation.id,
-            amount=snapshot.amount.amount,
-            currency=snapshot.amount.currency,
-            status=status,
-            reason=snapshot.reason,
-            stripe_created_at=timestamp(snapshot.created),
-        ),
+        {"stripe_dispute_id": snapshot.id},
+        {
+            "donation_id": donation.id,
+            "amount": snapshot.amount.amount,
+            "currency": snapshot.amount.currency,
+            "status": status,
+            "reason": snapshot.reason,
+            "stripe_created_at": timestamp(snapshot.created),
+        },
     )
     try:
         change_status(row, status)
@@ -494,19 +486,17 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
     it had are unmarked, to be claimed by the payout that settles them.
     """
     status = PayoutStatus(snapshot.status)
-    row = _row_for(
+    row, _ = insert_or_fetch(
         Payout,
-        Payout.stripe_payout_id,
-        snapshot.id,
-        lambda: Payout(
-            stripe_payout_id=snapshot.id,
-            amount=snapshot.amount.amount,
-            currency=snapshot.amount.currency,
-            status=status,
-            automatic=snapshot.automatic,
-            arrival_date=timestamp(snapshot.arrival_date),
-            stripe_created_at=timestamp(snapshot.created),
-        ),
+        {"stripe_payout_id": snapshot.id},
+        {
+            "amount": snapshot.amount.amount,
+            "currency": snapshot.amount.currency,
+            "status": status,
+            "automatic": snapshot.automatic,
+            "arrival_date": timestamp(snapshot.arrival_date),
+            "stripe_created_at": timestamp(snapshot.created),
+        },
     )
     try:
         change_status(row, status)
@@ -576,20 +566,3 @@ def lock(donation: Donation) -> None:
     over its refund rows. PostgreSQL only; SQLite serialises writers anyway.
     """
     db.session.execute(select(Donation.id).where(Donation.id == donation.id).with_for_update())
-
-
-def _row_for(model: type[M], key: Any, value: str, make: Callable[[], M]) -> M:
-    """The row with this Stripe id, inserted if missing (safe when two deliveries race)."""
-    row = db.session.scalar(select(model).where(key == value))
-    if row is not None:
-        return row
-    row = make()
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-    except IntegrityError:
-        found = db.session.scalar(select(model).where(key == value))
-        if found is None:  # pragma: no cover - the winner rolled back
-            raise
-        return found
-    return row

@@ -26,7 +26,7 @@ from functools import partial
 
 from sqlalchemy import select
 
-from donations.db import commit, db
+from donations.db import begin_writing, commit, db
 from donations.money import Money
 from donations.payments import ledger, recurring
 from donations.payments.gateway import (
@@ -108,7 +108,7 @@ def reconcile(start: datetime, end: datetime, *, dry_run: bool = False) -> Recon
     window = (math.floor(start.timestamp()), math.ceil(end.timestamp()))
     run = _Run(report, dry_run)
     if dry_run:
-        _begin_writing()
+        begin_writing()
     try:
         # Plans and their invoices first, so the renewals they record are
         # matched by their payment below rather than reported as unknown.
@@ -121,24 +121,6 @@ def reconcile(start: datetime, end: datetime, *, dry_run: bool = False) -> Recon
         if dry_run:
             db.session.rollback()
     return report
-
-
-def _begin_writing() -> None:
-    """On SQLite, start the transaction as a writer (BEGIN IMMEDIATE) unless one is open.
-
-    pysqlite opens a transaction only before INSERT, UPDATE or DELETE: a
-    SAVEPOINT outside one starts its own, and releasing it commits -- a dry
-    run would not roll back. And a transaction that read first and writes
-    later can meet another writer and fail at once with "database is
-    locked"; taking the write lock up front makes it wait its turn instead.
-    https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
-    """
-    connection = db.session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    raw = connection.connection.dbapi_connection
-    if raw is not None and not getattr(raw, "in_transaction", True):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @dataclass
@@ -156,7 +138,7 @@ class _Run:
     ) -> bool:
         """Run ``action`` in a savepoint and report how ``view`` changed; False if it failed."""
         self.report.checked[kind] += 1
-        _begin_writing()
+        begin_writing()
         before = view()
         try:
             with db.session.begin_nested():

@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from donations.db import db, utcnow
+from donations.db import db, insert_or_fetch, utcnow
 from donations.mail.services import queue_email
 from donations.payments.gateway import InvoiceSnapshot, PaymentSnapshot, SubscriptionSnapshot
 from donations.payments.services import gateway, record_payment
@@ -138,45 +137,36 @@ def record_renewal(payment: PaymentSnapshot) -> Donation | None:
 
 
 def _donation_for_invoice(invoice: InvoiceSnapshot, plan: RecurringPlan) -> Donation:
-    donation = db.session.scalar(select(Donation).where(Donation.stripe_invoice_id == invoice.id))
-    if donation is not None:
-        return donation
     # The invoice is what was billed; the plan says how it splits between
     # the gift and any fee cover.
     if invoice.amount_due == plan.charge_total:
         amount, fee_cover = plan.amount, plan.fee_cover_amount
     else:
         amount, fee_cover = invoice.amount_due.amount, 0
-    donation = Donation(
-        attempt_key=f"invoice:{invoice.id}"[:64],
-        public_token=secrets.token_urlsafe(24),
-        supporter_id=plan.supporter_id,
-        recurring_plan_id=plan.id,
-        amount=amount,
-        fee_cover_amount=fee_cover,
-        currency=invoice.amount_due.currency,
-        frequency=plan.frequency,
-        locale=plan.locale,
-        campaign=plan.campaign,
-        source=plan.source,
-        article=plan.article,
-        variant=plan.variant,
-        method=plan.method,
-        stripe_invoice_id=invoice.id,
-        donor_email=plan.donor_email,
-        donor_name=plan.donor_name,
-        donor_country=plan.donor_country,
+    # Another delivery may record this invoice at the same moment: one row.
+    donation, _ = insert_or_fetch(
+        Donation,
+        {"stripe_invoice_id": invoice.id},
+        {
+            "attempt_key": f"invoice:{invoice.id}"[:64],
+            "public_token": secrets.token_urlsafe(24),
+            "supporter_id": plan.supporter_id,
+            "recurring_plan_id": plan.id,
+            "amount": amount,
+            "fee_cover_amount": fee_cover,
+            "currency": invoice.amount_due.currency,
+            "frequency": plan.frequency,
+            "locale": plan.locale,
+            "campaign": plan.campaign,
+            "source": plan.source,
+            "article": plan.article,
+            "variant": plan.variant,
+            "method": plan.method,
+            "donor_email": plan.donor_email,
+            "donor_name": plan.donor_name,
+            "donor_country": plan.donor_country,
+        },
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(donation)
-    except IntegrityError:
-        # Another delivery recorded this invoice first.
-        existing = db.session.scalar(
-            select(Donation).where(Donation.stripe_invoice_id == invoice.id)
-        )
-        assert existing is not None
-        return existing
     return donation
 
 

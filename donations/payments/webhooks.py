@@ -14,10 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from donations.db import commit, db, utcnow
+from donations.db import commit, db, insert_ignoring_conflicts, utcnow
 from donations.observability import webhook_event
 from donations.payments import ledger, recurring
 from donations.payments.gateway import WebhookEvent
@@ -91,23 +89,23 @@ def store_event(event: WebhookEvent, raw_body: str) -> StoredDelivery:
     repeat an UPDATE -- so concurrent deliveries of one event never race to a
     unique-constraint error, and ingestion costs one round trip.
     """
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     columns = (StripeEvent.id, StripeEvent.processed_at, StripeEvent.deliveries)
     stored = db.session.execute(
-        insert(StripeEvent)
-        .values(
-            stripe_event_id=event.id,
-            type=event.type,
-            livemode=event.livemode,
-            object_id=event.object_id,
-            payload=raw_body,
-            stripe_created_at=datetime.fromtimestamp(event.created, UTC),
-            received_at=utcnow(),
-            deliveries=1,
-            attempts=0,
-        )
-        .on_conflict_do_nothing(index_elements=[StripeEvent.stripe_event_id])
-        .returning(*columns)
+        insert_ignoring_conflicts(
+            StripeEvent,
+            {
+                "stripe_event_id": event.id,
+                "type": event.type,
+                "livemode": event.livemode,
+                "object_id": event.object_id,
+                "payload": raw_body,
+                "stripe_created_at": datetime.fromtimestamp(event.created, UTC),
+                "received_at": utcnow(),
+                "deliveries": 1,
+                "attempts": 0,
+            },
+            [StripeEvent.stripe_event_id],
+        ).returning(*columns)
     ).first()
     if stored is None:
         # Another delivery of the same event stored it first.
@@ -197,7 +195,7 @@ def _record_failure(event_id: int, attempts: int, exc: Exception) -> None:
             parked_at=now if parked else None,
         )
     )
-    db.session.commit()
+    commit()
     if parked:
         log.error("Stripe event %s failed %d times and is parked: %r", event_id, attempts, exc)
 

@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from donations.db import db, utcnow
+from donations.db import db, insert_or_fetch, utcnow
 from donations.mail.addresses import normalise_address
 from donations.mail.models import SuppressionReason
 from donations.mail.services import queue_email, queue_emails
@@ -211,47 +210,31 @@ def schedule_reminder(
         return None
     supporter = find_or_create_supporter(email=email, locale=locale)
     db.session.flush()
-
-    def pending_for_period() -> Reminder | None:
-        return db.session.scalar(
-            select(Reminder).where(
-                Reminder.email_key == key,
-                Reminder.period == period,
-                Reminder.status == ReminderStatus.PENDING,
-            )
-        )
-
-    existing = pending_for_period()
-    if existing is None:
-        reminder = Reminder(
-            email=email.strip(),
-            email_key=key,
-            address_hash=hashed,
-            supporter_id=supporter.id,
-            locale=locale,
-            frequency=prefill.frequency,
-            currency=prefill.currency,
-            amount=prefill.amount,
-            source=source,
+    # The pending reminder for the period, the key of a partial unique index.
+    existing, created = insert_or_fetch(
+        Reminder,
+        {"email_key": key, "period": period, "status": ReminderStatus.PENDING},
+        {
+            "email": email.strip(),
+            "address_hash": hashed,
+            "supporter_id": supporter.id,
+            "locale": locale,
+            "frequency": prefill.frequency,
+            "currency": prefill.currency,
+            "amount": prefill.amount,
+            "source": source,
             **(attribution or Attribution()).as_columns(),
-            months=months,
-            due_at=due_at,
-            period=period,
-            created_at=now,
-        )
-        try:
-            with db.session.begin_nested():
-                db.session.add(reminder)
-        except IntegrityError:
-            existing = pending_for_period()
-            if existing is None:  # pragma: no cover - the winner rolled back
-                raise
+            "months": months,
+            "due_at": due_at,
+            "created_at": now,
+        },
+    )
+    if created:
+        if suppression is not None:  # unsubscribed: ask the owner first
+            request_opt_in(existing, now)
         else:
-            if suppression is not None:  # unsubscribed: ask the owner first
-                request_opt_in(reminder, now)
-            else:
-                _queue_confirmation(reminder)
-            return reminder
+            _queue_confirmation(existing)
+        return existing
     # The same request again (a refresh, a second tab): keep the one reminder,
     # with what the reader looked at most recently.
     existing.locale = locale

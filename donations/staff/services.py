@@ -26,11 +26,9 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_request_context, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from zxcvbn import zxcvbn
 
-from donations.db import db, utcnow
+from donations.db import db, insert_ignoring_conflicts, utcnow
 from donations.mail.addresses import normalise_address
 from donations.money import Money
 from donations.observability import REQUEST_ID
@@ -375,15 +373,18 @@ def record_login_failure(email: str, ip: str | None, now: datetime | None = None
         rule = THROTTLE_RULES[scope]
         # Insert-or-keep, then lock the row: parallel failures neither collide
         # on the key nor lose a count.
-        insert = (
-            postgresql_insert
-            if db.session.get_bind().dialect.name == "postgresql"
-            else sqlite_insert
-        )
         db.session.execute(
-            insert(LoginThrottle)
-            .values(key=key, scope=scope, account_hash=account, failures=0, last_failure_at=now)
-            .on_conflict_do_nothing(index_elements=["key"])
+            insert_ignoring_conflicts(
+                LoginThrottle,
+                {
+                    "key": key,
+                    "scope": scope,
+                    "account_hash": account,
+                    "failures": 0,
+                    "last_failure_at": now,
+                },
+                ["key"],
+            )
         )
         row = db.session.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
         assert row is not None

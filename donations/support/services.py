@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from donations.ask.services import load_ask_config
-from donations.db import db
+from donations.db import db, insert_or_fetch
 from donations.mail.addresses import normalise_address
 from donations.money import Money
 from donations.payments.gateway import PaymentSnapshot, SetupSnapshot, SubscriptionSnapshot
@@ -91,46 +90,7 @@ def _attempt_row(model: type[Row], request: CheckoutRequest) -> Row:
     """
     row = db.session.scalar(select(model).where(model.attempt_key == request.attempt_key))
     if row is None:
-        # Nothing stored for this address is read or changed here: the row
-        # keeps what this reader typed, and a successful payment applies it
-        # to the supporter (supporters.services.apply_paid_checkout).
-        supporter = find_or_create_supporter(email=request.email, locale=request.locale)
-        try:
-            with db.session.begin_nested():
-                row = model(
-                    attempt_key=request.attempt_key,
-                    public_token=secrets.token_urlsafe(24),
-                    supporter=supporter,
-                    amount=request.gift.amount,
-                    fee_cover_amount=request.fee_cover,
-                    method=request.fee_cover_method if request.fee_cover else None,
-                    currency=request.gift.currency,
-                    frequency=request.frequency,
-                    locale=request.locale,
-                    campaign=request.campaign,
-                    source=request.source,
-                    reminder_id=request.reminder_id,
-                    article=request.article,
-                    variant=request.variant,
-                    upsell=request.upsell,
-                    donor_email=request.email.strip(),
-                    donor_name=request.name or None,
-                    donor_country=request.country,
-                )
-                db.session.add(row)
-                if request.newsletter_opt_in:
-                    db.session.flush()
-                    request_consent(
-                        ConsentTopic.NEWSLETTER,
-                        source="checkout",
-                        locale=request.locale,
-                        supporter=supporter,
-                        checkout=row,
-                    )
-        except IntegrityError:
-            row = db.session.scalar(select(model).where(model.attempt_key == request.attempt_key))
-            if row is None:  # pragma: no cover - the winner rolled back
-                raise
+        row = _insert_attempt_row(model, request)
     if (
         row.supporter.email_key != normalise_address(request.email)
         or row.gift != request.gift
@@ -138,6 +98,46 @@ def _attempt_row(model: type[Row], request: CheckoutRequest) -> Row:
         or (request.fee_cover and row.method != request.fee_cover_method)
     ):
         raise CheckoutConflict(request.attempt_key)
+    return row
+
+
+def _insert_attempt_row(model: type[Row], request: CheckoutRequest) -> Row:
+    """A new row for this attempt, or the row a concurrent post of it inserted."""
+    # Nothing stored for this address is read or changed here: the row
+    # keeps what this reader typed, and a successful payment applies it
+    # to the supporter (supporters.services.apply_paid_checkout).
+    supporter = find_or_create_supporter(email=request.email, locale=request.locale)
+    row, created = insert_or_fetch(
+        model,
+        {"attempt_key": request.attempt_key},
+        {
+            "public_token": secrets.token_urlsafe(24),
+            "supporter": supporter,
+            "amount": request.gift.amount,
+            "fee_cover_amount": request.fee_cover,
+            "method": request.fee_cover_method if request.fee_cover else None,
+            "currency": request.gift.currency,
+            "frequency": request.frequency,
+            "locale": request.locale,
+            "campaign": request.campaign,
+            "source": request.source,
+            "reminder_id": request.reminder_id,
+            "article": request.article,
+            "variant": request.variant,
+            "upsell": request.upsell,
+            "donor_email": request.email.strip(),
+            "donor_name": request.name or None,
+            "donor_country": request.country,
+        },
+    )
+    if created and request.newsletter_opt_in:
+        request_consent(
+            ConsentTopic.NEWSLETTER,
+            source="checkout",
+            locale=request.locale,
+            supporter=supporter,
+            checkout=row,
+        )
     return row
 
 

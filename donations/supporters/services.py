@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from donations.db import db, utcnow
+from donations.db import db, insert_or_fetch, utcnow
 from donations.mail.addresses import normalise_address
 from donations.supporters.consents import apply_checkout_consents
 from donations.supporters.models import Donation, RecurringPlan, Supporter
@@ -31,24 +30,17 @@ def find_or_create_supporter(*, email: str, locale: str) -> Supporter:
     one address at the same moment: the loser of the unique-constraint race
     reads the winner's row.
     """
-    supporter = find_supporter(email)
-    if supporter is not None:
-        return supporter
-    supporter = Supporter(
-        email=email.strip(),
-        email_key=normalise_address(email),
-        name="",
-        country=None,
-        locale=locale,
-        newsletter_opt_in=False,
+    supporter, _ = insert_or_fetch(
+        Supporter,
+        {"email_key": normalise_address(email)},
+        {
+            "email": email.strip(),
+            "name": "",
+            "country": None,
+            "locale": locale,
+            "newsletter_opt_in": False,
+        },
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(supporter)
-    except IntegrityError:
-        supporter = find_supporter(email)
-        if supporter is None:  # pragma: no cover - the winner rolled back
-            raise
     return supporter
 
 

@@ -149,7 +149,7 @@
     };
     if (!cfg.amounts[state.currency]) { state.currency = cfg.default_currency; }
 
-    var frequencies = el("fieldset", { "class": "dn-choice" }, [el("legend", {}, [t.how_often])]);
+    var frequencies = el("fieldset", { "class": "dn-choice dn-n3" }, [el("legend", {}, [t.how_often])]);
     ["once", "monthly", "annual"].forEach(function (f) {
       var input = el("input", { type: "radio", name: id + "-f", id: id + "-f-" + f, value: f });
       input.checked = f === state.frequency;
@@ -196,6 +196,7 @@
       presets.appendChild(el("legend", {}, [t.amount]));
       var r = rule();
       if (!r) { return; }
+      presets.className = "dn-choice dn-amounts dn-n" + r.presets.length;
       r.presets.forEach(function (p, i) {
         var input = el("input", { type: "radio", name: id + "-a", id: id + "-a-" + i, value: p[0] });
         input.checked = p[0] === r["default"];

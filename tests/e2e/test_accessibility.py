@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import PHONE
 from tests.e2e.flows import (
@@ -213,6 +213,87 @@ def test_the_privacy_policy_and_imprint_read_accessibly(
         page.goto(f"{base}{path}?lang={lang}")
         expect(page.locator("html")).to_have_attribute("lang", lang)
         check_page(page, axe_source, f"{path} ({lang})")
+
+
+# -- the suggested and the chosen amount ----------------------------------------------------
+
+# WCAG 2.x contrast of two computed colours ("rgb(r, g, b)"), alpha ignored (all opaque here).
+CONTRAST = """([a, b]) => {
+    const lum = (css) => {
+        const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+}"""
+
+STYLE_OF = """([e, pseudo]) => {
+    const s = getComputedStyle(e, pseudo);
+    return {color: s.color, background: s.backgroundColor, border: s.borderTopColor,
+            borderStyle: s.borderTopStyle, content: s.content, outlineStyle: s.outlineStyle,
+            outlineWidth: parseFloat(s.outlineWidth), outlineColor: s.outlineColor};
+}"""
+
+
+def contrast(page: Page, a: str, b: str) -> float:
+    return float(page.evaluate(CONTRAST, [a, b]))
+
+
+@pytest.mark.parametrize(
+    ("lang", "suggested", "description", "default", "other"),
+    [
+        ("en", "Suggested", "Suggested amount", "€10.00", "€20.00"),
+        ("ru", "Рекомендуем", "Рекомендуемая сумма", "10,00\u00a0€", "20,00\u00a0€"),
+    ],
+)
+def test_the_suggested_and_the_chosen_amount_are_clear(
+    page: Page, base: str, lang: str, suggested: str, description: str, default: str, other: str
+) -> None:
+    page.goto(f"{base}/support?lang={lang}&currency=EUR")
+    amounts = page.get_by_role("group", name="Amount" if lang == "en" else "Сумма")
+    chosen = amounts.get_by_role("radio", name=default, exact=True)
+    # The suggested amount is chosen at first; it says so in words, to the eye and
+    # to a screen reader (as its description: its name stays the amount).
+    expect(chosen).to_be_checked()
+    expect(chosen).to_have_accessible_description(description)
+    expect(amounts.get_by_role("radio", name=other, exact=True)).to_have_accessible_description("")
+    label = page.locator(f"label[for='{chosen.get_attribute('id')}']")
+    page_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    def style(locator: Locator, pseudo: str | None = None) -> dict[str, Any]:
+        return dict(page.evaluate(STYLE_OF, [locator.element_handle(), pseudo]))
+
+    badge = style(label, "::after")
+    assert suggested in badge["content"], badge
+    # Chosen: filled, its text and badge legible on the fill.
+    filled = style(label)
+    assert contrast(page, filled["color"], filled["background"]) >= 4.5, filled
+    assert contrast(page, badge["color"], filled["background"]) >= 4.5, badge
+
+    # Another amount chosen: the suggestion stays, plainly enabled (no dashes, no grey-out).
+    other_id = amounts.get_by_role("radio", name=other, exact=True).get_attribute("id")
+    page.locator(f"label[for='{other_id}']").click()
+    expect(chosen).not_to_be_checked()
+    plain, badge = style(label), style(label, "::after")
+    assert plain["borderStyle"] == "solid", plain
+    assert contrast(page, plain["color"], plain["background"]) >= 4.5, plain
+    assert contrast(page, badge["color"], plain["background"]) >= 4.5, badge
+    # A button's edge stands out from the page (WCAG 1.4.11 asks 3:1; it has 4.5:1).
+    assert contrast(page, plain["border"], page_background) >= 4.5, plain
+    # Chosen and not chosen differ by more than a shade.
+    now = style(page.locator("fieldset.amounts:not([hidden]) input:checked + label"))
+    assert contrast(page, now["background"], plain["background"]) >= 3, (now, plain)
+
+    # The keyboard's focus: a ring outside the button, 3 px, that stands out from the page.
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    ring = style(page.locator("fieldset.amounts:not([hidden]) input:focus-visible + label"))
+    assert ring["outlineStyle"] == "solid", ring
+    assert ring["outlineWidth"] >= 3, ring
+    assert contrast(page, ring["outlineColor"], page_background) >= 4.5, ring
 
 
 # -- the choices by keyboard alone ------------------------------------------------------------

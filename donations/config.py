@@ -93,6 +93,10 @@ class Settings:
     checkout_expiry_hours: int = 24
     instance_path: Path = PROJECT_ROOT / "instance"
     newsroom: Newsroom = field(default_factory=Newsroom)
+    # Where reports prepared in the background are written (shared by web and
+    # workers), and after how long they are deleted.
+    export_dir: Path = PROJECT_ROOT / "instance" / "exports"
+    export_retention_hours: int = 24
 
     @property
     def simulated_payments(self) -> bool:
@@ -293,6 +297,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         problems.append("CHECKOUT_EXPIRY_HOURS must be a number of hours between 1 and 720.")
     else:
         checkout_expiry_hours = int(expiry_raw)
+    export_dir = project_path(env.get("EXPORT_DIR", "").strip() or instance / "exports")
+    retention_raw = env.get("EXPORT_RETENTION_HOURS", "").strip() or "24"
+    export_retention_hours = 24
+    if not (retention_raw.isascii() and retention_raw.isdigit() and 1 <= int(retention_raw) <= 720):
+        problems.append("EXPORT_RETENTION_HOURS must be a number of hours between 1 and 720.")
+    else:
+        export_retention_hours = int(retention_raw)
 
     newsroom = _newsroom(env, mail_from, secret.startswith(LIVE_PREFIXES), problems)
 
@@ -323,6 +334,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         metrics_token=metrics_token,
         checkout_expiry_hours=checkout_expiry_hours,
+        export_dir=export_dir,
+        export_retention_hours=export_retention_hours,
         instance_path=instance,
         newsroom=newsroom,
     )

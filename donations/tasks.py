@@ -51,6 +51,7 @@ PERIODIC_TASKS = (
     "mail.send_pending",
     "payments.process_pending_events",
     "experiments.check_guardrails",
+    "reports.expire_exports",
     "ops.heartbeat",
     "payments.expire_abandoned_checkouts",
 )

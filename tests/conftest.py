@@ -105,6 +105,7 @@ def make_env(
         "STRIPE_API_BASE": simulator.url,
         "BASE_URL": f"http://127.0.0.1:{port}",
         "MAIL_DIR": str(mail_dir),
+        "EXPORT_DIR": str(mail_dir.parent / f"{mail_dir.name}-exports"),
         "CHECKOUT_RATE_LIMIT": "1000 per minute",
         "REMINDER_RATE_LIMIT": "1000 per minute",
         **extra,

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, event
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
@@ -177,3 +177,39 @@ class SupporterNote(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     staff: Mapped[StaffUser] = relationship()
+
+
+class ExportStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    READY = "ready"
+    FAILED = "failed"
+    EXPIRED = "expired"  # the file was deleted after EXPORT_RETENTION_HOURS
+
+
+class ReportExport(Model):
+    """A report file prepared in the background for the staff member who asked for it."""
+
+    __tablename__ = "report_exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    report: Mapped[str] = mapped_column(String(40))
+    format: Mapped[str] = mapped_column(String(8))
+    # The filters as query-string parameters (ReportFilters.params()) and the zone.
+    params: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[ExportStatus] = mapped_column(
+        str_enum(ExportStatus), default=ExportStatus.QUEUED, index=True
+    )
+    rows_expected: Mapped[int | None]
+    rows_written: Mapped[int] = mapped_column(default=0)
+    size: Mapped[int | None] = mapped_column(BigInteger)  # bytes, once ready
+    file_name: Mapped[str] = mapped_column(String(200))  # what the download is called
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<ReportExport {self.id} {self.report}.{self.format} {self.status}>"

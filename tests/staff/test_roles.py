@@ -48,6 +48,9 @@ EXPECTED: dict[str, str | Role] = {
     "reports.index": Role.VIEWER,
     "reports.screen": Role.VIEWER,
     "reports.download": Role.FINANCE,
+    "reports.prepare": Role.FINANCE,
+    "reports.prepared": Role.FINANCE,
+    "reports.prepared_file": Role.FINANCE,
 }
 VISITORS: list[Role | None] = [None, Role.VIEWER, Role.FINANCE, Role.ADMIN]
 
@@ -96,6 +99,7 @@ def test_role_matrix(app: Flask, make_staff) -> None:  # type: ignore[no-untyped
             "experiment_id": experiment.id,
             "variant_id": experiment.variants[1].id,
             "version_id": 1,
+            "export_id": 1,
         }
     accounts = {role: make_staff(role) for role in Role}
     checked = 0

@@ -22,29 +22,33 @@ from zoneinfo import ZoneInfo
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
     g,
+    redirect,
     render_template,
     request,
+    send_file,
     stream_with_context,
+    url_for,
 )
 from flask.typing import ResponseReturnValue
 
 from donations.db import commit, db, utcnow
 from donations.staff.auth import has_role, require_role, require_staff
-from donations.staff.models import Role, StaffUser
+from donations.staff.models import ExportStatus, ReportExport, Role, StaffUser
 from donations.staff.reports.catalogue import REPORTS, Report
-from donations.staff.reports.exporters import (
-    CSV_MIMETYPE,
-    XLSX_MIMETYPE,
-    Progress,
-    copy_csv_chunks,
-    copy_xlsx_chunks,
-    csv_chunks,
-    xlsx_chunks,
+from donations.staff.reports.exporters import CSV_MIMETYPE, XLSX_MIMETYPE, Progress
+from donations.staff.reports.exports import (
+    ExportRefused,
+    export_chunks,
+    export_path,
+    file_name,
+    request_export,
 )
 from donations.staff.reports.filters import Consent, FilterError, ReportFilters, parse_filters
 from donations.staff.services import audit
+from donations.staff.tasks import prepare_export_task
 from donations.supporters.models import Frequency
 
 log = logging.getLogger(__name__)
@@ -130,12 +134,6 @@ def screen(name: str) -> ResponseReturnValue:
     return _render(report, filters)
 
 
-def _filename(report: Report, filters: ReportFilters, fmt: str) -> str:
-    start = filters.start.isoformat() if filters.start else "start"
-    end = (filters.end or utcnow().date()).isoformat()
-    return f"{report.name}_{start}_to_{end}.{fmt}"
-
-
 @bp.get(f"/<{_NAMES}:name>.<any({', '.join(FORMATS)}):fmt>")
 @require_role(Role.FINANCE)
 def download(name: str, fmt: str) -> ResponseReturnValue:
@@ -157,7 +155,7 @@ def download(name: str, fmt: str) -> ResponseReturnValue:
     commit()
 
     progress = Progress()
-    body = _export(report, fmt, filters, zone, progress)
+    body = export_chunks(report, fmt, filters, zone, progress)
     response = Response(
         stream_with_context(_audited(body, progress, staff_id, started_id, details)),
         mimetype=CSV_MIMETYPE if fmt == "csv" else XLSX_MIMETYPE,
@@ -165,51 +163,11 @@ def download(name: str, fmt: str) -> ResponseReturnValue:
     if fmt == "csv":
         response.headers["Content-Type"] = f"{CSV_MIMETYPE}; charset=utf-8; header=present"
     response.headers["Content-Disposition"] = (
-        f'attachment; filename="{_filename(report, filters, fmt)}"'
+        f'attachment; filename="{file_name(report, filters, fmt)}"'
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _export(
-    report: Report, fmt: str, filters: ReportFilters, zone: ZoneInfo, progress: Progress
-) -> Iterator[bytes]:
-    """The file, produced as the response is sent.
-
-    Flask has torn down the view's context (and its database session) by
-    then; ``stream_with_context`` brings the request back with a fresh
-    session, so everything here -- the connection included -- starts here.
-    """
-    connection = db.session.connection()
-    postgresql = connection.dialect.name == "postgresql"
-    if fmt == "xlsx":
-        notes = {
-            "Report": report.title,
-            "Filters": ", ".join(f"{k}={v}" for k, v in filters.params().items()) or "none",
-            "Time zone": zone.key,
-            "Generated": utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
-            **{f"Note {i}": note for i, note in enumerate(report.notes, start=1)},
-        }
-        if report.xlsx_statement is not None and postgresql:
-            yield from copy_xlsx_chunks(
-                connection,
-                report.xlsx_statement(filters, zone),
-                report.columns,
-                progress,
-                report.title,
-                notes,
-            )
-        else:
-            yield from xlsx_chunks(
-                report.columns, report.rows(filters, zone), progress, report.title, notes
-            )
-    elif report.copy_statement is not None and postgresql:
-        yield from copy_csv_chunks(
-            connection, report.copy_statement(filters, zone), report.columns, progress
-        )
-    else:
-        yield from csv_chunks(report.columns, report.rows(filters, zone), progress)
 
 
 def _audited(
@@ -250,3 +208,64 @@ def _audited(
         except Exception:
             db.session.rollback()
             log.exception("could not audit the end of export %s", started_id)
+
+
+# -- prepared in the background ------------------------------------------------------
+
+
+@bp.post(f"/<{_NAMES}:name>.<any({', '.join(FORMATS)}):fmt>/prepare")
+@require_role(Role.FINANCE)
+def prepare(name: str, fmt: str) -> ResponseReturnValue:
+    """Queue the file for the filters in the form; its page shows the progress."""
+    report = REPORTS[name]
+    try:
+        filters = parse_filters(request.form, report.filters, report.statuses)
+        export = request_export(report, fmt, filters, reporting_zone(), g.staff)
+    except FilterError as exc:
+        return _render(report, None, exc.problems, 400)
+    except ExportRefused as exc:
+        return _render(report, None, [str(exc)], 429)
+    prepare_export_task.delay_on_commit(export.id)
+    commit()
+    return redirect(url_for("reports.prepared", export_id=export.id), 303)
+
+
+def _own_export(export_id: int) -> ReportExport:
+    export = db.session.get(ReportExport, export_id)
+    if export is None or export.staff_id != g.staff.id:
+        abort(404)  # another staff member's file is not even acknowledged
+    return export
+
+
+@bp.get("/exports/<int:export_id>")
+@require_role(Role.FINANCE)
+def prepared(export_id: int) -> ResponseReturnValue:
+    export = _own_export(export_id)
+    report = REPORTS[export.report]
+    retention = current_app.config["SETTINGS"].export_retention_hours
+    return render_template(
+        "reports/prepared.html", export=export, report=report, Status=ExportStatus,
+        retention=retention,
+    )  # fmt: skip
+
+
+@bp.get("/exports/<int:export_id>/file")
+@require_role(Role.FINANCE)
+def prepared_file(export_id: int) -> ResponseReturnValue:
+    export = _own_export(export_id)
+    path = export_path(export)
+    if export.status is not ExportStatus.READY or not path.exists():
+        abort(404)
+    audit("export.downloaded", target=f"export:{export.id}", report=export.report,
+          format=export.format, rows=export.rows_written)  # fmt: skip
+    commit()
+    response = send_file(
+        path,
+        mimetype=CSV_MIMETYPE if export.format == "csv" else XLSX_MIMETYPE,
+        as_attachment=True,
+        download_name=export.file_name,
+        conditional=False,
+        etag=False,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

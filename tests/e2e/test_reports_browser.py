@@ -102,3 +102,19 @@ def test_filter_the_ledger_and_download_it(
     assert sheet.max_row == 2
     assert sheet.cell(2, 4).data_type == "s"
     assert sheet.cell(2, 5).value == 25
+
+    # The same file, prepared in the background (inline here): its page, then the download.
+    page.locator("#downloads").get_by_role("button", name="Prepare XLSX").click()
+    expect(page.get_by_role("heading", name="Donations ledger as XLSX")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Ready: 1 row, ")
+    check_page(page, AXE, "prepared export")
+    page.screenshot(path=str(tmp_path / "prepared-export.png"), full_page=True)
+    with page.expect_download() as prepared_download:
+        page.get_by_role("link", name="Download XLSX").click()
+    path = tmp_path / "prepared.xlsx"
+    prepared_download.value.save_as(path)
+    assert prepared_download.value.suggested_filename.startswith("ledger_")
+    prepared = openpyxl.load_workbook(path).worksheets[0]
+    assert [[c.value for c in row] for row in prepared.iter_rows()] == [
+        [c.value for c in row] for row in sheet.iter_rows()
+    ]

@@ -297,7 +297,7 @@ def _pay_page(
         return_url=external_url("support.thanks", token=token),
         declined_url=url_for("support.declined", token=token),
         failed=failed,
-        sepa=mode != "authenticate" and "sepa_debit" in checkout_methods(checkout),
+        methods=[] if mode == "authenticate" else checkout_methods(checkout),
         locale=_locale(),
     )
 

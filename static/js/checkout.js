@@ -57,13 +57,31 @@
     busy = false;
   }
 
+  // The SEPA Direct Debit mandate is for a reader paying by SEPA: where the
+  // reader may choose, it shows while SEPA is the method chosen in the element.
+  var methods = (data.methods || "").split(" ").filter(Boolean);
+  var mandate = document.getElementById("sepa-mandate");
+  function methodChosen(type) {
+    if (!mandate || methods.length < 2) { return; }
+    mandate.hidden = type !== "sepa_debit";
+    if (mandate.hidden) { button.removeAttribute("aria-describedby"); }
+    else { button.setAttribute("aria-describedby", mandate.id); }
+  }
+
   var stripe = Stripe(data.publishableKey, { locale: data.locale });
   var elements = null;
   if (data.mode !== "authenticate") {
     elements = stripe.elements({ clientSecret: data.clientSecret, locale: data.locale });
-    elements.create("payment", {
+    var element = elements.create("payment", {
+      // The first method is the one chosen when the element appears.
+      paymentMethodOrder: methods,
       defaultValues: { billingDetails: { email: data.email, name: data.name } }
-    }).mount("#payment-element");
+    });
+    element.on("change", function (event) {
+      if (event.value && event.value.type) { methodChosen(event.value.type); }
+    });
+    element.mount("#payment-element");
+    methodChosen(methods[0]);
   }
 
   function confirm() {

@@ -161,8 +161,10 @@ def test_monthly_by_sepa_receipt_only_after_settlement(
     sepa = page.get_by_role("radio", name="SEPA Direct Debit")
     expect(sepa).to_be_visible()
     expect(page.get_by_role("radio", name="Card", exact=True)).to_be_checked()
-    expect(page.locator("#sepa-mandate")).to_be_visible()
+    # The mandate is for SEPA only: it shows once SEPA is chosen.
+    expect(page.locator("#sepa-mandate")).to_be_hidden()
     sepa.check()
+    expect(page.locator("#sepa-mandate")).to_be_visible()
     expect(page.get_by_label("Card number")).to_be_hidden()
     page.get_by_label("IBAN").fill(IBAN_OK)
     give_button(page, "Give €10.00")

@@ -10,10 +10,14 @@ import math
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from limits import parse_many
 
 
 class ConfigError(RuntimeError):
@@ -61,23 +65,37 @@ class Newsroom:
     imprint_url: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
+    """What the app runs with, read by :func:`load_settings`.
+
+    The defaults here are the one place a default is declared: an unset
+    variable takes them, and no module repeats them.
+    """
+
     secret_key: str
     database_url: str
     stripe_secret_key: str
     stripe_publishable_key: str
     stripe_webhook_secret: str
-    stripe_api_base: str | None
-    base_url: str
-    redis_url: str | None
-    smtp_url: str | None
-    mail_from: str
+    stripe_api_base: str | None = None
+    base_url: str = "http://127.0.0.1:5000"
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    mail_from: str = "Donations <donations@localhost>"
+    # Unset in the environment: instance_path / "mail".
     mail_dir: Path
+    instance_path: Path = PROJECT_ROOT / "instance"
     reporting_time_zone: str = "UTC"
     trusted_proxies: int = 0
     checkout_rate_limit: str = "10 per minute;40 per hour"
     reminder_rate_limit: str = "5 per minute;30 per hour"
+    # Per address, on the staff login pages.
+    staff_login_rate_limit: str = "10 per minute;60 per hour"
+    # Per address, on POST /embed/events (the embed's counters).
+    embed_events_rate_limit: str = "120 per minute"
+    # The failed attempt that parks a stored Stripe event.
+    webhook_max_attempts: int = 10
     # Seconds before an SMTP server that does not answer counts as a temporary failure.
     smtp_timeout: float = 15.0
     # How often beat (or the embedded scheduler) sends due reminders and mail retries.
@@ -91,11 +109,11 @@ class Settings:
     metrics_token: str | None = None
     # After how long an unpaid checkout is expired and its Stripe intent cancelled.
     checkout_expiry_hours: int = 24
-    instance_path: Path = PROJECT_ROOT / "instance"
     newsroom: Newsroom = field(default_factory=Newsroom)
     # Where reports prepared in the background are written (shared by web and
-    # workers), and after how long they are deleted.
-    export_dir: Path = PROJECT_ROOT / "instance" / "exports"
+    # workers; unset in the environment: instance_path / "exports"), and after
+    # how long they are deleted.
+    export_dir: Path
     export_retention_hours: int = 24
 
     @property
@@ -162,108 +180,120 @@ LIVE_PREFIXES = ("sk_live_", "rk_live_")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the settings; raise ConfigError listing every problem."""
-    env = os.environ if env is None else env
-    problems: list[str] = []
+    """Read and validate the settings; raise ConfigError listing every problem.
 
-    def required(name: str) -> str:
-        value = env.get(name, "").strip()
+    A variable left unset (or blank) takes the default declared on
+    :class:`Settings`, the one place defaults are written down.
+    """
+    read = _Environment(os.environ if env is None else env)
+    secret_key, fallbacks = _secret_keys(read)
+    database_url = _database_url(read)
+    stripe = _stripe_keys(read)
+    base_url = _base_url(read, stripe.live)
+    redis_url = _redis_url(read, stripe.live)
+    smtp_url, mail_from = _mail(read)
+    instance = project_path(read.text("INSTANCE_PATH") or _DEFAULTS["instance_path"])
+    settings = Settings(
+        secret_key=secret_key,
+        database_url=database_url,
+        stripe_secret_key=stripe.secret,
+        stripe_publishable_key=stripe.publishable,
+        stripe_webhook_secret=stripe.webhook_secret,
+        stripe_api_base=stripe.api_base,
+        base_url=base_url,
+        redis_url=redis_url,
+        smtp_url=smtp_url,
+        mail_from=mail_from,
+        mail_dir=project_path(read.text("MAIL_DIR") or instance / "mail"),
+        instance_path=instance,
+        trusted_proxies=read.whole_number(
+            "trusted_proxies", "TRUSTED_PROXIES must be the number of proxies in front of the app."
+        ),
+        reporting_time_zone=_time_zone(read),
+        smtp_timeout=read.seconds("smtp_timeout", "SMTP_TIMEOUT"),
+        dispatch_interval=read.seconds("dispatch_interval", "DISPATCH_INTERVAL_SECONDS"),
+        thanks_page_days=read.whole_number(
+            "thanks_page_days",
+            "THANKS_PAGE_DAYS must be a number of days between 1 and 3650.",
+            low=1,
+            high=3650,
+        ),
+        log_format=_log_format(read),
+        metrics_token=_metrics_token(read),
+        checkout_expiry_hours=read.whole_number(
+            "checkout_expiry_hours",
+            "CHECKOUT_EXPIRY_HOURS must be a number of hours between 1 and 720.",
+            low=1,
+            high=720,
+        ),
+        webhook_max_attempts=read.whole_number(
+            "webhook_max_attempts",
+            "WEBHOOK_MAX_ATTEMPTS must be a number of attempts between 1 and 100.",
+            low=1,
+            high=100,
+        ),
+        checkout_rate_limit=read.rate_limit("checkout_rate_limit"),
+        reminder_rate_limit=read.rate_limit("reminder_rate_limit"),
+        staff_login_rate_limit=read.rate_limit("staff_login_rate_limit"),
+        embed_events_rate_limit=read.rate_limit("embed_events_rate_limit"),
+        export_dir=project_path(read.text("EXPORT_DIR") or instance / "exports"),
+        export_retention_hours=read.whole_number(
+            "export_retention_hours",
+            "EXPORT_RETENTION_HOURS must be a number of hours between 1 and 720.",
+            low=1,
+            high=720,
+        ),
+        secret_key_fallbacks=fallbacks,
+        newsroom=_newsroom(read.env, mail_from, stripe.live, read.problems),
+    )
+    if read.problems:
+        raise ConfigError(read.problems)
+    return settings
+
+
+# What an unset variable means: the defaults declared on Settings, by field.
+_DEFAULTS: dict[str, Any] = {
+    item.name: item.default for item in fields(Settings) if item.default is not MISSING
+}
+
+
+class _Environment:
+    """The variables being read, and every problem found in them so far."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
         if not value:
-            problems.append(f"{name} is not set.")
+            self.problems.append(f"{name} is not set.")
         return value
 
-    secret_key = required("SECRET_KEY")
-    if secret_key and (len(secret_key) < 32 or key_entropy_bits(secret_key) < MIN_KEY_BITS):
-        problems.append(
-            "SECRET_KEY must be at least 32 characters of random data "
-            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))").'
-        )
-    # Older keys, newest first, still accepted for cookies and signed links while
-    # they age out: rotate by moving SECRET_KEY here and setting a new one.
-    fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
-    if any(key_entropy_bits(k) < MIN_KEY_BITS or len(k) < 32 for k in fallbacks):
-        problems.append(
-            "Each of SECRET_KEY_FALLBACKS must be at least 32 characters of random data."
-        )
+    def whole_number(
+        self, field: str, problem: str, *, low: int = 0, high: int | None = None
+    ) -> int:
+        """The variable named like ``field`` in capitals, a whole number in [low, high]."""
+        raw = self.text(field.upper())
+        default = int(_DEFAULTS[field])
+        if not raw:
+            return default
+        if (
+            raw.isascii()
+            and raw.isdigit()
+            and low <= int(raw)
+            and (high is None or int(raw) <= high)
+        ):
+            return int(raw)
+        self.problems.append(problem)
+        return default
 
-    database_url = required("DATABASE_URL")
-    if database_url:
-        if database_url.startswith("postgres://") or database_url.startswith("postgresql://"):
-            # SQLAlchemy 2 needs the driver spelled out; psycopg 3 is the one we ship.
-            database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
-        if not database_url.startswith(("sqlite", "postgresql+psycopg://")):
-            problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
-        database_url = _absolute_sqlite_url(database_url)
-
-    secret = required("STRIPE_SECRET_KEY")
-    publishable = required("STRIPE_PUBLISHABLE_KEY")
-    webhook_secret = required("STRIPE_WEBHOOK_SECRET")
-    api_base = env.get("STRIPE_API_BASE", "").strip() or None
-    if secret and not secret.startswith(("sk_", "rk_")):
-        problems.append("STRIPE_SECRET_KEY must start with sk_ or rk_.")
-    if publishable and not publishable.startswith("pk_"):
-        problems.append("STRIPE_PUBLISHABLE_KEY must start with pk_.")
-    if webhook_secret and not webhook_secret.startswith("whsec_"):
-        problems.append("STRIPE_WEBHOOK_SECRET must start with whsec_.")
-    if secret and publishable:
-        secret_live = secret.startswith(LIVE_PREFIXES)
-        if secret_live != publishable.startswith("pk_live_"):
-            problems.append("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY mix live and test modes.")
-    if api_base:
-        host = urlsplit(api_base).hostname or ""
-        if secret.startswith(LIVE_PREFIXES):
-            problems.append(
-                "A live Stripe key cannot be used with STRIPE_API_BASE (the simulator); "
-                "unset STRIPE_API_BASE to use Stripe."
-            )
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            problems.append("STRIPE_API_BASE is only for the local simulator on loopback.")
-
-    base_url = env.get("BASE_URL", "http://127.0.0.1:5000").strip().rstrip("/")
-    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
-        problems.append("BASE_URL must be an absolute http(s) URL.")
-    elif secret.startswith(LIVE_PREFIXES) and not base_url.startswith("https://"):
-        problems.append("BASE_URL must be https:// when live Stripe keys are used.")
-
-    redis_url = env.get("REDIS_URL", "").strip() or None
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        problems.append("REDIS_URL must be a redis:// or rediss:// URL.")
-    elif redis_url is None and secret.startswith(LIVE_PREFIXES):
-        # Rate limits and the declined-payment block live in each process's memory
-        # without Redis: with several workers a card tester gets several budgets.
-        problems.append("REDIS_URL must be set when live Stripe keys are used.")
-
-    smtp_url = env.get("SMTP_URL", "").strip() or None
-    if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
-        problems.append("SMTP_URL must be smtp://, smtp+starttls:// or smtps://.")
-    mail_from = env.get("MAIL_FROM", "").strip()
-    if not mail_from:
-        if smtp_url:
-            problems.append("MAIL_FROM is not set (required with SMTP_URL).")
-        mail_from = "Donations <donations@localhost>"
-    if "\n" in mail_from or "\r" in mail_from:
-        problems.append("MAIL_FROM must be a single line.")
-
-    instance = project_path(env.get("INSTANCE_PATH", "").strip() or "instance")
-    mail_dir = project_path(env.get("MAIL_DIR", "").strip() or instance / "mail")
-
-    proxies_raw = env.get("TRUSTED_PROXIES", "0").strip() or "0"
-    trusted_proxies = 0
-    if not (proxies_raw.isascii() and proxies_raw.isdigit()):
-        problems.append("TRUSTED_PROXIES must be the number of proxies in front of the app.")
-    else:
-        trusted_proxies = int(proxies_raw)
-
-    zone = env.get("REPORTING_TIME_ZONE", "UTC").strip() or "UTC"
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(zone)
-    except Exception:
-        problems.append(f"REPORTING_TIME_ZONE {zone!r} is not a known time zone.")
-
-    def seconds(name: str, default: float) -> float:
-        raw = env.get(name, "").strip()
+    def seconds(self, field: str, name: str) -> float:
+        raw = self.text(name)
+        default = float(_DEFAULTS[field])
         if not raw:
             return default
         try:
@@ -271,74 +301,150 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except ValueError:
             value = -1.0
         if not 0 < value <= 3600:
-            problems.append(f"{name} must be a number of seconds between 0 and 3600.")
+            self.problems.append(f"{name} must be a number of seconds between 0 and 3600.")
             return default
         return value
 
-    smtp_timeout = seconds("SMTP_TIMEOUT", 15.0)
-    dispatch_interval = seconds("DISPATCH_INTERVAL_SECONDS", 60.0)
+    def rate_limit(self, field: str) -> str:
+        """Flask-Limiter's notation, each limit at least one: ``10 per minute;40 per hour``."""
+        name = field.upper()
+        value = self.text(name) or str(_DEFAULTS[field])
+        try:
+            valid = all(item.amount >= 1 for item in parse_many(value))
+        except ValueError:
+            valid = False
+        if not valid:
+            self.problems.append(
+                f"{name} must be rate limits like 10 per minute;40 per hour (each at least 1)."
+            )
+            return str(_DEFAULTS[field])
+        return value
 
-    thanks_raw = env.get("THANKS_PAGE_DAYS", "").strip() or "30"
-    thanks_page_days = 30
-    if not (thanks_raw.isascii() and thanks_raw.isdigit() and 1 <= int(thanks_raw) <= 3650):
-        problems.append("THANKS_PAGE_DAYS must be a number of days between 1 and 3650.")
-    else:
-        thanks_page_days = int(thanks_raw)
 
-    log_format = env.get("LOG_FORMAT", "").strip().lower() or "json"
-    if log_format not in {"json", "text"}:
-        problems.append("LOG_FORMAT must be json or text.")
-    metrics_token = env.get("METRICS_TOKEN", "").strip() or None
-    if metrics_token is not None and len(metrics_token) < 16:
-        problems.append("METRICS_TOKEN must be at least 16 characters.")
-    expiry_raw = env.get("CHECKOUT_EXPIRY_HOURS", "").strip() or "24"
-    checkout_expiry_hours = 24
-    if not (expiry_raw.isascii() and expiry_raw.isdigit() and 1 <= int(expiry_raw) <= 720):
-        problems.append("CHECKOUT_EXPIRY_HOURS must be a number of hours between 1 and 720.")
-    else:
-        checkout_expiry_hours = int(expiry_raw)
-    export_dir = project_path(env.get("EXPORT_DIR", "").strip() or instance / "exports")
-    retention_raw = env.get("EXPORT_RETENTION_HOURS", "").strip() or "24"
-    export_retention_hours = 24
-    if not (retention_raw.isascii() and retention_raw.isdigit() and 1 <= int(retention_raw) <= 720):
-        problems.append("EXPORT_RETENTION_HOURS must be a number of hours between 1 and 720.")
-    else:
-        export_retention_hours = int(retention_raw)
+def _secret_keys(read: _Environment) -> tuple[str, tuple[str, ...]]:
+    secret_key = read.required("SECRET_KEY")
+    if secret_key and (len(secret_key) < 32 or key_entropy_bits(secret_key) < MIN_KEY_BITS):
+        read.problems.append(
+            "SECRET_KEY must be at least 32 characters of random data "
+            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))").'
+        )
+    # Older keys, newest first, still accepted for cookies and signed links while
+    # they age out: rotate by moving SECRET_KEY here and setting a new one.
+    fallbacks = tuple(k.strip() for k in read.text("SECRET_KEY_FALLBACKS").split(",") if k.strip())
+    if any(key_entropy_bits(k) < MIN_KEY_BITS or len(k) < 32 for k in fallbacks):
+        read.problems.append(
+            "Each of SECRET_KEY_FALLBACKS must be at least 32 characters of random data."
+        )
+    return secret_key, fallbacks
 
-    newsroom = _newsroom(env, mail_from, secret.startswith(LIVE_PREFIXES), problems)
 
-    if problems:
-        raise ConfigError(problems)
-    return Settings(
-        secret_key=secret_key,
-        database_url=database_url,
-        stripe_secret_key=secret,
-        stripe_publishable_key=publishable,
-        stripe_webhook_secret=webhook_secret,
-        stripe_api_base=api_base,
-        base_url=base_url,
-        redis_url=redis_url,
-        smtp_url=smtp_url,
-        mail_from=mail_from,
-        mail_dir=mail_dir,
-        reporting_time_zone=zone,
-        trusted_proxies=trusted_proxies,
-        checkout_rate_limit=env.get("CHECKOUT_RATE_LIMIT", "").strip()
-        or "10 per minute;40 per hour",
-        reminder_rate_limit=env.get("REMINDER_RATE_LIMIT", "").strip()
-        or "5 per minute;30 per hour",
-        smtp_timeout=smtp_timeout,
-        dispatch_interval=dispatch_interval,
-        secret_key_fallbacks=tuple(fallbacks),
-        thanks_page_days=thanks_page_days,
-        log_format=log_format,
-        metrics_token=metrics_token,
-        checkout_expiry_hours=checkout_expiry_hours,
-        export_dir=export_dir,
-        export_retention_hours=export_retention_hours,
-        instance_path=instance,
-        newsroom=newsroom,
+def _database_url(read: _Environment) -> str:
+    database_url = read.required("DATABASE_URL")
+    if not database_url:
+        return database_url
+    if database_url.startswith("postgres://") or database_url.startswith("postgresql://"):
+        # SQLAlchemy 2 needs the driver spelled out; psycopg 3 is the one we ship.
+        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    if not database_url.startswith(("sqlite", "postgresql+psycopg://")):
+        read.problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
+    return _absolute_sqlite_url(database_url)
+
+
+@dataclass(frozen=True)
+class _StripeKeys:
+    secret: str
+    publishable: str
+    webhook_secret: str
+    api_base: str | None
+
+    @property
+    def live(self) -> bool:
+        return self.secret.startswith(LIVE_PREFIXES)
+
+
+def _stripe_keys(read: _Environment) -> _StripeKeys:
+    keys = _StripeKeys(
+        secret=read.required("STRIPE_SECRET_KEY"),
+        publishable=read.required("STRIPE_PUBLISHABLE_KEY"),
+        webhook_secret=read.required("STRIPE_WEBHOOK_SECRET"),
+        api_base=read.text("STRIPE_API_BASE") or None,
     )
+    problems = read.problems
+    if keys.secret and not keys.secret.startswith(("sk_", "rk_")):
+        problems.append("STRIPE_SECRET_KEY must start with sk_ or rk_.")
+    if keys.publishable and not keys.publishable.startswith("pk_"):
+        problems.append("STRIPE_PUBLISHABLE_KEY must start with pk_.")
+    if keys.webhook_secret and not keys.webhook_secret.startswith("whsec_"):
+        problems.append("STRIPE_WEBHOOK_SECRET must start with whsec_.")
+    if keys.secret and keys.publishable and keys.live != keys.publishable.startswith("pk_live_"):
+        problems.append("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY mix live and test modes.")
+    if keys.api_base:
+        if keys.live:
+            problems.append(
+                "A live Stripe key cannot be used with STRIPE_API_BASE (the simulator); "
+                "unset STRIPE_API_BASE to use Stripe."
+            )
+        if (urlsplit(keys.api_base).hostname or "") not in ("127.0.0.1", "localhost", "::1"):
+            problems.append("STRIPE_API_BASE is only for the local simulator on loopback.")
+    return keys
+
+
+def _base_url(read: _Environment, live: bool) -> str:
+    base_url = (read.text("BASE_URL") or _DEFAULTS["base_url"]).rstrip("/")
+    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        read.problems.append("BASE_URL must be an absolute http(s) URL.")
+    elif live and not base_url.startswith("https://"):
+        read.problems.append("BASE_URL must be https:// when live Stripe keys are used.")
+    return str(base_url)
+
+
+def _redis_url(read: _Environment, live: bool) -> str | None:
+    redis_url = read.text("REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        read.problems.append("REDIS_URL must be a redis:// or rediss:// URL.")
+    elif redis_url is None and live:
+        # Rate limits and the declined-payment block live in each process's memory
+        # without Redis: with several workers a card tester gets several budgets.
+        read.problems.append("REDIS_URL must be set when live Stripe keys are used.")
+    return redis_url
+
+
+def _mail(read: _Environment) -> tuple[str | None, str]:
+    """The SMTP server (None: mail is written to MAIL_DIR) and the From address."""
+    smtp_url = read.text("SMTP_URL") or None
+    if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
+        read.problems.append("SMTP_URL must be smtp://, smtp+starttls:// or smtps://.")
+    mail_from = read.text("MAIL_FROM")
+    if not mail_from:
+        if smtp_url:
+            read.problems.append("MAIL_FROM is not set (required with SMTP_URL).")
+        mail_from = _DEFAULTS["mail_from"]
+    if "\n" in mail_from or "\r" in mail_from:
+        read.problems.append("MAIL_FROM must be a single line.")
+    return smtp_url, str(mail_from)
+
+
+def _time_zone(read: _Environment) -> str:
+    zone = read.text("REPORTING_TIME_ZONE") or str(_DEFAULTS["reporting_time_zone"])
+    try:
+        ZoneInfo(zone)
+    except Exception:
+        read.problems.append(f"REPORTING_TIME_ZONE {zone!r} is not a known time zone.")
+    return zone
+
+
+def _log_format(read: _Environment) -> str:
+    log_format = read.text("LOG_FORMAT").lower() or str(_DEFAULTS["log_format"])
+    if log_format not in {"json", "text"}:
+        read.problems.append("LOG_FORMAT must be json or text.")
+    return log_format
+
+
+def _metrics_token(read: _Environment) -> str | None:
+    metrics_token = read.text("METRICS_TOKEN") or None
+    if metrics_token is not None and len(metrics_token) < 16:
+        read.problems.append("METRICS_TOKEN must be at least 16 characters.")
+    return metrics_token
 
 
 # Longest value taken for a name, an address or a URL of the newsroom's.

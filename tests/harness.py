@@ -16,14 +16,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from flask import Flask
 from werkzeug.serving import make_server
 
 
@@ -41,6 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_test_" + "s" * 24
 # Random-looking enough for the SECRET_KEY entropy check; fixed so runs repeat.
 SECRET_KEY = "test-LJ2v9QmXc4RtZ8pWy7NbK3sHf6DgA1eU0oIrTq5VwEz"
+
+
+def change_settings(monkeypatch: pytest.MonkeyPatch, app: Flask, **changes: object) -> None:
+    """Run the rest of the test with these Settings fields changed."""
+    monkeypatch.setitem(app.config, "SETTINGS", replace(app.config["SETTINGS"], **changes))
 
 
 def free_port() -> int:

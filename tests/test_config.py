@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+
 import pytest
 
-from donations.config import PROJECT_ROOT, ConfigError, load_settings
+from donations.config import PROJECT_ROOT, ConfigError, Settings, load_settings
 
 GOOD: dict[str, str] = {
     "SECRET_KEY": "cfg-Qm3vX9c4RtZ8pWy7NbK3sHf6DgA1eU0oIrTq5",
@@ -264,3 +266,40 @@ def test_live_keys_need_a_newsroom_name_for_the_built_in_pages() -> None:
     assert load_settings({**env, **own}).newsroom.name is None
     (found,) = problems({**env, **own, "IMPRINT_URL": "http://g.example/i"})
     assert found == "IMPRINT_URL must be https:// when live Stripe keys are used."
+
+
+def test_unset_variables_take_the_defaults_declared_on_settings() -> None:
+    loaded = load_settings(GOOD)
+    declared = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+    assert {name: getattr(loaded, name) for name in declared} == declared
+    assert loaded.mail_dir == loaded.instance_path / "mail"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CHECKOUT_RATE_LIMIT",
+        "REMINDER_RATE_LIMIT",
+        "STAFF_LOGIN_RATE_LIMIT",
+        "EMBED_EVENTS_RATE_LIMIT",
+    ],
+)
+def test_rate_limits_are_read_and_checked(name: str) -> None:
+    given = load_settings({**GOOD, name: " 3 per minute; 20 per hour "})
+    assert getattr(given, name.lower()) == "3 per minute; 20 per hour"
+    for bad in ("ten per minute", "10 per fortnight", "0 per minute", "10 per minute;"):
+        assert problems({**GOOD, name: bad}) == [
+            f"{name} must be rate limits like 10 per minute;40 per hour (each at least 1)."
+        ]
+
+
+@pytest.mark.parametrize(("value", "attempts"), [("", 10), ("1", 1), (" 25 ", 25), ("100", 100)])
+def test_webhook_max_attempts_is_read(value: str, attempts: int) -> None:
+    assert load_settings({**GOOD, "WEBHOOK_MAX_ATTEMPTS": value}).webhook_max_attempts == attempts
+
+
+@pytest.mark.parametrize("value", ["0", "101", "-1", "ten", "2.5"])
+def test_bad_webhook_max_attempts_are_refused(value: str) -> None:
+    assert problems({**GOOD, "WEBHOOK_MAX_ATTEMPTS": value}) == [
+        "WEBHOOK_MAX_ATTEMPTS must be a number of attempts between 1 and 100."
+    ]

@@ -61,7 +61,7 @@ EVENT_BODY_MAX = 2048
 
 
 def _events_limit() -> str:
-    return str(current_app.config.get("EMBED_EVENTS_RATE_LIMIT", "120 per minute"))
+    return str(current_app.config["SETTINGS"].embed_events_rate_limit)
 
 
 def _no_content() -> Response:

@@ -119,16 +119,15 @@ def store_event(event: WebhookEvent, raw_body: str) -> StoredDelivery:
     return StoredDelivery(*stored)
 
 
-# An event that fails this many times is parked: no longer retried on its
-# own, shown to admins with its error (``WEBHOOK_MAX_ATTEMPTS`` in the Flask
-# config). The sweep waits 1, 2, 4 ... minutes between tries, at most 6 hours.
-MAX_ATTEMPTS = 10
+# The sweep waits 1, 2, 4 ... minutes between tries, at most 6 hours.
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
 
 
 def max_attempts() -> int:
-    return int(current_app.config.get("WEBHOOK_MAX_ATTEMPTS", MAX_ATTEMPTS))
+    """The failed attempt that parks an event (``WEBHOOK_MAX_ATTEMPTS``): no longer
+    retried on its own, shown to admins with its error."""
+    return int(current_app.config["SETTINGS"].webhook_max_attempts)
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from donations.db import db, utcnow
 from donations.payments import webhooks
 from donations.payments.models import StripeEvent
+from tests.harness import change_settings
 from tests.payments.stripe_flows import deliver, event_row
 
 # A payment Stripe does not know: every attempt fails when the handler fetches it.
@@ -36,7 +37,7 @@ def test_retry_delays_double_up_to_a_cap() -> None:
 def test_an_event_that_always_fails_is_retried_with_backoff_then_parked(  # type: ignore[no-untyped-def]
     app, client, ctx, simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(app.config, "WEBHOOK_MAX_ATTEMPTS", 3)
+    change_settings(monkeypatch, app, webhook_max_attempts=3)
     assert deliver(client, "payment_intent.succeeded", UNKNOWN, event_id="evt_poison") == 500
     row = event_row("evt_poison")
     assert (row.attempts, row.parked_at, row.processed_at) == (1, None, None)
@@ -79,7 +80,7 @@ def test_an_event_that_always_fails_is_retried_with_backoff_then_parked(  # type
 def test_a_retried_parked_event_fails_once_more_and_stays_parked(  # type: ignore[no-untyped-def]
     app, client, ctx, simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(app.config, "WEBHOOK_MAX_ATTEMPTS", 1)
+    change_settings(monkeypatch, app, webhook_max_attempts=1)
     assert deliver(client, "payment_intent.succeeded", UNKNOWN, event_id="evt_poison") == 500
     row = event_row("evt_poison")
     assert row.parked_at is not None

@@ -24,6 +24,7 @@ from donations.staff.models import (
     StaffUser,
 )
 from donations.staff.services import account_hash, audit, record_login_failure
+from tests.harness import change_settings
 from tests.staff.conftest import PASSWORD, csrf_token, forget_cached_csrf, totp_now
 
 
@@ -132,7 +133,7 @@ def test_wrong_password_and_unknown_email_look_the_same(client, ctx, make_staff)
 
 
 def test_login_is_rate_limited_per_address(app, client, ctx, make_staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(app.config, "STAFF_LOGIN_RATE_LIMIT", "3 per minute")
+    change_settings(monkeypatch, app, staff_login_rate_limit="3 per minute")
     for _ in range(3):
         assert post_password(client, "a@newsroom.org", "whatever password").status_code == 401
     assert post_password(client, "a@newsroom.org", "whatever password").status_code == 429
@@ -315,7 +316,7 @@ def from_address(app, ip: str):  # type: ignore[no-untyped-def]
 def test_failures_slow_down_any_address_typed_alike(
     app, ctx, make_staff, slow_waits, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(app.config, "STAFF_LOGIN_RATE_LIMIT", "1000 per minute")
+    change_settings(monkeypatch, app, staff_login_rate_limit="1000 per minute")
     staff = make_staff(Role.ADMIN)
     answers: dict[str, list] = {}  # type: ignore[type-arg]
     for email in (staff.email, "nobody@newsroom.org"):
@@ -359,7 +360,7 @@ def test_waits_double_and_stop_at_fifteen_minutes(ctx) -> None:  # type: ignore[
 def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(  # type: ignore[no-untyped-def]
     app, ctx, make_staff, slow_waits, monkeypatch
 ) -> None:
-    monkeypatch.setitem(app.config, "STAFF_LOGIN_RATE_LIMIT", "1000 per minute")
+    change_settings(monkeypatch, app, staff_login_rate_limit="1000 per minute")
     staff = make_staff(Role.ADMIN)
     own = from_address(app, "198.51.100.4")
     assert post_password(own, staff.email).status_code == 302
@@ -388,7 +389,7 @@ def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(  # type: ig
 
 def test_unknown_wrong_and_waiting_cost_the_same(app, ctx, make_staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """One argon2 verification on every path; medians within a factor (loose: a shared machine)."""
-    monkeypatch.setitem(app.config, "STAFF_LOGIN_RATE_LIMIT", "10000 per minute")
+    change_settings(monkeypatch, app, staff_login_rate_limit="10000 per minute")
     staff = make_staff(Role.FINANCE)
     waiting = make_staff(Role.VIEWER, "waiting@newsroom.org")
     for i in range(12):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select, update
 
 from donations.db import db, utcnow
@@ -14,7 +16,8 @@ from tests.staff.conftest import csrf_token, forget_cached_csrf
 def test_a_parked_event_is_shown_to_admins_and_retried(
     app, ctx, client, simulator, signed_in
 ) -> None:  # type: ignore[no-untyped-def]
-    app.config["WEBHOOK_MAX_ATTEMPTS"] = 1
+    settings = app.config["SETTINGS"]
+    app.config["SETTINGS"] = replace(settings, webhook_max_attempts=1)
     try:
         assert (
             deliver(
@@ -26,7 +29,7 @@ def test_a_parked_event_is_shown_to_admins_and_retried(
             == 500
         )
     finally:
-        app.config.pop("WEBHOOK_MAX_ATTEMPTS")
+        app.config["SETTINGS"] = settings
     # A second parked event whose cause has gone away (Stripe now knows the payment).
     gift = give(client, simulator, record=False)
     assert (

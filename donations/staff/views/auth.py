@@ -48,7 +48,7 @@ BAD_CREDENTIALS = "The email or password is not correct."
 
 
 def _login_limit() -> str:
-    return str(current_app.config.get("STAFF_LOGIN_RATE_LIMIT", "10 per minute;60 per hour"))
+    return str(current_app.config["SETTINGS"].staff_login_rate_limit)
 
 
 def _safe_next(target: str | None) -> str:
@@ -97,7 +97,7 @@ def _signed_in(challenge: StaffLoginChallenge, *, enrolled: bool) -> ResponseRet
         device_mark(staff),
         max_age=int(DEVICE_MAX_AGE.total_seconds()),
         path="/staff",
-        secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
         httponly=True,
         samesite="Lax",
     )

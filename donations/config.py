@@ -206,43 +206,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=mail_from,
         mail_dir=project_path(read.text("MAIL_DIR") or instance / "mail"),
         instance_path=instance,
-        trusted_proxies=read.whole_number(
-            "trusted_proxies", "TRUSTED_PROXIES must be the number of proxies in front of the app."
-        ),
+        trusted_proxies=read.whole_number("trusted_proxies", problem=_PROXIES_PROBLEM),
         reporting_time_zone=_time_zone(read),
         smtp_timeout=read.seconds("smtp_timeout", "SMTP_TIMEOUT"),
         dispatch_interval=read.seconds("dispatch_interval", "DISPATCH_INTERVAL_SECONDS"),
-        thanks_page_days=read.whole_number(
-            "thanks_page_days",
-            "THANKS_PAGE_DAYS must be a number of days between 1 and 3650.",
-            low=1,
-            high=3650,
-        ),
+        thanks_page_days=read.whole_number("thanks_page_days", "days", 1, 3650),
         log_format=_log_format(read),
         metrics_token=_metrics_token(read),
-        checkout_expiry_hours=read.whole_number(
-            "checkout_expiry_hours",
-            "CHECKOUT_EXPIRY_HOURS must be a number of hours between 1 and 720.",
-            low=1,
-            high=720,
-        ),
-        webhook_max_attempts=read.whole_number(
-            "webhook_max_attempts",
-            "WEBHOOK_MAX_ATTEMPTS must be a number of attempts between 1 and 100.",
-            low=1,
-            high=100,
-        ),
+        checkout_expiry_hours=read.whole_number("checkout_expiry_hours", "hours", 1, 720),
+        webhook_max_attempts=read.whole_number("webhook_max_attempts", "attempts", 1, 100),
         checkout_rate_limit=read.rate_limit("checkout_rate_limit"),
         reminder_rate_limit=read.rate_limit("reminder_rate_limit"),
         staff_login_rate_limit=read.rate_limit("staff_login_rate_limit"),
         embed_events_rate_limit=read.rate_limit("embed_events_rate_limit"),
         export_dir=project_path(read.text("EXPORT_DIR") or instance / "exports"),
-        export_retention_hours=read.whole_number(
-            "export_retention_hours",
-            "EXPORT_RETENTION_HOURS must be a number of hours between 1 and 720.",
-            low=1,
-            high=720,
-        ),
+        export_retention_hours=read.whole_number("export_retention_hours", "hours", 1, 720),
         secret_key_fallbacks=fallbacks,
         newsroom=_newsroom(read.env, mail_from, stripe.live, read.problems),
     )
@@ -250,6 +228,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(read.problems)
     return settings
 
+
+_PROXIES_PROBLEM = "TRUSTED_PROXIES must be the number of proxies in front of the app."
 
 # What an unset variable means: the defaults declared on Settings, by field.
 _DEFAULTS: dict[str, Any] = {
@@ -274,21 +254,20 @@ class _Environment:
         return value
 
     def whole_number(
-        self, field: str, problem: str, *, low: int = 0, high: int | None = None
+        self, field: str, unit: str = "", low: int = 0, high: int | None = None, problem: str = ""
     ) -> int:
         """The variable named like ``field`` in capitals, a whole number in [low, high]."""
-        raw = self.text(field.upper())
+        name = field.upper()
+        raw = self.text(name)
         default = int(_DEFAULTS[field])
         if not raw:
             return default
-        if (
-            raw.isascii()
-            and raw.isdigit()
-            and low <= int(raw)
-            and (high is None or int(raw) <= high)
-        ):
-            return int(raw)
-        self.problems.append(problem)
+        number = int(raw) if raw.isascii() and raw.isdigit() else -1
+        if low <= number and (high is None or number <= high):
+            return number
+        self.problems.append(
+            problem or f"{name} must be a number of {unit} between {low} and {high}."
+        )
         return default
 
     def seconds(self, field: str, name: str) -> float:

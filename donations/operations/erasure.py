@@ -72,14 +72,7 @@ def erase_supporter(supporter: Supporter, *, actor: str) -> ErasureResult:
     suppression list as a hash, so nothing is ever sent to it again.
     Refused while a recurring plan could still charge them: cancel it first.
     """
-    if supporter.erased_at is not None:
-        raise ErasureRefused(f"supporter {supporter.id} was already erased")
-    live = [plan for plan in supporter.plans if can_still_charge(plan)]
-    if live:
-        raise ErasureRefused(
-            f"supporter {supporter.id} has {len(live)} recurring plan(s) that can still "
-            "charge them; cancel them first"
-        )
+    _refuse_unless_erasable(supporter)
     address, customer_id = supporter.email, supporter.stripe_customer_id
     # At Stripe first: if that fails nothing here changes, and it is safe to repeat.
     # Unpaid checkouts go first, so none can be paid against the redacted customer.
@@ -89,6 +82,37 @@ def erase_supporter(supporter: Supporter, *, actor: str) -> ErasureResult:
 
     reminders = forget_address(address)  # also puts the address on the suppression list
     placeholder = f"erased-{supporter.id}@{ERASED_DOMAIN}"
+    _forget_details(supporter, placeholder)
+    donations_kept = _scrub_donations(supporter)
+    emails_scrubbed, emails_stopped = _scrub_emails(supporter, address, placeholder)
+    events_redacted = _redact_events(address, customer_id)
+    db.session.flush()
+    log.info("supporter %s erased by %s", supporter.id, actor)
+    return ErasureResult(
+        supporter_id=supporter.id,
+        donations_kept=donations_kept,
+        emails_scrubbed=emails_scrubbed,
+        emails_stopped=emails_stopped,
+        reminders_wiped=reminders,
+        events_redacted=events_redacted,
+        checkouts_expired=expired,
+        stripe_customer_redacted=customer_id is not None,
+    )
+
+
+def _refuse_unless_erasable(supporter: Supporter) -> None:
+    if supporter.erased_at is not None:
+        raise ErasureRefused(f"supporter {supporter.id} was already erased")
+    live = [plan for plan in supporter.plans if can_still_charge(plan)]
+    if live:
+        raise ErasureRefused(
+            f"supporter {supporter.id} has {len(live)} recurring plan(s) that can still "
+            "charge them; cancel them first"
+        )
+
+
+def _forget_details(supporter: Supporter, placeholder: str) -> None:
+    """The supporter's address, name, country and newsletter consent go."""
     supporter.email = supporter.email_key = placeholder
     supporter.name = ""
     supporter.country = None
@@ -99,13 +123,20 @@ def erase_supporter(supporter: Supporter, *, actor: str) -> ErasureResult:
     supporter.newsletter_opt_in = False
     supporter.erased_at = utcnow()
 
+
+def _scrub_donations(supporter: Supporter) -> int:
+    """Blank what the donations say about the person; return how many are kept."""
     donations = db.session.scalars(
         select(Donation).where(Donation.supporter_id == supporter.id)
     ).all()
     for donation in donations:
         donation.card_last4 = None
         donation.note = None
+    return len(donations)
 
+
+def _scrub_emails(supporter: Supporter, address: str, placeholder: str) -> tuple[int, int]:
+    """Blank every email to the person and stop the unsent; return (scrubbed, stopped)."""
     messages = db.session.scalars(
         select(EmailMessage).where(
             or_(
@@ -124,9 +155,14 @@ def erase_supporter(supporter: Supporter, *, actor: str) -> ErasureResult:
             message.status = EmailStatus.SUPPRESSED
             message.last_error = "recipient erased"
             stopped += 1
+    return len(messages), stopped
 
-    # The stored raw webhook bodies are only history once processed (handlers
-    # re-read Stripe); those naming the person or their customer are blanked.
+
+def _redact_events(address: str, customer_id: str | None) -> int:
+    """Blank the stored webhook bodies naming the person or their customer; return how many.
+
+    The stored raw bodies are only history once processed (handlers re-read Stripe).
+    """
     needles = [normalise_address(address)] + ([customer_id] if customer_id else [])
     events = db.session.scalars(
         select(StripeEvent).where(
@@ -135,16 +171,4 @@ def erase_supporter(supporter: Supporter, *, actor: str) -> ErasureResult:
     ).all()
     for event in events:
         event.payload = '{"redacted": "personal data erased"}'
-
-    db.session.flush()
-    log.info("supporter %s erased by %s", supporter.id, actor)
-    return ErasureResult(
-        supporter_id=supporter.id,
-        donations_kept=len(donations),
-        emails_scrubbed=len(messages),
-        emails_stopped=stopped,
-        reminders_wiped=reminders,
-        events_redacted=len(events),
-        checkouts_expired=expired,
-        stripe_customer_redacted=customer_id is not None,
-    )
+    return len(events)

@@ -7,7 +7,7 @@ plans they come from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -184,123 +184,132 @@ class TimelineEntry:
 
 def timeline(supporter: Supporter) -> list[TimelineEntry]:
     """Every money movement and email of the supporter, newest first."""
-    entries: list[TimelineEntry] = []
     donations = db.session.scalars(
         select(Donation).where(Donation.supporter_id == supporter.id)
     ).all()
     by_id = {d.id: d for d in donations}
+    entries = [
+        *_donation_entries(donations),
+        *_refund_entries(list(by_id)),
+        *_dispute_entries(list(by_id)),
+        *_payout_entries(by_id),
+        *_plan_entries(supporter),
+        *_email_entries(supporter),
+    ]
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries
+
+
+def _donation_entries(donations: Iterable[Donation]) -> Iterator[TimelineEntry]:
     for d in donations:
         if d.status is DonationStatus.SUCCEEDED:
-            entries.append(
-                TimelineEntry(
-                    d.succeeded_at or d.created_at,
-                    "gift",
-                    f"{d.frequency} gift",
-                    d.charge_total,
-                    # Refunded, partially refunded, disputed... once it is.
-                    d.display_status,
-                    d.stripe_payment_intent_id,
-                )
+            yield TimelineEntry(
+                d.succeeded_at or d.created_at,
+                "gift",
+                f"{d.frequency} gift",
+                d.charge_total,
+                # Refunded, partially refunded, disputed... once it is.
+                d.display_status,
+                d.stripe_payment_intent_id,
             )
         else:
-            entries.append(
-                TimelineEntry(
-                    d.created_at,
-                    "payment",
-                    f"{d.frequency} payment {d.status}",
-                    d.charge_total,
-                    str(d.status),
-                    d.stripe_payment_intent_id,
-                )
+            yield TimelineEntry(
+                d.created_at,
+                "payment",
+                f"{d.frequency} payment {d.status}",
+                d.charge_total,
+                str(d.status),
+                d.stripe_payment_intent_id,
             )
-    ids = list(by_id)
-    for refund in db.session.scalars(select(Refund).where(Refund.donation_id.in_(ids))):
-        entries.append(
-            TimelineEntry(
-                refund.stripe_created_at,
-                "refund",
-                "refund",
-                Money(refund.amount, refund.currency),
-                str(refund.status),
-                refund.stripe_refund_id,
-                refund.staff_reason or refund.reason or refund.error or "",
-            )
+
+
+def _refund_entries(donation_ids: list[int]) -> Iterator[TimelineEntry]:
+    for refund in db.session.scalars(select(Refund).where(Refund.donation_id.in_(donation_ids))):
+        yield TimelineEntry(
+            refund.stripe_created_at,
+            "refund",
+            "refund",
+            Money(refund.amount, refund.currency),
+            str(refund.status),
+            refund.stripe_refund_id,
+            refund.staff_reason or refund.reason or refund.error or "",
         )
-    for dispute in db.session.scalars(select(Dispute).where(Dispute.donation_id.in_(ids))):
+
+
+def _dispute_entries(donation_ids: list[int]) -> Iterator[TimelineEntry]:
+    """Each dispute when it opened, and again when it closed."""
+    disputes = db.session.scalars(select(Dispute).where(Dispute.donation_id.in_(donation_ids)))
+    for dispute in disputes:
         amount = Money(dispute.amount, dispute.currency)
-        entries.append(
-            TimelineEntry(
-                dispute.stripe_created_at,
+        yield TimelineEntry(
+            dispute.stripe_created_at,
+            "dispute",
+            f"dispute opened ({dispute.reason})",
+            amount,
+            str(dispute.status),
+            dispute.stripe_dispute_id,
+        )
+        if dispute.closed_at is not None:
+            yield TimelineEntry(
+                dispute.closed_at,
                 "dispute",
-                f"dispute opened ({dispute.reason})",
+                f"dispute {dispute.status}",
                 amount,
                 str(dispute.status),
                 dispute.stripe_dispute_id,
             )
-        )
-        if dispute.closed_at is not None:
-            entries.append(
-                TimelineEntry(
-                    dispute.closed_at,
-                    "dispute",
-                    f"dispute {dispute.status}",
-                    amount,
-                    str(dispute.status),
-                    dispute.stripe_dispute_id,
-                )
-            )
+
+
+def _payout_entries(by_id: dict[int, Donation]) -> Iterator[TimelineEntry]:
     payouts = db.session.execute(
         select(Donation.id, Payout)
         .join(Payout, Donation.payout_id == Payout.id)
-        .where(Donation.id.in_(ids))
+        .where(Donation.id.in_(list(by_id)))
     ).all()
     for donation_id, payout in payouts:
-        entries.append(
-            TimelineEntry(
-                payout.arrival_date,
-                "payout",
-                "paid out to the bank",
-                by_id[donation_id].charge_total,
-                str(payout.status),
-                payout.stripe_payout_id,
-            )
+        yield TimelineEntry(
+            payout.arrival_date,
+            "payout",
+            "paid out to the bank",
+            by_id[donation_id].charge_total,
+            str(payout.status),
+            payout.stripe_payout_id,
         )
+
+
+def _plan_entries(supporter: Supporter) -> Iterator[TimelineEntry]:
+    """Each plan when it started (or was set up), and again when it ended."""
     for plan in supporter.plans:
-        entries.append(
-            TimelineEntry(
-                plan.started_at or plan.created_at,
+        yield TimelineEntry(
+            plan.started_at or plan.created_at,
+            "plan",
+            f"{plan.frequency} plan started"
+            if plan.started_at
+            else f"{plan.frequency} plan set up",
+            plan.charge_total,
+            str(plan.status),
+            plan.stripe_subscription_id,
+        )
+        if plan.canceled_at is not None:
+            yield TimelineEntry(
+                plan.canceled_at,
                 "plan",
-                f"{plan.frequency} plan started"
-                if plan.started_at
-                else f"{plan.frequency} plan set up",
+                f"{plan.frequency} plan ended ({plan.cancellation_reason or 'cancelled'})",
                 plan.charge_total,
                 str(plan.status),
                 plan.stripe_subscription_id,
             )
-        )
-        if plan.canceled_at is not None:
-            entries.append(
-                TimelineEntry(
-                    plan.canceled_at,
-                    "plan",
-                    f"{plan.frequency} plan ended ({plan.cancellation_reason or 'cancelled'})",
-                    plan.charge_total,
-                    str(plan.status),
-                    plan.stripe_subscription_id,
-                )
-            )
+
+
+def _email_entries(supporter: Supporter) -> Iterator[TimelineEntry]:
     for message in db.session.scalars(
         select(EmailMessage).where(EmailMessage.supporter_id == supporter.id)
     ):
-        entries.append(
-            TimelineEntry(
-                message.sent_at or message.created_at,
-                "email",
-                f"email: {message.template}",
-                None,
-                str(message.status),
-                message.template,
-            )
+        yield TimelineEntry(
+            message.sent_at or message.created_at,
+            "email",
+            f"email: {message.template}",
+            None,
+            str(message.status),
+            message.template,
         )
-    entries.sort(key=lambda e: e.at, reverse=True)
-    return entries

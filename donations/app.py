@@ -318,6 +318,14 @@ def register_templates(app: Flask) -> None:
         path = app.url_map.bind("localhost").build(endpoint)
         return str(app.config["SETTINGS"].base_url + path)
 
+    def error_attrs(field: Any, described_by: str = "") -> dict[str, str]:
+        """A form field's attributes that tie it to its error message, when it has one."""
+        if not field.errors:
+            return {"aria-describedby": described_by} if described_by else {}
+        ids = f"{field.id}-errors {described_by}".strip()
+        return {"aria-invalid": "true", "aria-describedby": ids}
+
+    app.jinja_env.globals["error_attrs"] = error_attrs
     app.jinja_env.globals["privacy_url"] = lambda: newsroom_page(
         "support.privacy", app.config["SETTINGS"].newsroom.privacy_policy_url
     )

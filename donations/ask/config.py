@@ -578,7 +578,15 @@ DEMO_ASK: dict[str, Any] = {
 
 
 class GiftError(ValueError):
-    """A reader-facing reason why the chosen gift cannot be accepted."""
+    """A reader-facing reason why the chosen gift cannot be accepted.
+
+    ``field`` is the choice it concerns (``frequency``, ``currency`` or
+    ``amount``), so the page can say it there.
+    """
+
+    def __init__(self, message: str, field: str = "amount") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def parse_gift(
@@ -593,11 +601,11 @@ def parse_gift(
     try:
         freq = Frequency(frequency)
     except ValueError:
-        raise GiftError(_("Choose how often you would like to give.")) from None
+        raise GiftError(_("Choose how often you would like to give."), "frequency") from None
     code = (currency or "").strip().upper()
     rule = config.rule(code, freq)
     if rule is None:
-        raise GiftError(_("Choose one of the currencies offered."))
+        raise GiftError(_("Choose one of the currencies offered."), "currency")
     if len(amount or "") > 20:
         raise GiftError(_("Enter an amount such as 10 or 12.50."))
     try:

@@ -37,9 +37,17 @@ class GiftMixin:
                 locale,
             )
         except GiftError as exc:
-            self.amount.errors = [*self.amount.errors, str(exc)]
+            field = getattr(self, exc.field)
+            field.errors = [*field.errors, str(exc)]
             return False
         return True
+
+    def gift_errors(self) -> dict[str, list[str]]:
+        """The reasons the gift was refused, by the choice each concerns."""
+        fields = {"frequency": self.frequency, "currency": self.currency, "amount": self.amount}
+        return {
+            name: [str(e) for e in field.errors] for name, field in fields.items() if field.errors
+        }
 
 
 class ChooseGiftForm(GiftMixin, FlaskForm):

@@ -106,7 +106,7 @@ def _attribution_args() -> dict[str, str]:
 
 
 def _render_ask(
-    config: AskConfig, values: dict[str, str], errors: list[str], status: int = 200
+    config: AskConfig, values: dict[str, str], errors: dict[str, list[str]], status: int = 200
 ) -> ResponseReturnValue:
     return (
         render_template(
@@ -134,7 +134,7 @@ def ask() -> ResponseReturnValue:
             "support/ask.html",
             config=config,
             values=_prefill(config),
-            errors=[],
+            errors={},
             frequencies=list(Frequency),
             locale=_locale(),
             attribution=_attribution_args(),
@@ -159,7 +159,7 @@ def details() -> ResponseReturnValue:
     # A typed amount is read as the reader's locale writes numbers; presets
     # and links carry plain major units.
     if not form.validate_with(config, _locale() if typed else None) or form.gift is None:
-        errors = [e for field in form for e in field.errors]
+        errors = form.gift_errors()
         fallback = _prefill(config)
         return _render_ask(config, {k: v or fallback[k] for k, v in values.items()}, errors, 400)
     details_form = DetailsForm(

@@ -296,6 +296,32 @@ def test_the_suggested_and_the_chosen_amount_are_clear(
     assert contrast(page, ring["outlineColor"], page_background) >= 4.5, ring
 
 
+def test_a_refused_email_is_said_at_the_field_in_russian(
+    page: Page, base: str, axe_source: Path
+) -> None:
+    """The details form sends back a bad address: the reason is under the field, which
+    it describes; the summary at the top leads there."""
+    page.goto(f"{base}/support?lang=ru")
+    choose(page, base, frequency="Разово", currency="EUR", continue_label="Продолжить")
+    email = page.get_by_label("Электронная почта")
+    email.fill("не-адрес")
+    page.get_by_role("button", name="Перейти к оплате").click()
+    message = "Введите адрес электронной почты в формате name@example.org."
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(email).to_have_accessible_description(message)
+    said = page.locator("#email-errors")
+    expect(said).to_be_visible()
+    field_box, said_box = email.bounding_box(), said.bounding_box()
+    assert field_box is not None
+    assert said_box is not None
+    assert 0 <= said_box["y"] - (field_box["y"] + field_box["height"]) < 24  # right under it
+    # The name, which was fine, is not marked.
+    expect(page.get_by_label("Имя", exact=True)).not_to_have_attribute("aria-invalid", "true")
+    check_page(page, axe_source, "details with an error (Русский)")
+    page.get_by_role("alert").get_by_role("link", name=message).click()
+    expect(email).to_be_focused()
+
+
 # -- the choices by keyboard alone ------------------------------------------------------------
 
 

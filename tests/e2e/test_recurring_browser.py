@@ -345,7 +345,8 @@ def test_monthly_amounts_outside_the_limits_are_refused(
     expect(errors).to_be_visible()
     custom = page.get_by_label("Other amount")
     expect(custom).to_have_attribute("aria-invalid", "true")
-    expect(custom).to_have_attribute("aria-describedby", "ask-errors")
+    expect(custom).to_have_attribute("aria-describedby", "custom_amount-errors")
+    expect(custom).to_have_accessible_description(message)
     expect(page.get_by_role("radio", name="Monthly", exact=True)).to_be_checked()
     expect(page.get_by_role("button", name="Continue to payment")).to_have_count(0)
     assert plans(app) == []

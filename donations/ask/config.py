@@ -349,47 +349,10 @@ def validate_ask_data(data: Any) -> list[Problem]:
             )
         )
     currencies: list[str] = []
-    amounts = data.get("amounts")
-    if "amounts" in data and (not isinstance(amounts, dict) or not amounts):
-        problems.append(
-            Problem(("amounts",), 'give the amounts per currency, such as {"EUR": {...}}')
-        )
-    elif isinstance(amounts, dict):
-        for code, by_frequency in amounts.items():
-            why = _currency_problem(code)
-            if why:
-                problems.append(Problem(("amounts", str(code)), why))
-                continue
-            currencies.append(code)
-            if not isinstance(by_frequency, dict) or not by_frequency:
-                problems.append(
-                    Problem(("amounts", code), 'give a rule per frequency, such as {"once": {...}}')
-                )
-                continue
-            for freq, rule in by_frequency.items():
-                if freq not in frequencies:
-                    problems.append(
-                        Problem(
-                            ("amounts", code, str(freq)), f"not one of {', '.join(frequencies)}"
-                        )
-                    )
-                    continue
-                problems += _rule_problems(("amounts", code, freq), rule)
-            if default_frequency in frequencies and default_frequency not in by_frequency:
-                problems.append(
-                    Problem(("amounts", code), f"needs the default frequency ({default_frequency})")
-                )
+    if "amounts" in data:
+        problems += _amounts_problems(data["amounts"], default_frequency, currencies)
     if "default_currency" in data:
-        default_currency = data["default_currency"]
-        why = _currency_problem(default_currency)
-        if why:
-            problems.append(Problem(("default_currency",), why))
-        elif currencies and default_currency not in currencies:
-            problems.append(
-                Problem(
-                    ("default_currency",), f"{default_currency} has no amounts; add it to amounts"
-                )
-            )
+        problems += _default_currency_problems(data["default_currency"], currencies)
     problems += _methods_problems(data.get("methods", {"card": ["*"]}), currencies)
     if "fee_cover_bps" in data:
         why = _whole(data["fee_cover_bps"], 0, 2000)
@@ -404,6 +367,48 @@ def validate_ask_data(data: Any) -> list[Problem]:
     if "embed" in data:
         problems += _embed_problems(data["embed"])
     return problems
+
+
+def _amounts_problems(amounts: Any, default_frequency: Any, currencies: list[str]) -> list[Problem]:
+    """The rules per currency and frequency; each valid currency code is added to ``currencies``."""
+    if not isinstance(amounts, dict) or not amounts:
+        return [Problem(("amounts",), 'give the amounts per currency, such as {"EUR": {...}}')]
+    frequencies = [f.value for f in Frequency]
+    problems = []
+    for code, by_frequency in amounts.items():
+        why = _currency_problem(code)
+        if why:
+            problems.append(Problem(("amounts", str(code)), why))
+            continue
+        currencies.append(code)
+        if not isinstance(by_frequency, dict) or not by_frequency:
+            problems.append(
+                Problem(("amounts", code), 'give a rule per frequency, such as {"once": {...}}')
+            )
+            continue
+        for freq, rule in by_frequency.items():
+            if freq not in frequencies:
+                problems.append(
+                    Problem(("amounts", code, str(freq)), f"not one of {', '.join(frequencies)}")
+                )
+                continue
+            problems += _rule_problems(("amounts", code, freq), rule)
+        if default_frequency in frequencies and default_frequency not in by_frequency:
+            problems.append(
+                Problem(("amounts", code), f"needs the default frequency ({default_frequency})")
+            )
+    return problems
+
+
+def _default_currency_problems(default_currency: Any, currencies: list[str]) -> list[Problem]:
+    why = _currency_problem(default_currency)
+    if why:
+        return [Problem(("default_currency",), why)]
+    if currencies and default_currency not in currencies:
+        return [
+            Problem(("default_currency",), f"{default_currency} has no amounts; add it to amounts")
+        ]
+    return []
 
 
 PRICE_KEYS = ("rate_bps", "fixed", "cap")

@@ -552,27 +552,56 @@ def experiment_results(experiment: Experiment) -> Results:
     z = stats.z_for(alpha_each)
     values = [v.attribution for v in experiment.variants]
     counts, gifts = _counts(values), _gifts(values)
-    arms: list[ArmResult] = []
-    for variant in experiment.variants:
-        value = variant.attribution
-        arm = ArmResult(
-            variant=variant,
-            impressions=counts.get((value, EmbedEvent.IMPRESSION.value), 0),
-            continues=counts.get((value, EmbedEvent.CONTINUE.value), 0),
-        )
-        for currency, count, total, squares in sorted(gifts.get(value, [])):
-            arm.conversions += count
-            mean = stats.mean_interval(total, squares, arm.impressions, z)
-            if mean is not None:
-                arm.revenue.append(Revenue(currency, count, total, mean[0], mean[1]))
-        if arm.impressions:
-            # More gifts than views can happen (a gift through a reminder, a view not
-            # counted): the rate is capped so the interval stays a proportion's.
-            shown = max(arm.impressions, arm.conversions)
-            arm.rate = arm.conversions / shown
-            arm.interval = stats.wilson_interval(arm.conversions, shown, z)
-        arms.append(arm)
+    arms = [
+        _arm(variant, counts, gifts.get(variant.attribution, []), z)
+        for variant in experiment.variants
+    ]
+    _compare_with_control(experiment, arms, z)
+    served = [a for a in arms if a.served]
+    reached = all(a.impressions >= planned for a in served)
+    results = Results(
+        experiment=experiment,
+        arms=arms,
+        planned=planned,
+        alpha_each=alpha_each,
+        confidence=1 - alpha_each,
+        reached=reached,
+        verdict=Verdict.NOT_YET,
+    )
+    if reached:
+        _decide(results, served)
+    return results
 
+
+def _arm(
+    variant: ExperimentVariant,
+    counts: dict[tuple[str, str], int],
+    gifts: list[tuple[str, int, int, int]],
+    z: float,
+) -> ArmResult:
+    """One variant's views, gifts, conversion rate and revenue per impression."""
+    value = variant.attribution
+    arm = ArmResult(
+        variant=variant,
+        impressions=counts.get((value, EmbedEvent.IMPRESSION.value), 0),
+        continues=counts.get((value, EmbedEvent.CONTINUE.value), 0),
+    )
+    for currency, count, total, squares in sorted(gifts):
+        arm.conversions += count
+        mean = stats.mean_interval(total, squares, arm.impressions, z)
+        if mean is not None:
+            arm.revenue.append(Revenue(currency, count, total, mean[0], mean[1]))
+    if arm.impressions:
+        # More gifts than views can happen (a gift through a reminder, a view not
+        # counted): the rate is capped so the interval stays a proportion's.
+        shown = max(arm.impressions, arm.conversions)
+        arm.rate = arm.conversions / shown
+        arm.interval = stats.wilson_interval(arm.conversions, shown, z)
+    return arm
+
+
+def _compare_with_control(experiment: Experiment, arms: list[ArmResult], z: float) -> None:
+    """Each challenger's p-value against the control (the first arm) and its guardrail."""
     control = arms[0]
     margin = experiment.guardrail_margin_bps / 10_000
     for arm in arms[1:]:
@@ -591,19 +620,10 @@ def experiment_results(experiment: Experiment) -> Results:
             z=z,
         )
 
-    served = [a for a in arms if a.served]
-    reached = all(a.impressions >= planned for a in served)
-    results = Results(
-        experiment=experiment,
-        arms=arms,
-        planned=planned,
-        alpha_each=alpha_each,
-        confidence=1 - alpha_each,
-        reached=reached,
-        verdict=Verdict.NOT_YET,
-    )
-    if not reached:
-        return results
+
+def _decide(results: Results, served: list[ArmResult]) -> None:
+    """The verdict once every served arm reached its planned sample."""
+    control, alpha_each = results.arms[0], results.alpha_each
     challengers = [a for a in served if not a.is_control]
     better = [
         a
@@ -623,7 +643,6 @@ def experiment_results(experiment: Experiment) -> Results:
         results.winner = control
     else:
         results.verdict = Verdict.NO_DIFFERENCE
-    return results
 
 
 def check_guardrails(experiment: Experiment | None = None) -> list[tuple[ExperimentVariant, str]]:

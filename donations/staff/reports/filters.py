@@ -11,10 +11,11 @@ always contains exactly what its parameters say.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from donations.money import InvalidAmount, normalise_currency
@@ -95,11 +96,36 @@ def parse_filters(
     """
     accepted = set(accepted)
     problems: list[str] = []
-    values: dict[str, object] = {}
 
     def text(name: str) -> str:
         return (args.get(name) or "").strip() if name in accepted else ""
 
+    values: dict[str, object] = _dates(text, problems)
+    parsers: dict[str, Callable[[str], object]] = {
+        "status": partial(_status, list(statuses)),
+        **_PARSERS,
+    }
+    for name, parse in parsers.items():
+        if raw := text(name):
+            try:
+                value = parse(raw)
+            except _Refused as refused:
+                problems.append(str(refused))
+            else:
+                if value is not None:
+                    values[name] = value
+    if problems:
+        raise FilterError(problems)
+    return ReportFilters(**values)  # type: ignore[arg-type]
+
+
+class _Refused(ValueError):
+    """One filter value that cannot be used; the message says why."""
+
+
+def _dates(text: Callable[[str], str], problems: list[str]) -> dict[str, object]:
+    """``start`` and ``end`` from the ``from`` and ``to`` parameters (those given and valid)."""
+    values: dict[str, object] = {}
     for attr, name in (("start", "from"), ("end", "to")):
         raw = text(name)
         if not raw:
@@ -118,51 +144,65 @@ def parse_filters(
     start, end = values.get("start"), values.get("end")
     if isinstance(start, date) and isinstance(end, date) and start > end:
         problems.append(f"'from' ({start}) is after 'to' ({end}).")
+    return values
 
-    if raw := text("status"):
-        allowed = list(statuses)
-        if raw != "all" and raw not in allowed:
-            problems.append(f"'status' must be one of all, {', '.join(allowed)}; not {raw[:40]!r}.")
-        elif raw != "all":
-            values["status"] = raw
-    if raw := text("currency"):
-        try:
-            values["currency"] = normalise_currency(raw)
-        except InvalidAmount:
-            problems.append(
-                f"'currency' must be a three-letter ISO code such as EUR, not {raw[:40]!r}."
-            )
-    if raw := text("frequency"):
-        try:
-            values["frequency"] = Frequency(raw)
-        except ValueError:
-            choices = ", ".join(f.value for f in Frequency)
-            problems.append(f"'frequency' must be one of {choices}; not {raw[:40]!r}.")
-    if raw := text("method"):
-        if _METHOD.fullmatch(raw):
-            values["method"] = raw
-        else:
-            problems.append(
-                f"'method' must be a payment method name such as card, not {raw[:40]!r}."
-            )
-    if raw := text("campaign"):
-        if len(raw) <= 100:
-            values["campaign"] = raw
-        else:
-            problems.append("'campaign' must be at most 100 characters long.")
-    if raw := text("payout"):
-        if _STRIPE_ID.fullmatch(raw):
-            values["payout"] = raw
-        else:
-            problems.append(
-                f"'payout' must be a Stripe payout id such as po_123, not {raw[:40]!r}."
-            )
-    if raw := text("consent"):
-        try:
-            values["consent"] = Consent(raw)
-        except ValueError:
-            problems.append(f"'consent' must be all, yes or no; not {raw[:40]!r}.")
 
-    if problems:
-        raise FilterError(problems)
-    return ReportFilters(**values)  # type: ignore[arg-type]
+def _status(allowed: list[str], raw: str) -> str | None:
+    if raw == "all":
+        return None
+    if raw not in allowed:
+        raise _Refused(f"'status' must be one of all, {', '.join(allowed)}; not {raw[:40]!r}.")
+    return raw
+
+
+def _currency(raw: str) -> str:
+    try:
+        return normalise_currency(raw)
+    except InvalidAmount:
+        raise _Refused(
+            f"'currency' must be a three-letter ISO code such as EUR, not {raw[:40]!r}."
+        ) from None
+
+
+def _frequency(raw: str) -> Frequency:
+    try:
+        return Frequency(raw)
+    except ValueError:
+        choices = ", ".join(f.value for f in Frequency)
+        raise _Refused(f"'frequency' must be one of {choices}; not {raw[:40]!r}.") from None
+
+
+def _method(raw: str) -> str:
+    if not _METHOD.fullmatch(raw):
+        raise _Refused(f"'method' must be a payment method name such as card, not {raw[:40]!r}.")
+    return raw
+
+
+def _campaign(raw: str) -> str:
+    if len(raw) > 100:
+        raise _Refused("'campaign' must be at most 100 characters long.")
+    return raw
+
+
+def _payout(raw: str) -> str:
+    if not _STRIPE_ID.fullmatch(raw):
+        raise _Refused(f"'payout' must be a Stripe payout id such as po_123, not {raw[:40]!r}.")
+    return raw
+
+
+def _consent(raw: str) -> Consent:
+    try:
+        return Consent(raw)
+    except ValueError:
+        raise _Refused(f"'consent' must be all, yes or no; not {raw[:40]!r}.") from None
+
+
+# Each filter after the dates and the status, in the order problems are listed.
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "currency": _currency,
+    "frequency": _frequency,
+    "method": _method,
+    "campaign": _campaign,
+    "payout": _payout,
+    "consent": _consent,
+}

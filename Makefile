@@ -20,6 +20,7 @@ $(RUN_STAMP): pyproject.toml requirements/constraints.txt | $(VENV)/bin/python
 	@echo "Installing the packages the app needs to run (once; make test adds the tools)..."
 	@$(BIN)/python -m devtools.requirements simulator > $(VENV)/requirements-run.txt
 	@$(PIP) install -c requirements/constraints.txt -r $(VENV)/requirements-run.txt
+	@bash devtools/ensure-pdf-libs.sh
 	@touch $(RUN_STAMP)
 
 # The project itself (editable) and the tools for tests, lint and types.

@@ -156,6 +156,7 @@ def import_models() -> None:
     import donations.embed.experiments.models
     import donations.embed.models
     import donations.mail.models
+    import donations.manage.models
     import donations.payments.models
     import donations.reminders.models
     import donations.staff.models
@@ -173,6 +174,7 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from donations.embed.views import bp as embed_bp
+    from donations.manage.views import bp as manage_bp
     from donations.payments.views import bp as payments_bp
     from donations.reminders.views import bp as reminders_bp
     from donations.staff.reports.views import bp as reports_bp
@@ -185,6 +187,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(reminders_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(embed_bp)
+    app.register_blueprint(manage_bp)
 
     @app.get("/")
     def index() -> Any:

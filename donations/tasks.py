@@ -42,6 +42,7 @@ TASK_MODULES = (
     "donations.reminders.tasks",
     "donations.payments.tasks",
     "donations.staff.tasks",
+    "donations.manage.tasks",
 )
 # Periodic work, every DISPATCH_INTERVAL_SECONDS: beat in production, the
 # embedded scheduler when background work is inline. Due reminders live in

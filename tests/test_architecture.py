@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "donations"
 # area (its modules may import each other). Areas are the sub-packages.
 # The areas, lowest first: an area may import the kernel, itself and the areas
 # before it, never one after it. A new area goes just above the highest area
-# it imports (``embed`` and ``manage`` are placed ahead of their arrival).
+# it imports. ``manage`` (the supporters' own portal) is on top: it orchestrates
+# supporters, payments, reminders, mail, erasure and the audit log (staff's).
 AREAS = (
     "mail",
     "supporters",
@@ -28,8 +29,8 @@ AREAS = (
     "operations",
     "support",
     "embed",
-    "manage",
     "staff",
+    "manage",
 )
 # The wiring on top: the app factory, the providers and the CLI registry.
 WIRING = frozenset({"__init__", "app", "cli", "providers"})

@@ -78,6 +78,9 @@ def render_email(row: EmailMessage) -> MIMEMessage:
             **row.context,
             "locale": row.locale,
             "to_name": row.to_name,
+            # For the "Manage your support" link at the foot of every email.
+            "to_address": row.to_address,
+            "template": row.template,
             "base_url": current_app.config["SETTINGS"].base_url,
             "mail_from_address": parseaddr(current_app.config["SETTINGS"].mail_from)[1],
         }

@@ -343,10 +343,12 @@ def is_unsubscribed(hashed: str) -> bool:
     return entry is not None and entry.reason is SuppressionReason.UNSUBSCRIBED
 
 
-def unsubscribe(hashed: str) -> int:
+def unsubscribe(hashed: str, *, source: str = "unsubscribe_link") -> int:
     """Stop reminders to the address with this hash; return how many pending ones were canceled.
 
-    Idempotent: a second call (a replayed link, a second click) changes nothing.
+    ``source`` is where the withdrawal came from (the link in a reminder
+    email, or ``manage``: the supporter's own page). Idempotent: a second
+    call (a replayed link, a second click) changes nothing.
     """
     entry = suppression_for(hashed)
     waiting = db.session.scalar(
@@ -362,12 +364,12 @@ def unsubscribe(hashed: str) -> int:
         # Also overtakes a "send me reminders again" still waiting for its click.
         record_withdrawal(
             ConsentTopic.REMINDERS,
-            source="unsubscribe_link",
+            source=source,
             proof="email_link",
             address_hash=hashed,
         )
     if entry is None:
-        suppress(hashed, SuppressionReason.UNSUBSCRIBED, "reminder unsubscribe link")
+        suppress(hashed, SuppressionReason.UNSUBSCRIBED, f"reminders stopped ({source})")
     pending = db.session.scalars(
         select(Reminder).where(
             Reminder.address_hash == hashed, Reminder.status == ReminderStatus.PENDING
@@ -377,6 +379,15 @@ def unsubscribe(hashed: str) -> int:
         reminder.move_to(ReminderStatus.CANCELED, SkipReason.UNSUBSCRIBED)
     db.session.flush()
     return len(pending)
+
+
+def cancel_reminder(reminder: Reminder) -> bool:
+    """Withdraw one pending reminder before it is due (its owner asked); True if it was."""
+    if reminder.status is not ReminderStatus.PENDING:
+        return False
+    changed = reminder.move_to(ReminderStatus.CANCELED)
+    db.session.flush()
+    return changed
 
 
 def forget_address(email: str) -> int:

@@ -1,0 +1,26 @@
+"""The portal's forms: every one carries a CSRF token (Flask-WTF)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField
+from wtforms.validators import DataRequired, Email, Length
+
+EMAIL_VALIDATORS = [
+    DataRequired(_l("Enter your email address.")),
+    Email(_l("Enter an email address like name@example.org."), check_deliverability=False),
+    Length(max=254, message=_l("That address is too long.")),
+]
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=EMAIL_VALIDATORS)
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something (sign out, continue with a link...): CSRF only."""
+
+
+class EmailChangeForm(FlaskForm):
+    email = EmailField(_l("New email address"), validators=EMAIL_VALIDATORS)

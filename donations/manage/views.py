@@ -1,0 +1,341 @@
+"""Manage my support: /manage and what a signed-in supporter sees and does there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from donations.db import commit, db
+from donations.extensions import limiter
+from donations.mail.addresses import normalise_address
+from donations.manage import choices, receipts, services
+from donations.manage.account import overview, own_gift, own_reminder
+from donations.manage.forms import ActionForm, SignInForm
+from donations.manage.models import ManageSession
+from donations.manage.receipts import receipt_context
+from donations.manage.tasks import send_sign_in_link_task
+from donations.supporters.models import Supporter
+
+bp = Blueprint("manage", __name__, url_prefix="/manage")
+
+# The cookie-session key holding the server-side session's token.
+SESSION_KEY = "manage_token"
+_SENT_KEY = "manage_link_sent"
+_ENVIRON_KEY = "donations.manage_session"
+
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+
+@bp.record_once
+def _register_template_globals(state: Any) -> None:
+    app: Flask = state.app
+    # Used by every email's footer (templates/email/_manage.*) and the sign-in email.
+    app.jinja_env.globals["manage_link"] = services.manage_link
+    app.jinja_env.globals["manage_sign_in_url"] = services.sign_in_url
+
+
+def _locale() -> str:
+    return str(get_locale() or "en")
+
+
+def _typed_address() -> str:
+    """The rate limit's key for "links for this address", whoever asks."""
+    return "manage:" + (normalise_address(request.form.get("email") or "")[:254] or "-")
+
+
+# -- the session of this request -------------------------------------------------------
+
+
+def current_session() -> ManageSession | None:
+    environ = request.environ
+    if _ENVIRON_KEY not in environ:
+        token = session.get(SESSION_KEY)
+        row = services.resume_session(token) if isinstance(token, str) else None
+        if row is None and isinstance(token, str):
+            session.pop(SESSION_KEY, None)
+        if db.session.dirty or db.session.new or (row is None and isinstance(token, str)):
+            # A touched last_seen_at, or a session that timed out here with its
+            # audit entry: durable now, whatever the view does next.
+            commit()
+        environ[_ENVIRON_KEY] = row
+    return cast("ManageSession | None", environ[_ENVIRON_KEY])
+
+
+def signed_in(view: F) -> F:
+    """Only for a signed-in supporter; others go to the sign-in page."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        had_token = isinstance(session.get(SESSION_KEY), str)
+        row = current_session()
+        if row is None:
+            if had_token:
+                flash(_("Your session has ended. Ask for a new link to sign in again."))
+            return redirect(url_for("manage.sign_in"), 303)
+        return view(row, *args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def _start(supporter: Supporter, source: str) -> ResponseReturnValue:
+    token = services.start_session(supporter, source)
+    commit()
+    session[SESSION_KEY] = token
+    session.pop(_SENT_KEY, None)
+    return redirect(url_for("manage.account"), 303)
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # Personal data and live state: never from a cache, never indexed.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+# -- signing in --------------------------------------------------------------------------
+
+
+@bp.get("")
+def sign_in() -> ResponseReturnValue:
+    if current_session() is not None:
+        return redirect(url_for("manage.account"), 303)
+    return render_template("manage/sign_in.html", form=SignInForm())
+
+
+@bp.post("")
+@limiter.limit(services.sign_in_ip_limit, methods=["POST"])
+@limiter.limit(services.sign_in_limit, key_func=_typed_address, methods=["POST"])
+def request_link() -> ResponseReturnValue:
+    form = SignInForm()
+    if not form.validate():
+        return render_template("manage/sign_in.html", form=form), 400
+    email = (form.email.data or "").strip()
+    # Whether the address is a supporter's is for the task to find out: this
+    # request does the same work, and gives the same answer, for any address.
+    send_sign_in_link_task.delay_on_commit(email, _locale())
+    commit()
+    session[_SENT_KEY] = email
+    return redirect(url_for("manage.link_sent"), 303)
+
+
+@bp.get("/sent")
+def link_sent() -> ResponseReturnValue:
+    email = session.get(_SENT_KEY)
+    if not isinstance(email, str):
+        return redirect(url_for("manage.sign_in"), 303)
+    minutes = int(services.LINK_LIFETIME.total_seconds() // 60)
+    return render_template("manage/sent.html", email=email, minutes=minutes)
+
+
+def _invalid_link() -> ResponseReturnValue:
+    return render_template("manage/link_invalid.html", form=SignInForm()), 410
+
+
+@bp.get("/link/<token>")
+def link(token: str) -> ResponseReturnValue:
+    # Mail scanners follow links: a GET only asks, so a scanner cannot spend it.
+    found = services.open_link(token)
+    if found is None:
+        return _invalid_link()
+    return render_template(
+        "manage/link.html", form=ActionForm(), token=token, email=found.supporter.email
+    )
+
+
+@bp.post("/link/<token>")
+def use_link(token: str) -> ResponseReturnValue:
+    found = services.open_link(token)
+    if found is None:
+        return _invalid_link()
+    form = ActionForm()
+    if not form.validate():
+        return render_template(
+            "manage/link.html", form=form, token=token, email=found.supporter.email, expired=True
+        ), 400
+    supporter = found.supporter
+    if not services.use_link(found):
+        commit()
+        return _invalid_link()
+    return _start(supporter, services.SIGN_IN_SOURCE)
+
+
+@bp.get("/e/<token>")
+def email_link(token: str) -> ResponseReturnValue:
+    """The "Manage your support" link in one of our emails: signs the supporter in."""
+    found = services.supporter_from_email_link(token)
+    if found is None:
+        return _invalid_link()
+    supporter, template = found
+    return _start(supporter, f"email:{template}")
+
+
+@bp.post("/sign-out")
+@signed_in
+def sign_out(row: ManageSession) -> ResponseReturnValue:
+    form = ActionForm()
+    if form.validate():
+        services.end_session(row, "sign_out")
+        commit()
+        session.pop(SESSION_KEY, None)
+        flash(_("You have signed out."))
+        return redirect(url_for("manage.sign_in"), 303)
+    return redirect(url_for("manage.account"), 303)
+
+
+@bp.post("/sign-out-everywhere")
+@signed_in
+def sign_out_everywhere(row: ManageSession) -> ResponseReturnValue:
+    form = ActionForm()
+    if form.validate():
+        ended = services.end_all_sessions(row.supporter, "sign_out_everywhere")
+        commit()
+        session.pop(SESSION_KEY, None)
+        flash(_("You have signed out on every device (%(count)d sessions).", count=ended))
+        return redirect(url_for("manage.sign_in"), 303)
+    return redirect(url_for("manage.account"), 303)
+
+
+# -- the account --------------------------------------------------------------------------
+
+
+def _activity_text(entry: Any) -> str:
+    """An audit entry of the supporter's, in their words."""
+    source = str((entry.details or {}).get("source", ""))
+    if source == services.SIGN_IN_SOURCE:
+        how = _("with a sign-in link")
+    elif source.startswith("email:"):
+        how = _("from a link in an email")
+    else:
+        how = ""
+    texts = {
+        "manage.link_sent": _("A sign-in link was emailed"),
+        "manage.signed_in": _("Signed in %(how)s", how=how),
+        "manage.signed_out": _("Signed out"),
+        "manage.session_ended": _("A session ended"),
+        "manage.newsletter_changed": _("Newsletter choice changed"),
+        "manage.reminders_changed": _("Reminder emails choice changed"),
+        "manage.reminder_canceled": _("A reminder was cancelled"),
+        "manage.receipt_downloaded": _("A receipt was downloaded"),
+        "manage.data_exported": _("Your data was downloaded"),
+        "manage.email_change_requested": _("An email address change was asked for"),
+        "manage.email_changed": _("The email address was changed"),
+        "manage.erasure_requested": _("Erasure was asked for"),
+    }
+    return texts.get(entry.action, entry.action.removeprefix("manage.").replace("_", " "))
+
+
+@bp.get("/account")
+@signed_in
+def account(row: ManageSession) -> ResponseReturnValue:
+    supporter = row.supporter
+    return render_template(
+        "manage/account.html",
+        supporter=supporter,
+        manage_session=row,
+        view=overview(supporter),
+        form=ActionForm(),
+        sessions=services.live_sessions(supporter),
+        idle_minutes=int(services.IDLE_TIMEOUT.total_seconds() // 60),
+        activity_text=_activity_text,
+    )
+
+
+# -- receipts -------------------------------------------------------------------------------
+
+
+@bp.get("/gifts/<int:donation_id>/receipt")
+@signed_in
+def receipt(row: ManageSession, donation_id: int) -> ResponseReturnValue:
+    donation = own_gift(row.supporter, donation_id)
+    if donation is None or not donation.is_paid:
+        abort(404)
+    return render_template("manage/receipt.html", **receipt_context(donation))
+
+
+@bp.get("/gifts/<int:donation_id>/receipt.pdf")
+@signed_in
+def receipt_pdf(row: ManageSession, donation_id: int) -> ResponseReturnValue:
+    donation = own_gift(row.supporter, donation_id)
+    if donation is None or not donation.is_paid:
+        abort(404)
+    pdf = receipts.receipt_pdf(donation, _locale())
+    services.record(
+        "receipt_downloaded", row.supporter, source=row.source, target=f"donation:{donation.id}"
+    )
+    commit()
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{receipts.receipt_filename(donation)}"'
+    )
+    return response
+
+
+# -- email choices and reminders ------------------------------------------------------------
+
+
+@bp.post("/emails/newsletter")
+@signed_in
+def newsletter(row: ManageSession) -> ResponseReturnValue:
+    form = ActionForm()
+    wanted = request.form.get("subscribe")
+    if not form.validate() or wanted not in ("yes", "no"):
+        flash(_("Nothing was changed. Please try again."))
+        return redirect(url_for("manage.account") + "#emails", 303)
+    changed = choices.set_newsletter(row, wanted == "yes", _locale())
+    commit()
+    if changed:
+        flash(
+            _("You will receive the newsletter.")
+            if wanted == "yes"
+            else _("You will no longer receive the newsletter.")
+        )
+    return redirect(url_for("manage.account") + "#emails", 303)
+
+
+@bp.post("/emails/reminders")
+@signed_in
+def reminder_emails(row: ManageSession) -> ResponseReturnValue:
+    form = ActionForm()
+    wanted = request.form.get("allow")
+    if not form.validate() or wanted not in ("yes", "no"):
+        flash(_("Nothing was changed. Please try again."))
+        return redirect(url_for("manage.account") + "#emails", 303)
+    if choices.set_reminder_emails(row, wanted == "yes", _locale()):
+        flash(
+            _("We will send the reminders you ask for again.")
+            if wanted == "yes"
+            else _("We will send you no more reminders.")
+        )
+    commit()
+    return redirect(url_for("manage.account") + "#emails", 303)
+
+
+@bp.post("/reminders/<int:reminder_id>/cancel")
+@signed_in
+def cancel_reminder(row: ManageSession, reminder_id: int) -> ResponseReturnValue:
+    reminder = own_reminder(row.supporter, reminder_id)
+    if reminder is None:
+        abort(404)
+    form = ActionForm()
+    if form.validate() and choices.cancel_reminder(row, reminder):
+        flash(_("The reminder is cancelled."))
+    commit()
+    return redirect(url_for("manage.account") + "#emails", 303)

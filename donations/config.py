@@ -94,6 +94,10 @@ class Settings:
     staff_login_rate_limit: str = "10 per minute;60 per hour"
     # Per address, on POST /embed/events (the embed's counters).
     embed_events_rate_limit: str = "120 per minute"
+    # Sign-in links (/manage) asked for one address typed, whoever asks ...
+    manage_sign_in_rate_limit: str = "3 per 10 minutes;10 per day"
+    # ... and from one client address, whatever address is typed.
+    manage_sign_in_ip_rate_limit: str = "10 per hour;30 per day"
     # The failed attempt that parks a stored Stripe event.
     webhook_max_attempts: int = 10
     # Seconds before an SMTP server that does not answer counts as a temporary failure.
@@ -219,6 +223,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reminder_rate_limit=read.rate_limit("reminder_rate_limit"),
         staff_login_rate_limit=read.rate_limit("staff_login_rate_limit"),
         embed_events_rate_limit=read.rate_limit("embed_events_rate_limit"),
+        manage_sign_in_rate_limit=read.rate_limit("manage_sign_in_rate_limit"),
+        manage_sign_in_ip_rate_limit=read.rate_limit("manage_sign_in_ip_rate_limit"),
         export_dir=project_path(read.text("EXPORT_DIR") or instance / "exports"),
         export_retention_hours=read.whole_number("export_retention_hours", "hours", 1, 720),
         secret_key_fallbacks=fallbacks,

@@ -282,6 +282,8 @@ def test_unset_variables_take_the_defaults_declared_on_settings() -> None:
         "REMINDER_RATE_LIMIT",
         "STAFF_LOGIN_RATE_LIMIT",
         "EMBED_EVENTS_RATE_LIMIT",
+        "MANAGE_SIGN_IN_RATE_LIMIT",
+        "MANAGE_SIGN_IN_IP_RATE_LIMIT",
     ],
 )
 def test_rate_limits_are_read_and_checked(name: str) -> None:

@@ -325,9 +325,9 @@ def end_all_sessions(supporter: Supporter, reason: str) -> int:
 
 def sign_in_limit() -> str:
     """Sign-in links asked for one address (whoever asks)."""
-    return str(current_app.config.get("MANAGE_SIGN_IN_RATE_LIMIT", "3 per 10 minutes;10 per day"))
+    return str(current_app.config["SETTINGS"].manage_sign_in_rate_limit)
 
 
 def sign_in_ip_limit() -> str:
     """Sign-in links asked for from one client address (whatever address is typed)."""
-    return str(current_app.config.get("MANAGE_SIGN_IN_IP_RATE_LIMIT", "10 per hour;30 per day"))
+    return str(current_app.config["SETTINGS"].manage_sign_in_ip_rate_limit)

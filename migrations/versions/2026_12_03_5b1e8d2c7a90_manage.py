@@ -1,7 +1,7 @@
 """manage my support: sign-in links, sessions, email changes, erasure requests
 
 Revision ID: 5b1e8d2c7a90
-Revises: c3d9e1f27a44
+Revises: 5e1f0a9c7d21
 Create Date: 2026-12-03 09:00:00.000000
 
 """
@@ -13,7 +13,7 @@ import donations.db
 
 # revision identifiers, used by Alembic.
 revision = '5b1e8d2c7a90'
-down_revision = 'c3d9e1f27a44'
+down_revision = '5e1f0a9c7d21'
 branch_labels = None
 depends_on = None
 

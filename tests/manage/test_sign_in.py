@@ -15,6 +15,7 @@ from donations.manage.models import ManageSession, SignInLink
 from donations.manage.tasks import send_sign_in_link_task
 from donations.staff.models import AuditEntry
 from donations.tasks import celery_app
+from tests.harness import change_settings
 from tests.manage.flows import (
     ask_for_link,
     continue_with,
@@ -203,7 +204,7 @@ def test_links_are_rate_limited_per_address(app: Flask, client, ctx, mailbox) ->
 
 
 def test_links_are_rate_limited_per_client(app: Flask, client, ctx, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(app.config, "MANAGE_SIGN_IN_IP_RATE_LIMIT", "5 per hour")
+    change_settings(monkeypatch, app, manage_sign_in_ip_rate_limit="5 per hour")
     answers = [ask_for_link(client, f"reader{n}@example.org").status_code for n in range(8)]
     assert answers == [303] * 5 + [429] * 3
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel import Locale
+from babel.dates import format_date, format_datetime, format_time
 from flask import (
     Flask,
     current_app,
@@ -276,6 +277,25 @@ def money_text(amount: int, currency: str, locale: str) -> str:
     return Money(amount, currency).format(locale)
 
 
+def moment_with_zone(moment: datetime, zone: str, locale: str) -> str:
+    """When something happened, for a reader: the date, the time and its zone, in
+    ``locale`` ("December 1, 2026, 2:05 PM UTC", "1 декабря 2026 г., 14:05 UTC").
+
+    The zone is its short name where the locale has one (UTC, EST), else the
+    offset in CLDR's localized GMT format ("GMT+01:00"); naive values are UTC,
+    as SQLite returns them.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(ZoneInfo(zone))
+    name = format_time(local, "z", locale=locale)
+    if not name.isalpha():
+        name = format_time(local, "ZZZZ", locale=locale)
+    time = f"{format_time(local, 'short', locale=locale)} {name}"
+    pattern = str(Locale.parse(locale).datetime_formats["medium"])
+    return pattern.replace("{1}", format_date(local, "long", locale=locale)).replace("{0}", time)
+
+
 @lru_cache(maxsize=4096)
 def major_text(amount: int, currency: str) -> str:
     return Money(amount, currency).major_text()
@@ -304,7 +324,20 @@ def register_templates(app: Flask) -> None:
         zone = ZoneInfo(app.config["SETTINGS"].reporting_time_zone)
         return format_date(moment.astimezone(zone), "long", locale=str(get_locale() or "en"))
 
+    def datetime_with_zone(value: str | datetime) -> str:
+        """Receipt times (emails, thank-you pages) in REPORTING_TIME_ZONE, saying so."""
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        zone = app.config["SETTINGS"].reporting_time_zone
+        return moment_with_zone(moment, zone, str(get_locale() or "en"))
+
     app.jinja_env.filters["datetime_text"] = datetime_text
+    app.jinja_env.filters["datetime_with_zone"] = datetime_with_zone
+    # For <time datetime>: an instant with its offset (SQLite's naive values are UTC).
+    app.jinja_env.filters["iso_utc"] = lambda moment: (
+        (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        .astimezone(UTC)
+        .isoformat(timespec="seconds")
+    )
     app.jinja_env.filters["date_text"] = date_text
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["major"] = major

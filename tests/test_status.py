@@ -313,7 +313,7 @@ def race(
 # Statuses outside the rule tables' reach, each named with the function that sets it.
 NOT_RULED = {
     # An outbox row stopped by erasure (mail statuses are claimed by the sender).
-    ("donations/operations/erasure.py", "erase_supporter"),
+    ("donations/operations/erasure.py", "_scrub_emails"),
     # Not routed through change_status yet (their own transition checks).
     ("donations/supporters/models.py", "move_to"),  # Consent
     ("donations/embed/experiments/services.py", "_move"),  # Experiment

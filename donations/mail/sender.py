@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
 from email.headerregistry import Address
@@ -222,14 +223,13 @@ def _send_claimed(
 ) -> EmailStatus:
     """Send one message this worker has claimed and record what happened (no commit)."""
     started = utcnow()
-    code: int | None = None
-    detail: str | None = None
-    outcome: AttemptOutcome
-    values: dict[str, object] = {}
     hashed = address_hash(row.to_address)
     if row.suppressible and hashed in suppressed:
-        outcome, detail = AttemptOutcome.SUPPRESSED, f"address suppressed ({suppressed[hashed]})"
-        status = EmailStatus.SUPPRESSED
+        result = _Result(
+            AttemptOutcome.SUPPRESSED,
+            EmailStatus.SUPPRESSED,
+            detail=f"address suppressed ({suppressed[hashed]})",
+        )
     else:
         try:
             message = render_email(row)
@@ -237,41 +237,64 @@ def _send_claimed(
             # A message that cannot be built (a malformed address, a template
             # bug) will not build on a retry either.
             log.exception("email %s could not be built", row.dedupe_key)
-            outcome, detail = AttemptOutcome.REFUSED, f"could not build the message: {exc}"
-            status = EmailStatus.FAILED
+            result = _Result(
+                AttemptOutcome.REFUSED,
+                EmailStatus.FAILED,
+                detail=f"could not build the message: {exc}",
+            )
         else:
-            try:
-                sender.send(message)
-            except TemporaryMailError as exc:
-                code, detail = exc.code, str(exc)
-                if attempt >= MAX_ATTEMPTS:
-                    outcome, status = AttemptOutcome.GAVE_UP, EmailStatus.FAILED
-                    log.error("email %s: giving up after %s tries", row.dedupe_key, attempt)
-                else:
-                    outcome, status = AttemptOutcome.RETRY, EmailStatus.QUEUED
-                    values["next_attempt_at"] = utcnow() + retry_delay(attempt)
-                    log.warning("email %s temporarily failed: %s", row.dedupe_key, exc)
-            except PermanentMailError as exc:
-                code, detail = exc.code, str(exc)
-                outcome, status = AttemptOutcome.REFUSED, EmailStatus.FAILED
-                log.warning("email %s refused: %s", row.dedupe_key, exc)
-                if exc.mailbox_unavailable:
-                    suppress(hashed, SuppressionReason.BOUNCED, _one_line(str(exc))[:500])
-            else:
-                outcome, status = AttemptOutcome.SENT, EmailStatus.SENT
-                values.update(
-                    sent_at=utcnow(), message_id=str(message["Message-ID"]), next_attempt_at=None
-                )
+            result = _hand_over(row, message, attempt, hashed, sender)
+    _record(row, attempt, started, result)
+    MAIL.labels(result.status.value).inc()
+    return result.status
+
+
+@dataclass
+class _Result:
+    """What one try came to, as the message row and its attempt record it."""
+
+    outcome: AttemptOutcome
+    status: EmailStatus
+    code: int | None = None
+    detail: str | None = None
+    values: dict[str, object] = field(default_factory=dict)
+
+
+def _hand_over(
+    row: EmailMessage, message: MIMEMessage, attempt: int, hashed: str, sender: MailTransport
+) -> _Result:
+    """Give the built message to the transport; a retry, a refusal or a success."""
+    try:
+        sender.send(message)
+    except TemporaryMailError as exc:
+        if attempt >= MAX_ATTEMPTS:
+            log.error("email %s: giving up after %s tries", row.dedupe_key, attempt)
+            return _Result(AttemptOutcome.GAVE_UP, EmailStatus.FAILED, exc.code, str(exc))
+        log.warning("email %s temporarily failed: %s", row.dedupe_key, exc)
+        retry: dict[str, object] = {"next_attempt_at": utcnow() + retry_delay(attempt)}
+        return _Result(AttemptOutcome.RETRY, EmailStatus.QUEUED, exc.code, str(exc), retry)
+    except PermanentMailError as exc:
+        log.warning("email %s refused: %s", row.dedupe_key, exc)
+        if exc.mailbox_unavailable:
+            suppress(hashed, SuppressionReason.BOUNCED, _one_line(str(exc))[:500])
+        return _Result(AttemptOutcome.REFUSED, EmailStatus.FAILED, exc.code, str(exc))
+    sent = {"sent_at": utcnow(), "message_id": str(message["Message-ID"]), "next_attempt_at": None}
+    return _Result(AttemptOutcome.SENT, EmailStatus.SENT, values=sent)
+
+
+def _record(row: EmailMessage, attempt: int, started: datetime, result: _Result) -> None:
+    """The try's result on the message row, and one attempt row, in two prebuilt statements."""
     connection = db.session.connection()
+    detail = result.detail
     connection.execute(
         _RECORD_RESULT,
         {
             "row_id": row.id,
-            "new_status": status,
-            "error": None if outcome is AttemptOutcome.SENT else (detail or "")[:2000],
-            "sent": values.get("sent_at"),
-            "sent_message_id": values.get("message_id"),
-            "next_attempt": values.get("next_attempt_at"),
+            "new_status": result.status,
+            "error": None if result.outcome is AttemptOutcome.SENT else (detail or "")[:2000],
+            "sent": result.values.get("sent_at"),
+            "sent_message_id": result.values.get("message_id"),
+            "next_attempt": result.values.get("next_attempt_at"),
         },
     )
     connection.execute(
@@ -281,13 +304,11 @@ def _send_claimed(
             "number": attempt,
             "started_at": started,
             "finished_at": utcnow(),
-            "outcome": outcome,
-            "smtp_code": code,
+            "outcome": result.outcome,
+            "smtp_code": result.code,
             "detail": detail[:2000] if detail else None,
         },
     )
-    MAIL.labels(status.value).inc()
-    return status
 
 
 # Built once: these run for every message sent.

@@ -373,24 +373,7 @@ def refund_donation(
         if existing.donation_id != donation_id:
             raise RefundRefused("That confirmation belongs to another donation.")
         return existing
-    # Row lock on PostgreSQL, so two refunds of one donation are decided one
-    # after the other against the up-to-date refunded amount (and a webhook
-    # for this refund waits for the request to commit).
-    donation = db.session.scalar(
-        select(Donation).where(Donation.id == donation_id).with_for_update()
-    )
-    if donation is None:
-        raise RefundRefused("There is no such donation.")
-    left = refundable(donation)
-    if left.amount <= 0:
-        raise RefundRefused("Nothing is left to refund on this donation.")
-    wanted = left if amount is None else amount
-    if wanted.currency != donation.currency:
-        raise RefundRefused(f"The refund must be in {donation.currency}.")
-    if wanted.amount <= 0:
-        raise RefundRefused("The refund must be more than zero.")
-    if wanted.amount > left.amount:
-        raise RefundRefused(f"At most {left.format()} can be refunded.")
+    donation, wanted = _lock_for_refund(donation_id, amount)
     row = Refund(
         attempt_key=attempt_key,
         donation_id=donation.id,
@@ -420,6 +403,31 @@ def refund_donation(
     donation.refunded_amount = refunded_total(donation)
     db.session.flush()
     return row
+
+
+def _lock_for_refund(donation_id: int, amount: Money | None) -> tuple[Donation, Money]:
+    """The donation, locked, and the amount to refund of it; RefundRefused if it cannot be.
+
+    Row lock on PostgreSQL, so two refunds of one donation are decided one
+    after the other against the up-to-date refunded amount (and a webhook
+    for this refund waits for the request to commit).
+    """
+    donation = db.session.scalar(
+        select(Donation).where(Donation.id == donation_id).with_for_update()
+    )
+    if donation is None:
+        raise RefundRefused("There is no such donation.")
+    left = refundable(donation)
+    if left.amount <= 0:
+        raise RefundRefused("Nothing is left to refund on this donation.")
+    wanted = left if amount is None else amount
+    if wanted.currency != donation.currency:
+        raise RefundRefused(f"The refund must be in {donation.currency}.")
+    if wanted.amount <= 0:
+        raise RefundRefused("The refund must be more than zero.")
+    if wanted.amount > left.amount:
+        raise RefundRefused(f"At most {left.format()} can be refunded.")
+    return donation, wanted
 
 
 # -- disputes ----------------------------------------------------------------------------
@@ -506,7 +514,6 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
     row.arrival_date = timestamp(snapshot.arrival_date)
     row.failure_code, row.failure_message = snapshot.failure_code, snapshot.failure_message
     db.session.flush()
-    links = PayoutLinks()
     if row.status in (PayoutStatus.FAILED, PayoutStatus.CANCELED):
         for model in (Donation, Refund):
             db.session.execute(
@@ -515,14 +522,20 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
                 .values(payout_id=None)
                 .execution_options(synchronize_session="fetch")
             )
-        return row, links
+        return row, PayoutLinks()
     if not row.automatic:
         # Stripe can only list the transactions of automatic payouts.
-        return row, links
+        return row, PayoutLinks()
+    return row, _link_payout_entries(row)
+
+
+def _link_payout_entries(row: Payout) -> PayoutLinks:
+    """Mark the donations and refunds in the payout's balance transactions as paid out in it."""
+    links = PayoutLinks()
     # Charges before refunds: rows are locked in the order every sync takes
     # them (a donation, then its refunds), so concurrent syncs cannot deadlock.
     entries = sorted(
-        gateway().list_payout_entries(snapshot.id),
+        gateway().list_payout_entries(row.stripe_payout_id),
         key=lambda e: e.type not in ("charge", "payment"),
     )
     for entry in entries:
@@ -550,9 +563,11 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
         if not matched:
             links.unmatched.append(entry.source_id)
     if links.unmatched:
-        log.warning("payout %s: %d entries match no ledger row", snapshot.id, len(links.unmatched))
+        log.warning(
+            "payout %s: %d entries match no ledger row", row.stripe_payout_id, len(links.unmatched)
+        )
     db.session.flush()
-    return row, links
+    return links
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -200,53 +200,71 @@ def schedule_reminder(
         raise ValueError(f"reminders are offered in {REMINDER_MONTHS} months, not {months}")
     now = now or utcnow()
     prefill = prefill or Prefill()
-    key = normalise_address(email)
-    hashed = address_hash(email)
+    key, hashed = normalise_address(email), address_hash(email)
     due_at = add_months(now, months)
-    period = f"{due_at:%Y-%m}"
     suppression = suppression_for(hashed)
     if suppression is not None and suppression.reason in _NEVER_LIFTED:
         log.info("reminder signup for a %s address: nothing stored", suppression.reason)
         return None
-    supporter = find_or_create_supporter(email=email, locale=locale)
-    db.session.flush()
+    supporter = find_or_create_supporter(email=email, locale=locale)  # flushed: it has an id
     # The pending reminder for the period, the key of a partial unique index.
     existing, created = insert_or_fetch(
         Reminder,
-        {"email_key": key, "period": period, "status": ReminderStatus.PENDING},
+        {"email_key": key, "period": f"{due_at:%Y-%m}", "status": ReminderStatus.PENDING},
         {
             "email": email.strip(),
             "address_hash": hashed,
             "supporter_id": supporter.id,
             "locale": locale,
-            "frequency": prefill.frequency,
-            "currency": prefill.currency,
-            "amount": prefill.amount,
-            "source": source,
-            **(attribution or Attribution()).as_columns(),
+            **_looked_at(prefill, source, attribution),
             "months": months,
             "due_at": due_at,
             "created_at": now,
         },
     )
-    if created:
-        if suppression is not None:  # unsubscribed: ask the owner first
-            request_opt_in(existing, now)
-        else:
-            _queue_confirmation(existing)
-        return existing
-    # The same request again (a refresh, a second tab): keep the one reminder,
-    # with what the reader looked at most recently.
-    existing.locale = locale
-    existing.frequency = prefill.frequency or existing.frequency
-    existing.currency = prefill.currency or existing.currency
-    existing.amount = prefill.amount if prefill.currency else existing.amount
-    existing.source = source or existing.source
+    if not created:
+        _update_pending(
+            existing, locale=locale, prefill=prefill, source=source, attribution=attribution
+        )
+    elif suppression is not None:  # unsubscribed: ask the owner first
+        request_opt_in(existing, now)
+    else:
+        _queue_confirmation(existing)
+    return existing
+
+
+def _looked_at(
+    prefill: Prefill, source: str | None, attribution: Attribution | None
+) -> dict[str, object]:
+    """What the reader was looking at when asking: the gift shown, where, in which placement."""
+    return {
+        "frequency": prefill.frequency,
+        "currency": prefill.currency,
+        "amount": prefill.amount,
+        "source": source,
+        **(attribution or Attribution()).as_columns(),
+    }
+
+
+def _update_pending(
+    reminder: Reminder,
+    *,
+    locale: str,
+    prefill: Prefill,
+    source: str | None,
+    attribution: Attribution | None,
+) -> None:
+    """The same request again (a refresh, a second tab): keep the one reminder,
+    with what the reader looked at most recently."""
+    reminder.locale = locale
+    reminder.frequency = prefill.frequency or reminder.frequency
+    reminder.currency = prefill.currency or reminder.currency
+    reminder.amount = prefill.amount if prefill.currency else reminder.amount
+    reminder.source = source or reminder.source
     if attribution is not None and attribution.as_args():
         for column, value in attribution.as_columns().items():
-            setattr(existing, column, value)
+            setattr(reminder, column, value)
     db.session.flush()
-    return existing
 
 
 # -- double opt-in after an unsubscribe ------------------------------------------

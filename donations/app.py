@@ -302,6 +302,13 @@ def major_text(amount: int, currency: str) -> str:
 
 
 def register_templates(app: Flask) -> None:
+    register_template_filters(app)
+    register_template_globals(app)
+
+
+def register_template_filters(app: Flask) -> None:
+    """Money, dates and card labels as templates show them, in the reader's locale."""
+
     @pass_context
     def money(context: Context, amount: int | None, currency: str) -> str:
         if amount is None:
@@ -341,9 +348,13 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.filters["date_text"] = date_text
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["major"] = major
+    app.jinja_env.filters["card"] = card_label
+
+
+def register_template_globals(app: Flask) -> None:
+    """Languages, the newsroom's pages, form error attributes and the page context."""
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["without_lang"] = without_lang
-    app.jinja_env.filters["card"] = card_label
 
     def newsroom_page(endpoint: str, own: str | None) -> str:
         """The newsroom's own page if it has one, else ours (absolute in an email)."""

@@ -216,39 +216,7 @@ def start() -> ResponseReturnValue:
         # The honeypot was filled in: a bot. Say no more than a person would see.
         return _render_details(form, config, 400, _("This form has expired. Please start again."))
     frequency = Frequency(form.frequency.data)
-    gift = form.gift
-    # The server works the cover out (the page only says whether, and for which method).
-    covers = config.fee_covers(gift, frequency) if form.cover_fee.data else {}
-    cover_method = form.cover_method.data if form.cover_method.data in covers else None
-    cover_method = cover_method or next(iter(covers), None)
-    fee_cover = covers[cover_method].amount if cover_method else 0
-    # Came through a "Remind me later" email: the gift records it (conversion).
-    reminder = reminder_from_link(form.reminder.data)
-    # Where the reader was asked; a gift through a reminder inherits the reminder's.
-    attribution = Attribution.from_args(
-        {"article": form.article.data, "campaign": form.campaign.data, "variant": form.variant.data}
-    )
-    if reminder is not None and not attribution.as_args():
-        attribution = Attribution(reminder.article, reminder.campaign, reminder.variant)
-    source = clean_url(form.source.data) or (reminder.source if reminder else None)
-    checkout_request = CheckoutRequest(
-        gift=gift,
-        frequency=frequency,
-        attempt_key=form.attempt.data,
-        email=form.email.data,
-        name=(form.name.data or "").strip(),
-        country=form.country.data or None,
-        newsletter_opt_in=bool(form.newsletter.data),
-        locale=_locale(),
-        fee_cover=fee_cover,
-        fee_cover_method=cover_method,
-        campaign=attribution.campaign,
-        article=attribution.article,
-        variant=attribution.variant,
-        upsell=_upsell_answer(form.upsell.data),
-        source=source,
-        reminder_id=reminder.id if reminder else None,
-    )
+    checkout_request = _checkout_request(form, config, form.gift, frequency)
     try:
         if frequency is Frequency.ONCE:
             checkout: Donation | RecurringPlan = start_checkout(checkout_request)
@@ -268,6 +236,44 @@ def start() -> ResponseReturnValue:
         )
     commit()
     return redirect(url_for("support.pay", token=checkout.public_token), 303)
+
+
+def _checkout_request(
+    form: DetailsForm, config: AskConfig, gift: Money, frequency: Frequency
+) -> CheckoutRequest:
+    """What the valid details form asks for, with the fee cover and attribution worked out."""
+    # The server works the cover out (the page only says whether, and for which method).
+    covers = config.fee_covers(gift, frequency) if form.cover_fee.data else {}
+    cover_method = form.cover_method.data if form.cover_method.data in covers else None
+    cover_method = cover_method or next(iter(covers), None)
+    fee_cover = covers[cover_method].amount if cover_method else 0
+    # Came through a "Remind me later" email: the gift records it (conversion).
+    reminder = reminder_from_link(form.reminder.data)
+    # Where the reader was asked; a gift through a reminder inherits the reminder's.
+    attribution = Attribution.from_args(
+        {"article": form.article.data, "campaign": form.campaign.data, "variant": form.variant.data}
+    )
+    if reminder is not None and not attribution.as_args():
+        attribution = Attribution(reminder.article, reminder.campaign, reminder.variant)
+    source = clean_url(form.source.data) or (reminder.source if reminder else None)
+    return CheckoutRequest(
+        gift=gift,
+        frequency=frequency,
+        attempt_key=form.attempt.data,
+        email=form.email.data,
+        name=(form.name.data or "").strip(),
+        country=form.country.data or None,
+        newsletter_opt_in=bool(form.newsletter.data),
+        locale=_locale(),
+        fee_cover=fee_cover,
+        fee_cover_method=cover_method,
+        campaign=attribution.campaign,
+        article=attribution.article,
+        variant=attribution.variant,
+        upsell=_upsell_answer(form.upsell.data),
+        source=source,
+        reminder_id=reminder.id if reminder else None,
+    )
 
 
 def _checkout_or_404(token: str) -> Donation | RecurringPlan:

@@ -175,6 +175,7 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from donations.embed.views import bp as embed_bp
+    from donations.manage.staff_views import bp as manage_staff_bp
     from donations.manage.views import bp as manage_bp
     from donations.payments.views import bp as payments_bp
     from donations.reminders.views import bp as reminders_bp
@@ -189,6 +190,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports_bp)
     app.register_blueprint(embed_bp)
     app.register_blueprint(manage_bp)
+    app.register_blueprint(manage_staff_bp)
 
     @app.get("/")
     def index() -> Any:
@@ -225,7 +227,7 @@ def without_lang(path: str) -> str:
 
 # Blueprints of the back office: its numbers, money and dates follow the staff
 # member's own choice (StaffUser.locale), English until they choose.
-BACK_OFFICE_BLUEPRINTS = ("staff", "reports")
+BACK_OFFICE_BLUEPRINTS = ("staff", "reports", "manage_staff")
 
 
 def select_locale() -> str:

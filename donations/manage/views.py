@@ -25,10 +25,10 @@ from flask_babel import gettext as _
 from donations.db import commit, db
 from donations.extensions import limiter
 from donations.mail.addresses import normalise_address
-from donations.manage import choices, receipts, services
+from donations.manage import choices, email_change, erasure, export, receipts, services
 from donations.manage.account import overview, own_gift, own_reminder
-from donations.manage.forms import ActionForm, SignInForm
-from donations.manage.models import ManageSession
+from donations.manage.forms import ActionForm, EmailChangeForm, SignInForm
+from donations.manage.models import ErasureStatus, ManageSession
 from donations.manage.receipts import receipt_context
 from donations.manage.tasks import send_sign_in_link_task
 from donations.supporters.models import Supporter
@@ -49,6 +49,7 @@ def _register_template_globals(state: Any) -> None:
     # Used by every email's footer (templates/email/_manage.*) and the sign-in email.
     app.jinja_env.globals["manage_link"] = services.manage_link
     app.jinja_env.globals["manage_sign_in_url"] = services.sign_in_url
+    app.jinja_env.globals["manage_email_change_url"] = email_change.confirm_url
 
 
 def _locale() -> str:
@@ -242,9 +243,9 @@ def _activity_text(entry: Any) -> str:
     return texts.get(entry.action, entry.action.removeprefix("manage.").replace("_", " "))
 
 
-@bp.get("/account")
-@signed_in
-def account(row: ManageSession) -> ResponseReturnValue:
+def _render_account(
+    row: ManageSession, email_form: EmailChangeForm | None = None, status: int = 200
+) -> ResponseReturnValue:
     supporter = row.supporter
     return render_template(
         "manage/account.html",
@@ -252,10 +253,26 @@ def account(row: ManageSession) -> ResponseReturnValue:
         manage_session=row,
         view=overview(supporter),
         form=ActionForm(),
+        email_form=email_form or EmailChangeForm(formdata=None),
+        email_change=email_change.pending_change(supporter),
+        erasure_request=erasure.pending_request(supporter),
         sessions=services.live_sessions(supporter),
         idle_minutes=int(services.IDLE_TIMEOUT.total_seconds() // 60),
         activity_text=_activity_text,
-    )
+    ), status
+
+
+@bp.get("/account")
+@signed_in
+def account(row: ManageSession) -> ResponseReturnValue:
+    supporter = row.supporter
+    queued = erasure.pending_request(supporter)
+    if queued is not None and erasure.apply_if_nothing_charges(queued):
+        # Asked for while a plan could still charge them; nothing can now.
+        commit()
+        session.pop(SESSION_KEY, None)
+        return render_template("manage/erased.html")
+    return _render_account(row)
 
 
 # -- receipts -------------------------------------------------------------------------------
@@ -339,3 +356,132 @@ def cancel_reminder(row: ManageSession, reminder_id: int) -> ResponseReturnValue
         flash(_("The reminder is cancelled."))
     commit()
     return redirect(url_for("manage.account") + "#emails", 303)
+
+
+# -- email address ----------------------------------------------------------------------------
+
+
+@bp.post("/email")
+@limiter.limit(services.sign_in_ip_limit, methods=["POST"])
+@signed_in
+def change_email(row: ManageSession) -> ResponseReturnValue:
+    form = EmailChangeForm()
+    if not form.validate():
+        return _render_account(row, form, 400)
+    new_email = (form.email.data or "").strip()
+    change = email_change.request_change(row, new_email, _locale())
+    commit()
+    if change is None:
+        flash(_("That is already your address."))
+    else:
+        flash(
+            _(
+                "We have sent a link to %(email)s. Your address changes when you open it there.",
+                email=new_email,
+            )
+        )
+    return redirect(url_for("manage.account") + "#email", 303)
+
+
+@bp.get("/email/confirm/<token>")
+def confirm_email(token: str) -> ResponseReturnValue:
+    change = email_change.open_change(token)
+    if change is None:
+        return _invalid_link()
+    return render_template(
+        "manage/email_confirm.html", form=ActionForm(), token=token, email=change.new_email
+    )
+
+
+@bp.post("/email/confirm/<token>")
+def confirm_email_post(token: str) -> ResponseReturnValue:
+    change = email_change.open_change(token)
+    if change is None:
+        return _invalid_link()
+    form = ActionForm()
+    if not form.validate():
+        return render_template(
+            "manage/email_confirm.html",
+            form=form,
+            token=token,
+            email=change.new_email,
+            expired=True,
+        ), 400
+    supporter = change.supporter
+    outcome = email_change.confirm_change(change, _locale())
+    commit()
+    if outcome is email_change.ChangeOutcome.TAKEN:
+        return render_template("manage/email_taken.html", email=change.new_email), 409
+    session.pop(SESSION_KEY, None)
+    flash(_("Your email address is now %(email)s.", email=supporter.email))
+    # The click proved the new address: this browser is signed in with it.
+    return _start(supporter, "email_change_link")
+
+
+# -- your data --------------------------------------------------------------------------------
+
+
+def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/data.json")
+@signed_in
+def data_json(row: ManageSession) -> ResponseReturnValue:
+    import json
+
+    data = export.export_data(row.supporter)
+    services.record("data_exported", row.supporter, source=row.source, format="json")
+    commit()
+    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    return _download(body, "application/json", f"my-support-{row.supporter_id}.json")
+
+
+@bp.get("/gifts.csv")
+@signed_in
+def gifts_csv(row: ManageSession) -> ResponseReturnValue:
+    body = export.gifts_csv(row.supporter)
+    services.record("data_exported", row.supporter, source=row.source, format="csv")
+    commit()
+    return _download(body, "text/csv; charset=utf-8", f"my-gifts-{row.supporter_id}.csv")
+
+
+@bp.get("/erase")
+@signed_in
+def erase_page(row: ManageSession) -> ResponseReturnValue:
+    supporter = row.supporter
+    return render_template(
+        "manage/erase.html",
+        form=ActionForm(),
+        charging=erasure.charging_plans(supporter),
+        pending=erasure.pending_request(supporter),
+    )
+
+
+@bp.post("/erase")
+@signed_in
+def erase(row: ManageSession) -> ResponseReturnValue:
+    form = ActionForm()
+    supporter = row.supporter
+    if not form.validate() or request.form.get("confirm") != "yes":
+        flash(_("Tick the box to confirm that you want your data erased."))
+        return redirect(url_for("manage.erase_page"), 303)
+    request_row = erasure.request_erasure(supporter, source=row.source)
+    commit()
+    if request_row.status is ErasureStatus.APPLIED:
+        session.pop(SESSION_KEY, None)
+        return render_template("manage/erased.html")
+    return redirect(url_for("manage.erase_page"), 303)
+
+
+@bp.post("/erase/withdraw")
+@signed_in
+def withdraw_erasure(row: ManageSession) -> ResponseReturnValue:
+    pending = erasure.pending_request(row.supporter)
+    if ActionForm().validate() and pending is not None:
+        erasure.withdraw_request(pending, source=row.source)
+        commit()
+        flash(_("Your erasure request is withdrawn."))
+    return redirect(url_for("manage.account"), 303)

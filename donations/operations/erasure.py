@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from blinker import Namespace
 from sqlalchemy import func, or_, select
 
 from donations.db import db, utcnow
@@ -18,6 +19,11 @@ from donations.supporters.consents import record_withdrawal
 from donations.supporters.models import ConsentTopic, Donation, PlanStatus, RecurringPlan, Supporter
 
 log = logging.getLogger(__name__)
+
+# Sent with the supporter while an erasure runs (before its flush), for areas
+# above this one that keep personal data of their own (manage/: its sessions'
+# addresses and browsers, asked-for email changes) -- they cannot be imported here.
+supporter_erased = Namespace().signal("supporter-erased")
 
 ERASED_DOMAIN = "erased.invalid"  # RFC 2606: can never be a real address
 LIVE_PLAN_STATUSES = frozenset({PlanStatus.ACTIVE, PlanStatus.PAST_DUE, PlanStatus.UNPAID})
@@ -86,6 +92,7 @@ def erase_supporter(supporter: Supporter, *, actor: str) -> ErasureResult:
     donations_kept = _scrub_donations(supporter)
     emails_scrubbed, emails_stopped = _scrub_emails(supporter, address, placeholder)
     events_redacted = _redact_events(address, customer_id)
+    supporter_erased.send(supporter, actor=actor)
     db.session.flush()
     log.info("supporter %s erased by %s", supporter.id, actor)
     return ErasureResult(

@@ -37,6 +37,10 @@ EXPECTED: dict[str, str | Role] = {
     "staff.restore_setting": Role.ADMIN,
     "staff.parked_webhooks": Role.ADMIN,
     "staff.retry_webhook": Role.ADMIN,
+    # Erasure requests from the supporters' own page (donations/manage).
+    "manage_staff.erasure_requests": Role.ADMIN,
+    "manage_staff.confirm": Role.ADMIN,
+    "manage_staff.decline": Role.ADMIN,
     # A/B tests of the ask: everyone reads the results, admins change them.
     "staff.experiments": Role.VIEWER,
     "staff.experiment": Role.VIEWER,
@@ -100,6 +104,7 @@ def test_role_matrix(app: Flask, make_staff) -> None:  # type: ignore[no-untyped
             "variant_id": experiment.variants[1].id,
             "version_id": 1,
             "export_id": 1,
+            "request_id": 1,
         }
     accounts = {role: make_staff(role) for role in Role}
     checked = 0

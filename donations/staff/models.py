@@ -10,6 +10,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
+from donations.status import RuledStatus, StatusRules
 
 
 class Role(StrEnum):
@@ -187,10 +188,20 @@ class ExportStatus(StrEnum):
     EXPIRED = "expired"  # the file was deleted after EXPORT_RETENTION_HOURS
 
 
-class ReportExport(Model):
+class ReportExport(RuledStatus, Model):
     """A report file prepared in the background for the staff member who asked for it."""
 
     __tablename__ = "report_exports"
+    status_rules = StatusRules(
+        "report export",
+        {
+            ExportStatus.QUEUED: frozenset({ExportStatus.RUNNING}),
+            ExportStatus.RUNNING: frozenset({ExportStatus.READY, ExportStatus.FAILED}),
+            ExportStatus.READY: frozenset({ExportStatus.EXPIRED}),
+            ExportStatus.FAILED: frozenset({ExportStatus.EXPIRED}),
+            ExportStatus.EXPIRED: frozenset(),
+        },
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)

@@ -44,6 +44,7 @@ from donations.staff.reports.exporters import (
 )
 from donations.staff.reports.filters import ReportFilters, parse_filters
 from donations.staff.services import audit
+from donations.status import InvalidTransition, change_status
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,15 @@ def request_export(
 
 def _claim(export_id: int) -> ReportExport | None:
     """Mark a queued export running; None if it is not queued (a redelivered task)."""
-    claimed = db.session.execute(
-        update(ReportExport)
-        .where(ReportExport.id == export_id, ReportExport.status == ExportStatus.QUEUED)
-        .values(status=ExportStatus.RUNNING, started_at=utcnow())
-    ).rowcount  # type: ignore[attr-defined]
+    export = db.session.get(ReportExport, export_id)
+    if export is None or export.status is not ExportStatus.QUEUED:
+        return None
+    try:
+        claimed = change_status(export, ExportStatus.RUNNING, started_at=utcnow())
+    except InvalidTransition:  # another worker took it and finished meanwhile
+        claimed = False
     commit()
-    return db.session.get(ReportExport, export_id) if claimed else None
+    return export if claimed else None
 
 
 def prepare_export(export_id: int) -> ExportStatus | None:
@@ -184,9 +187,9 @@ def prepare_export(export_id: int) -> ExportStatus | None:
         log.exception("export %s failed after %d rows", export_id, progress.rows)
         db.session.rollback()
         partial.unlink(missing_ok=True)
-        _set(
-            export_id,
-            status=ExportStatus.FAILED,
+        change_status(
+            export,
+            ExportStatus.FAILED,
             rows_written=progress.rows,
             error=type(exc).__name__,
             finished_at=utcnow(),
@@ -202,9 +205,9 @@ def prepare_export(export_id: int) -> ExportStatus | None:
         commit()
         return ExportStatus.FAILED
     db.session.rollback()  # end the reading transaction
-    _set(
-        export_id,
-        status=ExportStatus.READY,
+    change_status(
+        export,
+        ExportStatus.READY,
         rows_written=progress.rows,
         size=path.stat().st_size,
         finished_at=utcnow(),
@@ -259,6 +262,6 @@ def expire_exports() -> int:
     ).all()
     for export in old:
         export_path(export).unlink(missing_ok=True)
-        export.status = ExportStatus.EXPIRED
+        change_status(export, ExportStatus.EXPIRED)
     commit()
     return len(old)

@@ -380,7 +380,7 @@ def change_email(row: ManageSession) -> ResponseReturnValue:
                 email=new_email,
             )
         )
-    return redirect(url_for("manage.account") + "#email", 303)
+    return redirect(url_for("manage.account") + "#email-address", 303)
 
 
 @bp.get("/email/confirm/<token>")

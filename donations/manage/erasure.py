@@ -27,6 +27,7 @@ from donations.operations.erasure import (
     erase_supporter,
     supporter_erased,
 )
+from donations.status import change_status
 from donations.supporters.models import RecurringPlan, Supporter
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,7 @@ def _apply(request: ErasureRequest, actor: str, decided_by: int | None = None) -
         erase_supporter(request.supporter, actor=actor)
     except ErasureRefused:
         return False
-    request.status = ErasureStatus.APPLIED
-    request.decided_at = utcnow()
-    request.decided_by = decided_by
-    db.session.flush()
-    return True
+    return change_status(request, ErasureStatus.APPLIED, decided_at=utcnow(), decided_by=decided_by)
 
 
 def request_erasure(supporter: Supporter, *, source: str) -> ErasureRequest:
@@ -85,10 +82,10 @@ def apply_if_nothing_charges(request: ErasureRequest) -> bool:
 
 
 def withdraw_request(request: ErasureRequest, *, source: str) -> bool:
-    if request.status is not ErasureStatus.PENDING:
+    if not request.can_become(ErasureStatus.WITHDRAWN):
         return False
-    request.status = ErasureStatus.WITHDRAWN
-    request.decided_at = utcnow()
+    if not change_status(request, ErasureStatus.WITHDRAWN, decided_at=utcnow()):
+        return False
     record(
         "erasure_withdrawn",
         request.supporter,
@@ -114,14 +111,15 @@ def confirm_request(request: ErasureRequest, *, staff: Any) -> bool:
 
 
 def decline_request(request: ErasureRequest, *, staff: Any, note: str) -> bool:
-    if request.status is not ErasureStatus.PENDING:
+    if not request.can_become(ErasureStatus.DECLINED):
         return False
-    request.status = ErasureStatus.DECLINED
-    request.decided_at = utcnow()
-    request.decided_by = staff.id
-    request.note = note.strip()[:500]
-    db.session.flush()
-    return True
+    return change_status(
+        request,
+        ErasureStatus.DECLINED,
+        decided_at=utcnow(),
+        decided_by=staff.id,
+        note=note.strip()[:500],
+    )
 
 
 def pending_requests() -> list[ErasureRequest]:

@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
+from donations.status import RuledStatus, StatusRules
 from donations.supporters.models import Supporter
 
 
@@ -91,10 +92,21 @@ class ErasureStatus(StrEnum):
     WITHDRAWN = "withdrawn"  # the supporter took it back
 
 
-class ErasureRequest(Model):
+class ErasureRequest(RuledStatus, Model):
     """A supporter asked to be erased (GDPR Art. 17) from the portal."""
 
     __tablename__ = "manage_erasure_requests"
+    status_rules = StatusRules(
+        "erasure request",
+        {
+            ErasureStatus.PENDING: frozenset(
+                {ErasureStatus.APPLIED, ErasureStatus.DECLINED, ErasureStatus.WITHDRAWN}
+            ),
+            ErasureStatus.APPLIED: frozenset(),
+            ErasureStatus.DECLINED: frozenset(),
+            ErasureStatus.WITHDRAWN: frozenset(),
+        },
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)

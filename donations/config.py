@@ -119,6 +119,9 @@ class Settings:
     # how long they are deleted.
     export_dir: Path
     export_retention_hours: int = 24
+    # How many days before an annual plan renews its supporter is told (and,
+    # for any plan, told that the card expires before the next payment).
+    renewal_notice_days: int = 14
 
     @property
     def simulated_payments(self) -> bool:
@@ -227,6 +230,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         manage_sign_in_ip_rate_limit=read.rate_limit("manage_sign_in_ip_rate_limit"),
         export_dir=project_path(read.text("EXPORT_DIR") or instance / "exports"),
         export_retention_hours=read.whole_number("export_retention_hours", "hours", 1, 720),
+        renewal_notice_days=read.whole_number("renewal_notice_days", "days", 7, 30),
         secret_key_fallbacks=fallbacks,
         newsroom=_newsroom(read.env, mail_from, stripe.live, read.problems),
     )

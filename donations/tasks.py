@@ -55,6 +55,7 @@ PERIODIC_TASKS = (
     "reports.expire_exports",
     "ops.heartbeat",
     "payments.expire_abandoned_checkouts",
+    "payments.send_plan_notices",
 )
 # Where ops.heartbeat leaves the time it last ran (beat -> broker -> worker).
 HEARTBEAT_KEY = "donations:heartbeat"

@@ -138,6 +138,7 @@ def _scrub_donations(supporter: Supporter) -> int:
     ).all()
     for donation in donations:
         donation.card_last4 = None
+        donation.card_exp_month = donation.card_exp_year = None
         donation.note = None
     return len(donations)
 

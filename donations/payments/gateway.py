@@ -40,6 +40,9 @@ class PaymentSnapshot:
     method_type: str | None = None
     card_brand: str | None = None
     card_last4: str | None = None
+    # The card's expiry (month 1-12, four-digit year): valid to the month's end.
+    card_exp_month: int | None = None
+    card_exp_year: int | None = None
     failure_code: str | None = None
     decline_code: str | None = None
     # From the charge's balance transaction once the money has settled.
@@ -341,4 +344,12 @@ class PaymentGateway(Protocol):
 
     def parse_webhook(self, payload: bytes, signature: str | None, now: int) -> WebhookEvent:
         """Verify a delivery's signature on the raw bytes, then parse it."""
+        ...
+
+    def upcoming_invoice_subscription(self, payload: str) -> str | None:
+        """The subscription an ``invoice.upcoming`` event (a stored, verified body) is for.
+
+        An upcoming invoice is a preview with no id of its own, so it cannot be
+        re-read; the subscription it names can.
+        """
         ...

@@ -72,6 +72,8 @@ def record_payment(snapshot: PaymentSnapshot) -> Donation | None:
         donation.method = snapshot.method_type
         donation.card_brand = snapshot.card_brand
         donation.card_last4 = snapshot.card_last4
+        donation.card_exp_month = snapshot.card_exp_month
+        donation.card_exp_year = snapshot.card_exp_year
     new_status = status_from_snapshot(snapshot)
     if new_status is DonationStatus.FAILED or snapshot.failure_code:
         donation.failure_code = snapshot.decline_code or snapshot.failure_code

@@ -423,6 +423,23 @@ class StripeGateway:
             raise InvalidWebhook("body is not JSON") from exc
         return _webhook_event(body)
 
+    def upcoming_invoice_subscription(self, payload: str) -> str | None:
+        try:
+            body = json.loads(payload)
+        except (ValueError, RecursionError):
+            return None
+        data = body.get("data") if isinstance(body, dict) else None
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict) or obj.get("object") != "invoice":
+            return None
+        # The event's object read as the SDK's Invoice, so the field names
+        # are the pinned API version's (the subscription is under ``parent``).
+        invoice = stripe.Invoice.construct_from(obj, None)
+        parent = _optional(lambda: invoice.parent)
+        details = _optional(lambda: parent.subscription_details) if parent is not None else None
+        found = _id_of(_optional(lambda: details.subscription)) if details is not None else None
+        return _plain_text(found, MAX_EVENT_ID)
+
 
 def _has_requests() -> bool:
     try:
@@ -517,6 +534,7 @@ def _metadata(obj: stripe.PaymentIntent | stripe.Subscription) -> dict[str, str]
 def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
     method = _optional(lambda: intent.payment_method)
     method_type = brand = last4 = None
+    exp_month = exp_year = None
     if isinstance(method, stripe.PaymentMethod):
         method_type = method.type
         # Only the hash for the method's own type is present in the object.
@@ -524,6 +542,7 @@ def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
         sepa = _optional(lambda: method.sepa_debit)
         if method.type == "card" and card is not None:
             brand, last4 = card.brand, card.last4
+            exp_month, exp_year = card.exp_month, card.exp_year
         elif method.type == "sepa_debit" and sepa is not None:
             last4 = _optional(lambda: sepa.last4)
     charge = _optional(lambda: intent.latest_charge)
@@ -541,6 +560,8 @@ def _snapshot(intent: stripe.PaymentIntent) -> PaymentSnapshot:
         method_type=method_type,
         card_brand=brand,
         card_last4=last4,
+        card_exp_month=exp_month,
+        card_exp_year=exp_year,
         failure_code=_optional(lambda: error.code) if error is not None else None,
         decline_code=_optional(lambda: error.decline_code) if error is not None else None,
         fee=fee,

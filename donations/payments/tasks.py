@@ -11,6 +11,7 @@ from donations.db import commit, db, utcnow
 from donations.observability import RECONCILE_DIFFERENCES
 from donations.payments.abandoned import abandoned_checkouts, expire_checkout
 from donations.payments.gateway import GatewayError
+from donations.payments.notices import send_plan_notices
 from donations.payments.reconcile import reconcile
 from donations.payments.webhooks import process_event, process_pending_events
 from donations.tasks import celery_app
@@ -75,3 +76,10 @@ def expire_abandoned(now: datetime | None = None) -> int:
 def expire_abandoned_checkouts() -> None:
     """Periodic (beat, or the embedded scheduler): expire abandoned checkouts."""
     expire_abandoned()
+
+
+@celery_app.task(name="payments.send_plan_notices", ignore_result=True)
+def send_plan_notices_task() -> None:
+    """Periodic: renewal reminders for annual plans and card-expiry notices, once each."""
+    send_plan_notices()
+    commit()

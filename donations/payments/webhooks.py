@@ -17,7 +17,7 @@ from sqlalchemy import and_, or_, select, update
 
 from donations.db import commit, db, insert_ignoring_conflicts, utcnow
 from donations.observability import webhook_event
-from donations.payments import ledger, recurring
+from donations.payments import ledger, notices, recurring
 from donations.payments.gateway import WebhookEvent
 from donations.payments.models import StripeEvent
 from donations.payments.services import gateway
@@ -38,6 +38,9 @@ SUBSCRIPTION_EVENTS = frozenset(
 )
 # invoice.payment_succeeded is the older name some senders still use.
 INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"})
+# Sent some days before a subscription renews (Stripe's "upcoming renewal
+# events" setting): https://docs.stripe.com/api/events/types#event_types-invoice.upcoming
+UPCOMING_INVOICE_EVENT = "invoice.upcoming"
 
 PAYMENT_INTENT_EVENTS = frozenset(
     {
@@ -275,6 +278,8 @@ def handle_event(event: StripeEvent) -> None:
             _sync_subscription(event)
         case t if t in INVOICE_EVENTS:
             _sync_invoice(event)
+        case t if t == UPCOMING_INVOICE_EVENT:
+            _upcoming_invoice(event)
         case t if t in CHARGE_EVENTS:
             _sync_charge(event)
         case t if t in REFUND_EVENTS:
@@ -310,6 +315,22 @@ def _sync_invoice(event: StripeEvent) -> None:
     recurring.record_invoice(invoice, plan)
     if event.type == "invoice.payment_failed" and invoice.billing_reason == "subscription_cycle":
         recurring.queue_dunning(plan, invoice)
+
+
+def _upcoming_invoice(event: StripeEvent) -> None:
+    """A renewal is coming: bring the plan up to date, then queue its notices.
+
+    The upcoming invoice is a preview without an id, so the subscription it
+    names is re-read instead; the notices are the sweep's own, keyed per plan
+    and period, so a repeated delivery (or the sweep) adds none.
+    """
+    subscription_id = gateway().upcoming_invoice_subscription(event.payload)
+    if subscription_id is None:
+        return
+    plan = recurring.sync_subscription(gateway().retrieve_subscription(subscription_id))
+    if plan is None:
+        raise MissingParent(f"no plan for subscription {subscription_id}")
+    notices.queue_plan_notices(plan)
 
 
 def _sync_payment_intent(event: StripeEvent) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
@@ -267,6 +267,10 @@ class Donation(RuledStatus, Model):
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     card_brand: Mapped[str | None] = mapped_column(String(30))
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    # The card's expiry as Stripe reported it with the payment (month 1-12,
+    # four-digit year), for the notice before a plan charges an expired card.
+    card_exp_month: Mapped[int | None] = mapped_column(SmallInteger)
+    card_exp_year: Mapped[int | None] = mapped_column(SmallInteger)
     failure_code: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

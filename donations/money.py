@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.numbers import (
     NumberFormatError,
+    format_compact_currency,
     format_currency,
     format_decimal,
     get_decimal_symbol,
@@ -155,6 +156,12 @@ class Money:
     def format(self, locale: str = "en") -> str:
         """Localised display, e.g. ``$10.50`` or ``10,50 €`` (CLDR digits)."""
         return format_currency(self.to_major(), self.currency, locale=locale)
+
+    def format_compact(self, locale: str = "en") -> str:
+        """Short display for chart axes, e.g. ``$2.5M`` or ``2,5 млн €``."""
+        return format_compact_currency(
+            self.to_major(), self.currency, locale=locale, fraction_digits=1
+        )
 
     def __add__(self, other: Money) -> Money:
         self._check(other)

@@ -44,7 +44,7 @@ def revenue_chart(currency: str, points: list[tuple[date, int, int]], locale: st
     for i in range(5):
         value = step * i
         y = TOP + plot_h - plot_h * i / 4
-        label = Money(value, currency).format(locale)
+        label = Money(value, currency).format_compact(locale)
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d0d0d0"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
@@ -54,7 +54,7 @@ def revenue_chart(currency: str, points: list[tuple[date, int, int]], locale: st
         x = LEFT + slot * index + (slot - bar_w) / 2
         gross_h = plot_h * gross / top
         net_h = plot_h * max(net, 0) / top
-        month_label = format_date(month, "MMM yy", locale=locale)
+        month_label = format_date(month, "LLL yyyy", locale=locale)
         tip = (
             f"{month_label}: gross {Money(gross, currency).format(locale)}, "
             f"net {Money(net, currency).format(locale)}"
@@ -65,8 +65,14 @@ def revenue_chart(currency: str, points: list[tuple[date, int, int]], locale: st
             f'width="{bar_w:.1f}" height="{gross_h:.1f}" fill="#9dbcf5"/>'
             f'<rect class="bar-net" x="{x + bar_w * 0.2:.1f}" y="{TOP + plot_h - net_h:.1f}" '
             f'width="{bar_w * 0.6:.1f}" height="{net_h:.1f}" fill="#0b5fff"/></g>'
-            f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-            f'font-size="11" fill="#444">{escape(month_label)}</text>'
+            f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" '
+            f'font-size="11" fill="#444">{escape(format_date(month, "LLL", locale=locale))}'
+            "</text>"
         )
+        if index == 0 or month.month == 1:  # the year under the first month and each January
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 28}" '
+                f'text-anchor="middle" font-size="11" fill="#444">{month.year}</text>'
+            )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated value is escaped or a number

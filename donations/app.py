@@ -175,8 +175,8 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from donations.embed.views import bp as embed_bp
+    from donations.manage.plan_views import bp as manage_bp  # the portal, with plan changes
     from donations.manage.staff_views import bp as manage_staff_bp
-    from donations.manage.views import bp as manage_bp
     from donations.payments.views import bp as payments_bp
     from donations.reminders.views import bp as reminders_bp
     from donations.staff.reports.views import bp as reports_bp

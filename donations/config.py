@@ -98,6 +98,9 @@ class Settings:
     manage_sign_in_rate_limit: str = "3 per 10 minutes;10 per day"
     # ... and from one client address, whatever address is typed.
     manage_sign_in_ip_rate_limit: str = "10 per hour;30 per day"
+    # Plan changes in /manage (each creates or changes Stripe objects), per
+    # signed-in supporter and per client address.
+    manage_change_rate_limit: str = "10 per hour;30 per day"
     # The failed attempt that parks a stored Stripe event.
     webhook_max_attempts: int = 10
     # Seconds before an SMTP server that does not answer counts as a temporary failure.
@@ -228,6 +231,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         embed_events_rate_limit=read.rate_limit("embed_events_rate_limit"),
         manage_sign_in_rate_limit=read.rate_limit("manage_sign_in_rate_limit"),
         manage_sign_in_ip_rate_limit=read.rate_limit("manage_sign_in_ip_rate_limit"),
+        manage_change_rate_limit=read.rate_limit("manage_change_rate_limit"),
         export_dir=project_path(read.text("EXPORT_DIR") or instance / "exports"),
         export_retention_hours=read.whole_number("export_retention_hours", "hours", 1, 720),
         renewal_notice_days=read.whole_number("renewal_notice_days", "days", 7, 30),

@@ -284,6 +284,7 @@ def test_unset_variables_take_the_defaults_declared_on_settings() -> None:
         "EMBED_EVENTS_RATE_LIMIT",
         "MANAGE_SIGN_IN_RATE_LIMIT",
         "MANAGE_SIGN_IN_IP_RATE_LIMIT",
+        "MANAGE_CHANGE_RATE_LIMIT",
     ],
 )
 def test_rate_limits_are_read_and_checked(name: str) -> None:

@@ -102,6 +102,18 @@ DIFFERENCES: dict[str, str] = {
         "payment[type]=payment_intent&payment[payment_intent] (how the pinned API finds "
         "the invoice of a PaymentIntent; localstripe has no such route)"
     ),
+    "subscription_price_change": (
+        "POST /v1/subscriptions/{id} with items[0][id]+items[0][price] and "
+        'proration_behavior=none swaps the price with no "unused time" credit on the '
+        "next invoice (localstripe refuses proration_behavior and always credits it)"
+    ),
+    "subscription_trial_end_period": (
+        "a trial_end set on an active subscription ends its current period there (the "
+        "item's current_period_end), and the next renewal starts the new price's period "
+        "from it, with nothing charged at the update even when the interval changes "
+        "(localstripe invoices at once and keeps start_date + one interval); "
+        "the status stays active where Stripe would say trialing"
+    ),
     "renewal_helper": (
         "POST /_simulator/subscriptions/{id}/renew bills the next period now "
         "(tests only: Stripe renews on its own clock)"
@@ -449,20 +461,46 @@ def _patch_subscriptions() -> None:
 
     original_update = sub_cls._update
 
-    def _update(self: Any, default_payment_method: str | None = None, **data: Any) -> Any:
+    def _update(
+        self: Any,
+        default_payment_method: str | None = None,
+        proration_behavior: str | None = None,
+        **data: Any,
+    ) -> Any:
         if default_payment_method:
             _set_default_method(self.customer, default_payment_method)
             self._default_payment_method = default_payment_method
         for item in data.get("items") or []:
             if "price" in item:
                 item["plan"] = item.pop("price")
-        return original_update(self, **data)
+        if proration_behavior not in (None, "none", "create_prorations", "always_invoice"):
+            raise UserError(400, f"Invalid proration_behavior: {proration_behavior}")
+        period = self.items._list[0]._current_period()
+        before = {key for key in resources.store if key.startswith("invoiceitem:")}
+        # A trial (trial_end) charges nothing now, even when the interval changes.
+        self._invoice_later = data.get("trial_end") is not None
+        try:
+            result = original_update(self, **data)
+        finally:
+            self._invoice_later = False
+        if proration_behavior == "none":
+            # localstripe always credits the "unused time" of the old price.
+            for key in [k for k in resources.store if k.startswith("invoiceitem:")]:
+                if key not in before and getattr(resources.store[key], "proration", False):
+                    del resources.store[key]
+        if data.get("trial_end") is not None:
+            # A trial until trial_end: the period ends there, and the next
+            # renewal starts the new price's first full period from it.
+            self._period_override = (period["start"], int(data["trial_end"]))
+        return result
 
     sub_cls._update = _update
 
     original_create_invoice = sub_cls._create_invoice
 
     def _create_invoice(self: Any) -> None:
+        if getattr(self, "_invoice_later", False):
+            return
         first = self.latest_invoice is None
         original_create_invoice(self)
         if self.latest_invoice:
@@ -501,6 +539,19 @@ def _patch_subscriptions() -> None:
         return data
 
     sub_cls._export = sub_export
+
+    original_period = resources.SubscriptionItem._current_period
+
+    def _current_period(self: Any) -> dict[str, int]:
+        if self._subscription:
+            subscription = sub_cls._api_retrieve(self._subscription)
+            override = getattr(subscription, "_period_override", None)
+            if override is not None:
+                return {"start": override[0], "end": override[1]}
+        result: dict[str, int] = original_period(self)
+        return result
+
+    resources.SubscriptionItem._current_period = _current_period
 
     item_export = resources.SubscriptionItem._export
 
@@ -648,6 +699,12 @@ async def retrieve_setup_intent(request: web.Request, intent_id: str) -> web.Res
 
 async def renew_subscription(request: web.Request, subscription_id: str) -> web.Response:
     subscription = resources.Subscription._api_retrieve(subscription_id)
+    override = getattr(subscription, "_period_override", None)
+    if override is not None:
+        # The trial set by a change of interval ends: the new period starts there.
+        subscription._period_override = None
+        subscription.start_date = override[1]
+        subscription.trial_end = None
     subscription._create_invoice()
     resources.store.dump_to_disk()
     invoice = resources.Invoice._api_retrieve(subscription.latest_invoice)

@@ -239,6 +239,8 @@ def _activity_text(entry: Any) -> str:
         "manage.email_change_requested": _("An email address change was asked for"),
         "manage.email_changed": _("The email address was changed"),
         "manage.erasure_requested": _("Erasure was asked for"),
+        "manage.plan_changed": _("A plan's amount or interval was changed"),
+        "manage.payment_method_replaced": _("A plan's card was replaced"),
     }
     return texts.get(entry.action, entry.action.removeprefix("manage.").replace("_", " "))
 

@@ -277,6 +277,14 @@ class PaymentGateway(Protocol):
         """Try an open invoice's payment again now (after a new payment method)."""
         ...
 
+    def change_subscription_price(
+        self, subscription_id: str, *, price_id: str, new_interval: bool, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """Bill the subscription at another price from its next payment on: no proration,
+        nothing charged now. With ``new_interval`` (monthly <-> annual) the next payment
+        stays on the date the current period ends."""
+        ...
+
     def refund_payment(
         self, payment_id: str, amount: Money | None, idempotency_key: str
     ) -> RefundSnapshot:

@@ -251,6 +251,31 @@ class StripeGateway:
             )
         return _invoice_snapshot(invoice)
 
+    def change_subscription_price(
+        self, subscription_id: str, *, price_id: str, new_interval: bool, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        # The item is swapped with proration_behavior=none: what the current
+        # period cost stays paid, and the next invoice bills the new price.
+        # https://docs.stripe.com/billing/subscriptions/change-price
+        # Moving to another interval would reset the billing cycle anchor to
+        # now and charge at once; a trial until the current period's end keeps
+        # the next payment where it was (no charge before it).
+        # https://docs.stripe.com/billing/subscriptions/billing-cycle#changing
+        with _translated_errors():
+            current = self._client.v1.subscriptions.retrieve(subscription_id)
+            item = current.items.data[0]
+            params: stripe.params.SubscriptionUpdateParams = {
+                "items": [{"id": item.id, "price": price_id}],
+                "proration_behavior": "none",
+                "expand": ["latest_invoice.payments"],
+            }
+            if new_interval:
+                params["trial_end"] = item.current_period_end
+            subscription = self._client.v1.subscriptions.update(
+                subscription_id, params, {"idempotency_key": idempotency_key}
+            )
+        return _subscription_snapshot(subscription)
+
     # -- refunds and cancellations ----------------------------------------
 
     def refund_payment(

@@ -524,6 +524,54 @@ def test_difference_sepa_settles_later(simulator: Simulator) -> None:
     assert status == "succeeded"
 
 
+def test_difference_subscription_price_change(simulator: Simulator) -> None:
+    client, subscription = _subscribe(simulator.url)
+    (item,) = subscription["items"]["data"]
+    dearer = _price(client, amount=800)
+    updated = client.v1.subscriptions.update(
+        subscription["id"],
+        {"items": [{"id": item["id"], "price": dearer}], "proration_behavior": "none"},
+    )
+    assert updated.items.data[0].price.id == dearer
+    assert updated.items.data[0].current_period_end == item["current_period_end"]
+    assert updated.latest_invoice == subscription["latest_invoice"]["id"]
+    # No "unused time" credit: the next invoice bills the new price in full.
+    invoice = requests.post(
+        f"{simulator.url}/_simulator/subscriptions/{subscription['id']}/renew", timeout=10
+    ).json()
+    assert (invoice["amount_due"], invoice["amount_paid"]) == (800, 800)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.update(
+            subscription["id"],
+            {"proration_behavior": "sometimes"},  # type: ignore[typeddict-item]
+        )
+
+
+def test_difference_subscription_trial_end_period(simulator: Simulator) -> None:
+    client, subscription = _subscribe(simulator.url)
+    (item,) = subscription["items"]["data"]
+    period_end = item["current_period_end"]
+    annual = _price(client, amount=6000, interval="year")
+    updated = client.v1.subscriptions.update(
+        subscription["id"],
+        {
+            "items": [{"id": item["id"], "price": annual}],
+            "proration_behavior": "none",
+            "trial_end": period_end,
+        },
+    )
+    # Nothing charged now; the period (and the next payment) still ends where it did.
+    assert updated.latest_invoice == subscription["latest_invoice"]["id"]
+    assert updated.items.data[0].current_period_end == period_end
+    invoice = requests.post(
+        f"{simulator.url}/_simulator/subscriptions/{subscription['id']}/renew", timeout=10
+    ).json()
+    assert invoice["amount_due"] == 6000
+    renewed = client.v1.subscriptions.retrieve(subscription["id"]).items.data[0]
+    assert renewed.current_period_start == period_end
+    assert renewed.current_period_end - period_end >= 365 * 24 * 3600
+
+
 def test_difference_renewal_helper(simulator: Simulator) -> None:
     client, subscription = _subscribe(simulator.url)
     first = subscription["latest_invoice"]["id"]

@@ -10,7 +10,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: audit run test install install-run lint typecheck test-sqlite test-postgresql e2e bench translations services clean
+.PHONY: audit run test install install-run lint typecheck test-sqlite test-postgresql e2e bench screenshots translations services clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ test-postgresql: install
 ## The ask, webhook and export ratios against their baselines (bench/README.md); BENCH_ARGS=--quick for a short run.
 bench: install
 	$(BIN)/python -m bench all $(BENCH_ARGS)
+
+## Refresh the README's screenshots (docs/screenshots) by going through the product in Chromium.
+screenshots: install services
+	SCREENSHOTS_DIR=docs/screenshots TEST_DATABASE=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_screenshots_browser.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -154,6 +154,15 @@ def test_the_readme_shows_the_back_office_commands() -> None:
     assert {"staff", "reminders", "stripe", "supporters", "db", "demo"} <= groups
 
 
+def test_the_readme_pictures_and_make_targets_exist() -> None:
+    text = README.read_text()
+    pictures = re.findall(r'src="(docs/[^"]+)"', text)
+    assert len(pictures) >= 6
+    assert [p for p in pictures if not (ROOT / p).is_file()] == []
+    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    assert set(re.findall(r"`make ([a-z-]+)", text)) <= targets
+
+
 def test_help_needs_no_settings(checkout: Path) -> None:
     assert not (checkout / ".env").exists()
     for words in (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -328,10 +328,13 @@ def register_template_filters(app: Flask) -> None:
         zone = ZoneInfo(app.config["SETTINGS"].reporting_time_zone)
         return format_datetime(moment.astimezone(zone), "medium", locale=str(get_locale() or "en"))
 
-    def date_text(value: str | datetime) -> str:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-        zone = ZoneInfo(app.config["SETTINGS"].reporting_time_zone)
-        return format_date(moment.astimezone(zone), "long", locale=str(get_locale() or "en"))
+    def date_text(value: str | date | datetime) -> str:
+        """An instant's day in REPORTING_TIME_ZONE; a day (``date``, "YYYY-MM-DD") as it is."""
+        if isinstance(value, str):
+            value = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        if isinstance(value, datetime):
+            value = value.astimezone(ZoneInfo(app.config["SETTINGS"].reporting_time_zone))
+        return format_date(value, "long", locale=str(get_locale() or "en"))
 
     def datetime_with_zone(value: str | datetime) -> str:
         """Receipt times (emails, thank-you pages) in REPORTING_TIME_ZONE, saying so."""

@@ -82,6 +82,7 @@ def ready_command(role: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from donations.manage.cli import statements_cli
     from donations.operations.cli import supporters_cli
     from donations.payments.cli import stripe_cli
     from donations.reminders.cli import reminders_cli
@@ -97,6 +98,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(supporters_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(experiments_cli)
+    app.cli.add_command(statements_cli)
 
 
 def asks_only_for_help(argv: Sequence[str]) -> bool:

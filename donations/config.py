@@ -11,6 +11,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
+from datetime import date
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,17 @@ class Settings:
     # How many days before an annual plan renews its supporter is told (and,
     # for any plan, told that the card expires before the next payment).
     renewal_notice_days: int = 14
+    # The first day of a fiscal year, "MM-DD" ("04-01": fiscal year 2026 runs
+    # from 1 April 2026 to 31 March 2027), for the annual giving statements,
+    # and the tax wording those statements carry (the newsroom's own).
+    fiscal_year_start: str = "01-01"
+    statement_tax_text: str | None = None
+
+    @property
+    def fiscal_year_start_day(self) -> tuple[int, int]:
+        """FISCAL_YEAR_START as (month, day)."""
+        month, day = self.fiscal_year_start.split("-")
+        return int(month), int(day)
 
     @property
     def simulated_payments(self) -> bool:
@@ -235,6 +247,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         export_dir=project_path(read.text("EXPORT_DIR") or instance / "exports"),
         export_retention_hours=read.whole_number("export_retention_hours", "hours", 1, 720),
         renewal_notice_days=read.whole_number("renewal_notice_days", "days", 7, 30),
+        fiscal_year_start=_fiscal_year_start(read),
+        statement_tax_text=_statement_tax_text(read),
         secret_key_fallbacks=fallbacks,
         newsroom=_newsroom(read.env, mail_from, stripe.live, read.problems),
     )
@@ -424,6 +438,38 @@ def _time_zone(read: _Environment) -> str:
     except Exception:
         read.problems.append(f"REPORTING_TIME_ZONE {zone!r} is not a known time zone.")
     return zone
+
+
+def _fiscal_year_start(read: _Environment) -> str:
+    """FISCAL_YEAR_START: a day every year has (so not 02-29), written MM-DD."""
+    value = read.text("FISCAL_YEAR_START") or str(_DEFAULTS["fiscal_year_start"])
+    month, _, day = value.partition("-")
+    try:
+        digits = (month + day).isascii() and (month + day).isdigit()
+        valid = digits and len(month) == len(day) == 2 and bool(date(2025, int(month), int(day)))
+    except ValueError:
+        valid = False
+    if not valid:
+        read.problems.append(
+            'FISCAL_YEAR_START must be the first day of the fiscal year as MM-DD, like "01-01" '
+            'or "04-01" (not 02-29).'
+        )
+        return str(_DEFAULTS["fiscal_year_start"])
+    return value
+
+
+# Longest tax wording a statement carries.
+MAX_TAX_TEXT = 1000
+
+
+def _statement_tax_text(read: _Environment) -> str | None:
+    value = " ".join(read.text("STATEMENT_TAX_TEXT").split()) or None
+    if value is not None and (len(value) > MAX_TAX_TEXT or not value.isprintable()):
+        read.problems.append(
+            f"STATEMENT_TAX_TEXT must be at most {MAX_TAX_TEXT} printable characters."
+        )
+        return None
+    return value
 
 
 def _log_format(read: _Environment) -> str:

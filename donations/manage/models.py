@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
@@ -120,3 +120,25 @@ class ErasureRequest(RuledStatus, Model):
     note: Mapped[str | None] = mapped_column(String(500))
 
     supporter: Mapped[Supporter] = relationship()
+
+
+class AnnualStatement(Model):
+    """A supporter's giving statement for one fiscal year, emailed once.
+
+    The row is written in the transaction that queues the email: the unique
+    key makes the send job once-only per supporter and year, and a job
+    stopped half-way resumes with the supporters who have no row yet.
+    """
+
+    __tablename__ = "annual_statements"
+    __table_args__ = (UniqueConstraint("supporter_id", "fiscal_year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    fiscal_year: Mapped[int]
+    # The outbox row of the statement email (its dedupe key names the same pair).
+    email_message_id: Mapped[int | None] = mapped_column(ForeignKey("email_messages.id"))
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<AnnualStatement {self.supporter_id} {self.fiscal_year}>"

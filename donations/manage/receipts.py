@@ -40,7 +40,7 @@ def receipt_context(donation: Donation) -> dict[str, Any]:
     }
 
 
-def _no_fetching(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+def no_fetching(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     raise ValueError(f"the receipt PDF fetches nothing ({url[:60]})")
 
 
@@ -52,7 +52,7 @@ def receipt_pdf(donation: Donation, locale: str) -> bytes:
         html = render_template(
             "manage/receipt_pdf.html", fonts=PDF_FONTS, locale=locale, **receipt_context(donation)
         )
-    document = weasyprint.HTML(string=html, url_fetcher=_no_fetching)
+    document = weasyprint.HTML(string=html, url_fetcher=no_fetching)
     pdf: bytes = document.write_pdf()
     return pdf
 

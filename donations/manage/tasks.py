@@ -1,9 +1,10 @@
-"""Sending sign-in links, away from the request that asked for one."""
+"""Background work of the portal: sign-in links, and the annual statements job."""
 
 from __future__ import annotations
 
 from donations.db import commit
 from donations.manage.services import send_sign_in_link
+from donations.manage.statements import send_statement_batch
 from donations.tasks import celery_app
 
 
@@ -16,3 +17,20 @@ def send_sign_in_link_task(email: str, locale: str) -> None:
     """
     send_sign_in_link(email, locale)
     commit()
+
+
+@celery_app.task(name="statements.send_year", ignore_result=True)
+def send_statements_task(year: int) -> int:
+    """Email every supporter with gifts in fiscal ``year`` their statement, once each.
+
+    Batch by batch, each committed with its ``annual_statements`` rows and
+    outbox emails: a worker killed half-way leaves the rest for the next run
+    (the task redelivered, or the command again), which skips those done.
+    """
+    queued, after = 0, 0
+    while True:
+        count, last = send_statement_batch(year, after)
+        commit()
+        if last is None:
+            return queued
+        queued, after = queued + count, last

@@ -25,7 +25,15 @@ from flask_babel import gettext as _
 from donations.db import commit, db
 from donations.extensions import limiter
 from donations.mail.addresses import normalise_address
-from donations.manage import choices, email_change, erasure, export, receipts, services
+from donations.manage import (
+    choices,
+    email_change,
+    erasure,
+    export,
+    receipts,
+    services,
+    statements,
+)
 from donations.manage.account import overview, own_gift, own_reminder
 from donations.manage.forms import ActionForm, EmailChangeForm, SignInForm
 from donations.manage.models import ErasureStatus, ManageSession
@@ -235,6 +243,7 @@ def _activity_text(entry: Any) -> str:
         "manage.reminders_changed": _("Reminder emails choice changed"),
         "manage.reminder_canceled": _("A reminder was cancelled"),
         "manage.receipt_downloaded": _("A receipt was downloaded"),
+        "manage.statement_downloaded": _("A giving statement was downloaded"),
         "manage.data_exported": _("Your data was downloaded"),
         "manage.email_change_requested": _("An email address change was asked for"),
         "manage.email_changed": _("The email address was changed"),
@@ -261,6 +270,7 @@ def _render_account(
         sessions=services.live_sessions(supporter),
         idle_minutes=int(services.IDLE_TIMEOUT.total_seconds() // 60),
         activity_text=_activity_text,
+        statement_years=statements.statement_years(supporter),
     ), status
 
 
@@ -303,6 +313,27 @@ def receipt_pdf(row: ManageSession, donation_id: int) -> ResponseReturnValue:
     response = Response(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{receipts.receipt_filename(donation)}"'
+    )
+    return response
+
+
+@bp.get("/statements/<int:year>.pdf")
+@signed_in
+def statement_pdf(row: ManageSession, year: int) -> ResponseReturnValue:
+    # Only a year with gifts: any other number (9999999) is not a year we state.
+    if year not in statements.statement_years(row.supporter):
+        abort(404)
+    found = statements.statement(row.supporter, year)
+    if found is None:
+        abort(404)
+    pdf = statements.statement_pdf(found, _locale())
+    services.record(
+        "statement_downloaded", row.supporter, source=row.source, target=f"statement:{year}"
+    )
+    commit()
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{statements.statement_filename(found)}"'
     )
     return response
 

@@ -11,6 +11,11 @@
   transaction; 0 until known).
 * **refunds** = what was refunded of those donations so far.
 * **net** = gross - fees - refunds.
+* **given** = gross - refunds: what a supporter gave and was not returned
+  (their annual statement counts this; Stripe's fee is the newsroom's cost).
+* A **fiscal year** (``FISCAL_YEAR_START``, MM-DD) is named by the calendar
+  year it starts in and runs, in reporting days, to the day before the next
+  start (:func:`fiscal_year_bounds`, :func:`fiscal_year_of`).
 * **fee shortfall** = where the reader covered the fee, how much more the fee
   was than the cover (an international or premium card): what the newsroom
   got less than the gift. Empty without a cover or before the fee is known.
@@ -76,6 +81,26 @@ def between(column: Any, start: datetime | None, end: datetime | None) -> list[A
     return conditions
 
 
+def fiscal_year_days(year: int, start: tuple[int, int]) -> tuple[date, date]:
+    """The first and last day of fiscal ``year``, which starts on ``start`` (month, day)."""
+    first = date(year, *start)
+    return first, date(year + 1, *start) - timedelta(days=1)
+
+
+def fiscal_year_bounds(
+    year: int, start: tuple[int, int], zone: ZoneInfo
+) -> tuple[datetime, datetime]:
+    """Fiscal ``year`` as UTC ``[start, end)``: its reporting days, first to last."""
+    first, last = fiscal_year_days(year, start)
+    return day_start(first, zone), day_start(last + timedelta(days=1), zone)
+
+
+def fiscal_year_of(moment: datetime, start: tuple[int, int], zone: ZoneInfo) -> int:
+    """The fiscal year whose reporting days include ``moment``."""
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone).date()
+    return local.year if (local.month, local.day) >= start else local.year - 1
+
+
 # -- money ---------------------------------------------------------------------------------
 
 COUNTED: ColumnElement[bool] = Donation.status == DonationStatus.SUCCEEDED
@@ -113,6 +138,11 @@ class MoneyTotals:
     @property
     def net(self) -> int:
         return self.gross - self.fees - self.refunds
+
+    @property
+    def given(self) -> int:
+        """What the supporters gave and kept giving: gross less what was refunded."""
+        return self.gross - self.refunds
 
 
 def money_sums() -> tuple[Any, ...]:

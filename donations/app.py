@@ -175,6 +175,7 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from donations.embed.views import bp as embed_bp
+    from donations.manage.offer_views import bp as manage_offers_bp
     from donations.manage.plan_views import bp as manage_bp  # the portal, with plan changes
     from donations.manage.staff_views import bp as manage_staff_bp
     from donations.payments.views import bp as payments_bp
@@ -191,6 +192,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(embed_bp)
     app.register_blueprint(manage_bp)
     app.register_blueprint(manage_staff_bp)
+    app.register_blueprint(manage_offers_bp)
 
     @app.get("/")
     def index() -> Any:
@@ -227,7 +229,7 @@ def without_lang(path: str) -> str:
 
 # Blueprints of the back office: its numbers, money and dates follow the staff
 # member's own choice (StaffUser.locale), English until they choose.
-BACK_OFFICE_BLUEPRINTS = ("staff", "reports", "manage_staff")
+BACK_OFFICE_BLUEPRINTS = ("staff", "reports", "manage_staff", "manage_offers")
 
 
 def select_locale() -> str:

@@ -16,7 +16,7 @@ from flask_limiter.util import get_remote_address
 from donations.ask.config import GiftError
 from donations.db import commit
 from donations.extensions import limiter
-from donations.manage import plans, services
+from donations.manage import offers, plans, services
 from donations.manage.account import own_plan
 from donations.manage.forms import ActionForm
 from donations.manage.models import ManageSession
@@ -221,3 +221,45 @@ def method_declined(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     _plan_or_404(row, plan_id)
     fraud.record_decline(get_remote_address())
     return jsonify(blocked=fraud.blocked(get_remote_address()))
+
+
+# -- upgrade links (donations/manage/offers.py) ------------------------------------------
+
+
+def _offer_refused(problem: offers.OfferProblem) -> ResponseReturnValue:
+    status = 404 if problem is offers.OfferProblem.INVALID else 410
+    return render_template("manage/offer_invalid.html", problem=problem.value), status
+
+
+@bp.get("/offer/<token>")
+def offer(token: str) -> ResponseReturnValue:
+    # Mail scanners follow links: a GET only shows what would change.
+    found = offers.open_offer(token)
+    if isinstance(found, offers.OfferProblem):
+        return _offer_refused(found)
+    return render_template(
+        "manage/offer.html",
+        offer=found,
+        plan=found.plan,
+        change=found.change,
+        form=ActionForm(),
+        token=token,
+        next_payment_at=plans.next_payment_after_change(found.plan),
+    )
+
+
+@bp.post("/offer/<token>")
+@limiter.limit(plans.change_limit, methods=["POST"])
+def accept_offer(token: str) -> ResponseReturnValue:
+    found = offers.open_offer(token)
+    if isinstance(found, offers.OfferProblem):
+        return _offer_refused(found)
+    if not ActionForm().validate():
+        return redirect(url_for("manage.offer", token=token), 303)
+    try:
+        offers.accept_offer(found)
+    except plans.ChangeRefused as exc:
+        flash(str(exc))
+        return redirect(url_for("manage.offer", token=token), 303)
+    commit()
+    return render_template("manage/offer_accepted.html", plan=found.plan)

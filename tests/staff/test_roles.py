@@ -41,6 +41,8 @@ EXPECTED: dict[str, str | Role] = {
     "manage_staff.erasure_requests": Role.ADMIN,
     "manage_staff.confirm": Role.ADMIN,
     "manage_staff.decline": Role.ADMIN,
+    # Upgrade links proposed to a supporter (donations/manage/offers.py).
+    "manage_offers.offer": Role.FINANCE,
     # A/B tests of the ask: everyone reads the results, admins change them.
     "staff.experiments": Role.VIEWER,
     "staff.experiment": Role.VIEWER,

@@ -1,0 +1,53 @@
+"""Staff propose a change to a supporter's plan (/staff/plans/<id>/offer): an upgrade link."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from donations.ask.config import GiftError
+from donations.db import commit, db
+from donations.manage import offers, plans
+from donations.manage.forms import ActionForm
+from donations.staff.auth import require_role
+from donations.staff.models import Role
+from donations.supporters.models import RecurringPlan
+
+bp = Blueprint("manage_offers", __name__, url_prefix="/staff/plans")
+
+
+def _form(plan: RecurringPlan, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    return render_template(
+        "manage/staff_offer.html",
+        plan=plan,
+        form=ActionForm(),
+        error=error,
+        amount=(request.form.get("amount") or "")[:40],
+        frequency=request.form.get("frequency") or plan.frequency.value,
+        can_change=plans.can_change(plan),
+    ), status
+
+
+@bp.route("/<int:plan_id>/offer", methods=["GET", "POST"])
+@require_role(Role.FINANCE)
+def offer(plan_id: int) -> ResponseReturnValue:
+    plan = db.session.get(RecurringPlan, plan_id)
+    if plan is None:
+        abort(404)
+    if request.method == "GET":
+        return _form(plan)
+    if not ActionForm().validate():
+        return _form(plan, "The form expired; please try again.", 400)
+    try:
+        change = offers.make_offer(
+            plan, (request.form.get("amount") or "")[:40], request.form.get("frequency") or ""
+        )
+    except (GiftError, plans.ChangeRefused) as exc:
+        return _form(plan, str(exc), 400)
+    offers.send_offer(plan, change, g.staff)
+    commit()
+    flash(
+        f"A link proposing {change.total.format()} {change.frequency.value} is on its way "
+        f"to {plan.supporter.email}."
+    )
+    return redirect(url_for("staff.supporter", supporter_id=plan.supporter_id), 303)

@@ -1,0 +1,164 @@
+"""Upgrade links: staff propose one specific change of a plan; the supporter accepts it.
+
+The link is signed (``OFFER_MAX_AGE``) and names the plan, the change (the
+gift and how often) and the price the plan was at when it was proposed: once
+the plan has moved on (this change accepted, or any other), the link no
+longer applies. It went to the supporter's address, so opening it proves
+the address as any link in our emails does (DESIGN.md 2.5); a GET only
+shows what would change, the change needs the POST of the page's button.
+The change itself is :func:`donations.manage.plans.apply_change`, as in
+/manage. Functions flush; the request commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from donations.db import db
+from donations.mail.services import queue_email
+from donations.manage import plans
+from donations.money import Money
+from donations.security import signing_keys
+from donations.staff.models import StaffUser
+from donations.staff.services import audit
+from donations.supporters.models import Frequency, RecurringPlan
+
+OFFER_MAX_AGE = timedelta(days=21)
+MAX_TOKEN_LENGTH = 600
+_SALT = "donations.manage.upgrade-link"
+TEMPLATE = "plan_upgrade_offer"
+
+
+class OfferProblem(StrEnum):
+    INVALID = "invalid"  # not ours, tampered, or for no plan we know
+    EXPIRED = "expired"
+    STALE = "stale"  # the plan changed (or ended) since the offer was made
+
+
+@dataclass(frozen=True)
+class Offer:
+    plan: RecurringPlan
+    change: plans.PlanChange
+    token: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(signing_keys(), salt=_SALT)
+
+
+def make_offer(plan: RecurringPlan, amount: str, frequency: str) -> plans.PlanChange:
+    """The change staff propose, within the ask's limits; raises GiftError or ChangeRefused."""
+    return plans.propose_change(plan, amount, frequency)
+
+
+def offer_token(plan: RecurringPlan, change: plans.PlanChange) -> str:
+    payload = {
+        "plan": plan.public_token,
+        "gift": change.gift.amount,
+        "frequency": change.frequency.value,
+        "from": plan.stripe_price_id,
+    }
+    return str(_serializer().dumps(payload))
+
+
+def send_offer(plan: RecurringPlan, change: plans.PlanChange, staff: StaffUser) -> str:
+    """Email the supporter the link proposing ``change``; audited. Returns the token."""
+    token = offer_token(plan, change)
+    supporter = plan.supporter
+    queue_email(
+        TEMPLATE,
+        dedupe_key=f"offer:{plan.id}:{hashlib.sha256(token.encode()).hexdigest()[:24]}",
+        to_address=supporter.email,
+        to_name=supporter.name or "",
+        locale=plan.locale,
+        supporter_id=supporter.id,
+        context={
+            "amount": plan.charge_total.amount,
+            "currency": plan.currency,
+            "frequency": str(plan.frequency),
+            "new_amount": change.total.amount,
+            "new_frequency": change.frequency.value,
+            "offer_token": token,
+        },
+    )
+    audit(
+        "plan.upgrade_offered",
+        supporter_id=plan.supporter_id,
+        target=f"plan:{plan.id}",
+        staff=staff,
+        amount=change.total,
+        frequency=change.frequency.value,
+        previous_amount=plan.charge_total,
+        previous_frequency=plan.frequency.value,
+    )
+    return token
+
+
+def open_offer(token: str) -> Offer | OfferProblem:
+    """The offer a link carries, or why it cannot be accepted."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return OfferProblem.INVALID
+    try:
+        payload = _serializer().loads(token, max_age=int(OFFER_MAX_AGE.total_seconds()))
+    except SignatureExpired:
+        return OfferProblem.EXPIRED
+    except BadData:
+        return OfferProblem.INVALID
+    if not isinstance(payload, dict):
+        return OfferProblem.INVALID
+    public_token, gift, frequency = (
+        payload.get("plan"),
+        payload.get("gift"),
+        payload.get("frequency"),
+    )
+    if not isinstance(public_token, str) or not isinstance(gift, int) or gift <= 0:
+        return OfferProblem.INVALID
+    plan = db.session.scalar(
+        select(RecurringPlan).where(RecurringPlan.public_token == public_token)
+    )
+    if plan is None or frequency not in {f.value for f in plans.PLAN_FREQUENCIES}:
+        return OfferProblem.INVALID
+    if plan.stripe_price_id != payload.get("from") or not plans.can_change(plan):
+        return OfferProblem.STALE
+    try:
+        change = plans.propose_change(plan, Money(gift, plan.currency).major_text(), frequency)
+    except (plans.ChangeRefused, ValueError):
+        # The ask's limits moved since, or this is what the plan is already.
+        return OfferProblem.STALE
+    if change.frequency is not Frequency(frequency):
+        return OfferProblem.INVALID
+    return Offer(plan, change, token)
+
+
+def accept_offer(offer: Offer) -> None:
+    """Make the offered change (raises ChangeRefused), audited on the supporter's timeline."""
+    plan = offer.plan
+    previous = (plan.charge_total, plan.frequency.value)
+    snapshot = plans.apply_change(plan, offer.change)
+    from donations.manage.services import record
+
+    record(
+        "plan_changed",
+        plan.supporter,
+        source=f"email:{TEMPLATE}",
+        target=f"plan:{plan.id}",
+        by="supporter (upgrade link)",
+        offer=offer.digest,
+        previous_amount=previous[0],
+        previous_frequency=previous[1],
+        amount=plan.charge_total,
+        frequency=plan.frequency.value,
+        subscription=snapshot.id,
+        price=plan.stripe_price_id,
+    )
+    plans.queue_change_email(plan, f"offer-{offer.digest}")

@@ -1,0 +1,122 @@
+"""Upgrade links: staff propose a change, the supporter accepts it in one click after
+seeing it; a tampered, expired or already used link changes nothing."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import select
+
+from donations.db import db
+from donations.manage import offers
+from donations.staff.models import AuditEntry, Role
+from donations.supporters.models import RecurringPlan
+from tests.manage.flows import csrf_token, links_in, other_browser
+from tests.manage.test_plans import fresh, squash, stripe_item
+from tests.payments.stripe_flows import renewals, subscribe
+
+
+def propose(signed_in, plan: RecurringPlan, amount: str, frequency: str):  # type: ignore[no-untyped-def]
+    staff, _ = signed_in(Role.FINANCE)
+    supporter_page = other_browser(staff).get(f"/staff/supporters/{plan.supporter_id}")
+    assert f"/staff/plans/{plan.id}/offer" in supporter_page.text
+    page = staff.get(f"/staff/plans/{plan.id}/offer")
+    assert page.status_code == 200, page.text
+    return staff.post(
+        f"/staff/plans/{plan.id}/offer",
+        data={"csrf_token": csrf_token(page.text), "amount": amount, "frequency": frequency},
+    )
+
+
+def offer_link(mailbox) -> str:  # type: ignore[no-untyped-def]
+    for message in mailbox.messages:
+        if "Would you change your support?" in str(message["Subject"]):
+            (link,) = links_in(message, "/manage/offer/")
+            return link
+    raise AssertionError([m["Subject"] for m in mailbox.messages])
+
+
+def test_an_upgrade_link_accepted(app: Flask, client, ctx, simulator, mailbox, signed_in) -> None:  # type: ignore[no-untyped-def]
+    plan = subscribe(client, simulator, amount="10", email="loyal@example.org")
+    mailbox.wait_for(2)
+    mailbox.messages.clear()
+    sent = propose(signed_in, plan, "15", "annual")
+    assert sent.status_code == 303, sent.text
+    mailbox.wait_for(1)
+    link = offer_link(mailbox)
+    body = mailbox.messages[0].get_body(("plain",)).get_content()
+    assert "Would you give $15.00 every year instead" in body
+
+    # Opening the link shows exactly what changes, and changes nothing.
+    page = other_browser(client).get(link)
+    assert page.status_code == 200, page.text
+    shown = squash(page.text)
+    assert "Now $10.00, monthly" in shown
+    assert "From your next payment $15.00, annual" in shown
+    assert "Then $15.00 every year. Nothing is charged now." in shown
+    assert stripe_item(simulator, plan)["price"]["unit_amount"] == 1000
+
+    mailbox.messages.clear()
+    accepted = client.post(link, data={"csrf_token": csrf_token(page.text)})
+    assert accepted.status_code == 200, accepted.text
+    assert "You will be charged $15.00 every year." in squash(accepted.text)
+    item = stripe_item(simulator, plan)
+    assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == (1500, "year")
+    plan = fresh(plan)
+    assert (plan.amount, str(plan.frequency)) == (1500, "annual")
+    assert len(renewals(plan)) == 1  # nothing charged now
+    actions = list(
+        db.session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.supporter_id == plan.supporter_id)
+            .order_by(AuditEntry.id)
+        )
+    )
+    assert actions[-2:] == ["plan.upgrade_offered", "manage.plan_changed"]
+    (confirmation,) = mailbox.wait_for(1)
+    assert "Your support is now $15.00 a year" in str(confirmation["Subject"])
+
+    # Used once: the plan has moved on, so the same link is refused.
+    again = other_browser(client).get(link)
+    assert again.status_code == 410
+    assert "no longer applies" in squash(again.text)
+    assert client.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 410
+
+
+def test_tampered_and_expired_links_are_refused(
+    app: Flask, client, ctx, simulator, mailbox, signed_in, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    plan = subscribe(client, simulator, amount="10", email="loyal@example.org")
+    mailbox.wait_for(2)
+    mailbox.messages.clear()
+    assert propose(signed_in, plan, "20", "monthly").status_code == 303
+    mailbox.wait_for(1)
+    link = offer_link(mailbox)
+    token = link.rsplit("/", 1)[1]
+    # Another amount in the payload, or a changed signature: not ours.
+    payload, rest = token.split(".", 1)
+    for bad in (payload[:-2] + "xx." + rest, token[:-3] + "abc", "nonsense", "x" * 700):
+        page = other_browser(client).get(f"/manage/offer/{bad}")
+        assert page.status_code == 404, bad
+        assert "This link is not valid." in squash(page.text)
+    page = other_browser(client).get(link)
+    assert page.status_code == 200
+    monkeypatch.setattr(offers, "OFFER_MAX_AGE", timedelta(seconds=-1))
+    expired = client.get(link)
+    assert expired.status_code == 410
+    assert "This link has expired." in squash(expired.text)
+    assert client.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 410
+    assert stripe_item(simulator, plan)["price"]["unit_amount"] == 1000
+    assert fresh(plan).amount == 1000
+
+
+def test_staff_offers_stay_within_the_limits(app: Flask, client, ctx, simulator, signed_in) -> None:  # type: ignore[no-untyped-def]
+    plan = subscribe(client, simulator, amount="10", email="loyal@example.org")
+    refused = propose(signed_in, plan, "5000", "monthly")
+    assert refused.status_code == 400
+    assert "The largest gift online is $1,000.00." in squash(refused.text)
+    viewer, _ = signed_in(Role.VIEWER)
+    assert other_browser(viewer).get(f"/staff/plans/{plan.id}/offer").status_code == 403
+    assert re.search("offer", "".join(db.session.scalars(select(AuditEntry.action)))) is None

@@ -140,6 +140,9 @@ def _scrub_donations(supporter: Supporter) -> int:
         donation.card_last4 = None
         donation.card_exp_month = donation.card_exp_year = None
         donation.note = None
+    for plan in supporter.plans:
+        plan.card_last4 = None
+        plan.card_exp_month = plan.card_exp_year = None
     return len(donations)
 
 

@@ -82,6 +82,16 @@ class InvoiceSnapshot:
 
 
 @dataclass(frozen=True)
+class CardSnapshot:
+    """A saved card as the provider has it now: what a plan's next payment will use."""
+
+    brand: str | None
+    last4: str | None
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
 class SubscriptionSnapshot:
     id: str
     status: str
@@ -352,6 +362,10 @@ class PaymentGateway(Protocol):
 
     def parse_webhook(self, payload: bytes, signature: str | None, now: int) -> WebhookEvent:
         """Verify a delivery's signature on the raw bytes, then parse it."""
+        ...
+
+    def retrieve_card(self, payment_method_id: str) -> CardSnapshot | None:
+        """The card behind a payment method, or None when it is not a card."""
         ...
 
     def upcoming_invoice_subscription(self, payload: str) -> str | None:

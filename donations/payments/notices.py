@@ -14,12 +14,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import exists, or_, select
+from sqlalchemy import or_, select
 
 from donations.db import db, utcnow
+from donations.mail.models import EmailMessage
 from donations.mail.services import queue_email
+from donations.payments.gateway import GatewayError
 from donations.payments.recurring import plan_link_token
-from donations.supporters.models import Donation, Frequency, PlanStatus, RecurringPlan
+from donations.payments.services import gateway
+from donations.supporters.models import Frequency, PlanStatus, RecurringPlan
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +47,6 @@ def renews_within_window(plan: RecurringPlan, now: datetime) -> bool:
     return now < renewal <= now + notice_window()
 
 
-def plan_card(plan: RecurringPlan) -> Donation | None:
-    """The plan's latest payment made with a card: the card its next renewal charges."""
-    return db.session.scalar(
-        select(Donation)
-        .where(
-            Donation.recurring_plan_id == plan.id,
-            Donation.method == "card",
-            Donation.card_last4.is_not(None),
-        )
-        .order_by(Donation.created_at.desc(), Donation.id.desc())
-        .limit(1)
-    )
-
-
 def card_valid_until(month: int, year: int) -> datetime:
     """The instant a card stops working: it is valid to the end of its expiry month."""
     if month == 12:
@@ -65,12 +54,39 @@ def card_valid_until(month: int, year: int) -> datetime:
     return datetime(year, month + 1, 1, tzinfo=UTC)
 
 
-def expires_before(card: Donation, moment: datetime) -> bool:
-    """The card recorded with this payment expires before ``moment``."""
-    month, year = card.card_exp_month, card.card_exp_year
+def expires_before(plan: RecurringPlan, moment: datetime) -> bool:
+    """The card the plan's next renewal charges (as last recorded) expires before ``moment``."""
+    month, year = plan.card_exp_month, plan.card_exp_year
     if not month or not year or not 1 <= month <= 12:
         return False
     return card_valid_until(month, year) <= _aware(moment)
+
+
+def _card_key(plan: RecurringPlan) -> str:
+    # One per plan and card: a new card (another last4 or expiry) is news again.
+    expiry = f"{plan.card_exp_year or 0:04d}-{plan.card_exp_month or 0:02d}"
+    return f"{CARD_EXPIRING}:plan:{plan.id}:{plan.card_last4}:{expiry}"
+
+
+def refresh_plan_card(plan: RecurringPlan) -> None:
+    """Record the card Stripe will charge next: the subscription's default payment method.
+
+    The ledger knows the card of the plan's last payment; the supporter may
+    have given another since (from /manage or a failed-payment email). Asked
+    only before a card notice would go out, so rarely.
+    """
+    assert plan.stripe_subscription_id is not None
+    subscription = gateway().retrieve_subscription(plan.stripe_subscription_id)
+    if subscription.default_payment_method_id is None:
+        return  # charged to the customer's default: the last payment's card is what we know
+    card = gateway().retrieve_card(subscription.default_payment_method_id)
+    if card is None:
+        # Not a card any more (a SEPA mandate, say): nothing can expire.
+        plan.card_exp_month = plan.card_exp_year = None
+        return
+    plan.card_brand, plan.card_last4 = card.brand, card.last4
+    plan.card_exp_month, plan.card_exp_year = card.exp_month, card.exp_year
+    db.session.flush()
 
 
 def queue_plan_notices(plan: RecurringPlan, now: datetime | None = None) -> list[str]:
@@ -90,8 +106,7 @@ def queue_plan_notices(plan: RecurringPlan, now: datetime | None = None) -> list
     queued = []
     if plan.frequency is Frequency.ANNUAL and _queue_renewal_notice(plan, renewal):
         queued.append(RENEWAL_NOTICE)
-    card = plan_card(plan)
-    if card is not None and expires_before(card, renewal) and _queue_card_notice(plan, card):
+    if expires_before(plan, renewal) and _queue_card_notice(plan, renewal):
         queued.append(CARD_EXPIRING)
     return queued
 
@@ -123,27 +138,34 @@ def _queue_renewal_notice(plan: RecurringPlan, renewal: datetime) -> bool:
     )
 
 
-def _queue_card_notice(plan: RecurringPlan, card: Donation) -> bool:
+def _queued_before(dedupe_key: str) -> bool:
+    return (
+        db.session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key))
+        is not None
+    )
+
+
+def _queue_card_notice(plan: RecurringPlan, renewal: datetime) -> bool:
+    if _queued_before(_card_key(plan)):
+        return False  # told about this card already: no need to ask Stripe again
+    refresh_plan_card(plan)
+    if not expires_before(plan, renewal):
+        return False  # another card since, valid on the day
     supporter = plan.supporter
-    assert plan.next_renewal_at is not None
-    assert card.card_exp_month
-    assert card.card_exp_year
-    expiry = f"{card.card_exp_year:04d}-{card.card_exp_month:02d}"
     return (
         queue_email(
             CARD_EXPIRING,
-            # One per plan and card: a new card (another last4 or expiry) is news again.
-            dedupe_key=f"{CARD_EXPIRING}:plan:{plan.id}:{card.card_last4}:{expiry}",
+            dedupe_key=_card_key(plan),
             to_address=supporter.email,
             to_name=supporter.name,
             locale=plan.locale,
             supporter_id=supporter.id,
             context={
-                **_common_context(plan, _aware(plan.next_renewal_at)),
-                "card_brand": card.card_brand,
-                "last4": card.card_last4,
-                "exp_month": card.card_exp_month,
-                "exp_year": card.card_exp_year,
+                **_common_context(plan, renewal),
+                "card_brand": plan.card_brand,
+                "last4": plan.card_last4,
+                "exp_month": plan.card_exp_month,
+                "exp_year": plan.card_exp_year,
                 "link_token": plan_link_token(plan),
             },
         )
@@ -154,14 +176,14 @@ def _queue_card_notice(plan: RecurringPlan, card: Donation) -> bool:
 def plans_renewing_soon(now: datetime) -> list[RecurringPlan]:
     """Active plans renewing within the notice window that may need a notice, soonest first.
 
-    Annual plans, and plans with a card payment whose card expires before the
-    window ends: a cheap superset that :func:`queue_plan_notices` then decides
+    Annual plans, and plans whose recorded card expires before the window
+    ends: a cheap superset that :func:`queue_plan_notices` then decides
     on exactly, so the sweep can run every dispatch interval.
     """
     until = now + notice_window()
-    expiring = exists().where(
-        Donation.recurring_plan_id == RecurringPlan.id,
-        Donation.card_exp_year * 12 + Donation.card_exp_month < until.year * 12 + until.month,
+    expiring = (
+        RecurringPlan.card_exp_year * 12 + RecurringPlan.card_exp_month
+        < until.year * 12 + until.month
     )
     return list(
         db.session.scalars(
@@ -180,10 +202,16 @@ def plans_renewing_soon(now: datetime) -> list[RecurringPlan]:
 def send_plan_notices(now: datetime | None = None) -> int:
     """The sweep: queue every notice due for plans renewing soon; how many were queued.
 
-    The caller commits; the emails leave after the commit.
+    A plan Stripe cannot be asked about now is left for the next run. The
+    caller commits; the emails leave after the commit.
     """
     now = now or utcnow()
-    queued = sum(len(queue_plan_notices(plan, now)) for plan in plans_renewing_soon(now))
+    queued = 0
+    for plan in plans_renewing_soon(now):
+        try:
+            queued += len(queue_plan_notices(plan, now))
+        except GatewayError:
+            log.warning("notices of plan %s wait for Stripe", plan.id, exc_info=True)
     if queued:
         log.info("queued %d notices before renewals", queued)
     return queued

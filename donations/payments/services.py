@@ -74,6 +74,14 @@ def record_payment(snapshot: PaymentSnapshot) -> Donation | None:
         donation.card_last4 = snapshot.card_last4
         donation.card_exp_month = snapshot.card_exp_month
         donation.card_exp_year = snapshot.card_exp_year
+        if donation.plan is not None and snapshot.card_exp_year:
+            # What the plan's renewals charge: the card of its latest payment.
+            plan = donation.plan
+            plan.card_brand, plan.card_last4 = snapshot.card_brand, snapshot.card_last4
+            plan.card_exp_month, plan.card_exp_year = (
+                snapshot.card_exp_month,
+                snapshot.card_exp_year,
+            )
     new_status = status_from_snapshot(snapshot)
     if new_status is DonationStatus.FAILED or snapshot.failure_code:
         donation.failure_code = snapshot.decline_code or snapshot.failure_code

@@ -17,6 +17,7 @@ import stripe
 from donations.money import Money
 from donations.payments.gateway import (
     BalanceEntry,
+    CardSnapshot,
     ChargeSnapshot,
     CustomerSnapshot,
     DisputeSnapshot,
@@ -447,6 +448,16 @@ class StripeGateway:
             # RecursionError: a signed body nested deeper than the parser's stack.
             raise InvalidWebhook("body is not JSON") from exc
         return _webhook_event(body)
+
+    def retrieve_card(self, payment_method_id: str) -> CardSnapshot | None:
+        with _translated_errors():
+            method = self._client.v1.payment_methods.retrieve(payment_method_id)
+        card = _optional(lambda: method.card)
+        if method.type != "card" or card is None:
+            return None
+        return CardSnapshot(
+            brand=card.brand, last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year
+        )
 
     def upcoming_invoice_subscription(self, payload: str) -> str | None:
         try:

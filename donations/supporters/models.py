@@ -180,6 +180,13 @@ class RecurringPlan(RuledStatus, Model):
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
     next_renewal_at: Mapped[datetime | None]
+    # The card the next renewal charges, as Stripe last told us: its latest
+    # card payment, or the subscription's default card read before a notice
+    # about its expiry (a card replaced since is then seen).
+    card_brand: Mapped[str | None] = mapped_column(String(30))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_exp_month: Mapped[int | None] = mapped_column(SmallInteger)
+    card_exp_year: Mapped[int | None] = mapped_column(SmallInteger)
     started_at: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
     cancellation_reason: Mapped[str | None] = mapped_column(String(200))

@@ -17,7 +17,7 @@ from donations.payments.tasks import send_plan_notices_task
 from donations.supporters.models import PlanStatus, RecurringPlan
 from tests.harness import Simulator, signed_event
 from tests.manage.flows import links_in, text_of
-from tests.payments.stripe_flows import WEBHOOK, event_row
+from tests.payments.stripe_flows import WEBHOOK, event_row, stripe_api
 from tests.support.test_checkout import client_secret_of, details_form
 
 
@@ -162,6 +162,7 @@ def test_card_expiring_before_the_renewal_gets_a_notice_with_the_update_link(  #
     plan = start_plan(client, simulator, "annual", "expiring@example.org", ("06", "2027"))
     (first,) = plan.donations
     assert (first.card_exp_month, first.card_exp_year, first.card_last4) == (6, 2027, "4242")
+    assert (plan.card_exp_month, plan.card_exp_year, plan.card_last4) == (6, 2027, "4242")
     plan.locale = "ru"
     commit()
     some_days_before_renewal(monkeypatch, plan)
@@ -198,3 +199,44 @@ def test_upcoming_invoice_names_its_subscription(app) -> None:  # type: ignore[n
     body["data"]["object"]["parent"]["subscription_details"]["subscription"] = "sub_123"
     assert gateway.upcoming_invoice_subscription(json.dumps(body)) == "sub_123"
     assert gateway.upcoming_invoice_subscription("not json") is None
+
+
+def test_no_card_notice_when_the_card_was_replaced_at_stripe(  # type: ignore[no-untyped-def]
+    client, ctx, simulator, quiet, mailbox, monkeypatch
+) -> None:
+    plan = start_plan(client, simulator, "monthly", "replaced@example.org", ("12", "2026"))
+    assert (plan.card_exp_month, plan.card_exp_year) == (12, 2026)
+    # The supporter gave another card since (from /manage, say): Stripe charges that one.
+    card = stripe_api(
+        simulator,
+        "POST",
+        "/v1/payment_methods",
+        type="card",
+        **{
+            "card[number]": "5555555555554444",
+            "card[exp_month]": "3",
+            "card[exp_year]": "2031",
+            "card[cvc]": "123",
+        },
+    )
+    stripe_api(
+        simulator,
+        "POST",
+        f"/v1/payment_methods/{card['id']}/attach",
+        customer=plan.supporter.stripe_customer_id,
+    )
+    stripe_api(
+        simulator,
+        "POST",
+        f"/v1/subscriptions/{plan.stripe_subscription_id}",
+        default_payment_method=card["id"],
+    )
+    some_days_before_renewal(monkeypatch, plan, days=5)
+
+    send_plan_notices_task.run()
+    send_plan_notices_task.run()
+    assert outbox("card_expiring") == []
+    db.session.expire_all()
+    renewed = db.session.get(RecurringPlan, plan.id)
+    assert renewed is not None
+    assert (renewed.card_last4, renewed.card_exp_month, renewed.card_exp_year) == ("4444", 3, 2031)

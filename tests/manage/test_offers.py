@@ -20,6 +20,10 @@ from tests.payments.stripe_flows import renewals, subscribe
 
 def propose(signed_in, plan: RecurringPlan, amount: str, frequency: str):  # type: ignore[no-untyped-def]
     staff, _ = signed_in(Role.FINANCE)
+    return propose_as(staff, plan, amount, frequency)
+
+
+def propose_as(staff, plan: RecurringPlan, amount: str, frequency: str):  # type: ignore[no-untyped-def]
     supporter_page = other_browser(staff).get(f"/staff/supporters/{plan.supporter_id}")
     assert f"/staff/plans/{plan.id}/offer" in supporter_page.text
     page = staff.get(f"/staff/plans/{plan.id}/offer")
@@ -42,7 +46,8 @@ def test_an_upgrade_link_accepted(app: Flask, client, ctx, simulator, mailbox, s
     plan = subscribe(client, simulator, amount="10", email="loyal@example.org")
     mailbox.wait_for(2)
     mailbox.messages.clear()
-    sent = propose(signed_in, plan, "15", "annual")
+    staff, _ = signed_in(Role.FINANCE)
+    sent = propose_as(staff, plan, "15", "annual")
     assert sent.status_code == 303, sent.text
     mailbox.wait_for(1)
     link = offer_link(mailbox)
@@ -75,6 +80,10 @@ def test_an_upgrade_link_accepted(app: Flask, client, ctx, simulator, mailbox, s
         )
     )
     assert actions[-2:] == ["plan.upgrade_offered", "manage.plan_changed"]
+    timeline = squash(other_browser(staff).get(f"/staff/supporters/{plan.supporter_id}").text)
+    assert "manage.plan_changed by supporter (link in the plan_upgrade_offer email)" in timeline
+    assert "plan.upgrade_offered by finance@newsroom.org" in timeline
+    other_browser(client)
     (confirmation,) = mailbox.wait_for(1)
     assert "Your support is now $15.00 a year" in str(confirmation["Subject"])
 

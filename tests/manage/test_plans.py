@@ -92,6 +92,11 @@ def test_raising_the_amount_from_the_next_payment(client, ctx, simulator, mailbo
     page = squash(client.get("/manage/account").text)
     assert "Your support is changed" in page
     assert "Monthly: $25.00" in page
+    # The same confirmation sent again (a double click, the back button) changes nothing more.
+    again = confirm(client, plan.id, reviewed.text)
+    assert again.status_code == 400
+    assert "That is what you give already." in squash(again.text)
+    assert stripe_item(simulator, plan)["price"]["id"] == plan.stripe_price_id
 
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "manage.plan_changed"))
     assert entry is not None

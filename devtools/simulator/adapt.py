@@ -166,6 +166,13 @@ DIFFERENCES: dict[str, str] = {
         "invoice.payment_failed, and the plan's move to past_due "
         "customer.subscription.updated (localstripe sends nothing)"
     ),
+    "upcoming_invoice_event": (
+        "POST /_simulator/subscriptions/{id}/upcoming sends invoice.upcoming with the "
+        "preview Stripe sends days before a renewal (no id; the subscription under "
+        "parent.subscription_details, amount_due, next_payment_attempt at the period's "
+        "end); localstripe never sends it (tests only: Stripe sends it on its own clock, "
+        "as many days ahead as the account's Billing settings say)"
+    ),
     "authentication_failure_event": (
         "a failed 3D Secure challenge sends payment_intent.payment_failed (localstripe "
         "sends nothing)"

@@ -1,8 +1,9 @@
 """Simulator adaptations for Stripe's event stream: the events localstripe never sends.
 
 localstripe (1.15.10) sends no ``charge.refunded`` or ``refund.*`` event,
-nothing when a renewal fails or 3D Secure fails, no ``invoice.paid`` and no
-``customer.subscription.updated``, and delivers each event exactly once. Each
+nothing when a renewal fails or 3D Secure fails, no ``invoice.paid``, no
+``invoice.upcoming`` and no ``customer.subscription.updated``, and delivers
+each event exactly once. Each
 patch below adds one of those flows as Stripe sends it
 (https://docs.stripe.com/billing/subscriptions/webhooks,
 https://docs.stripe.com/refunds#refund-events); each is named in
@@ -284,10 +285,68 @@ async def list_deliveries(request: web.Request) -> web.Response:
     return server.json_response({"object": "list", "data": found})
 
 
+# -- upcoming renewals --------------------------------------------------------------
+
+
+class _Preview:
+    """An object for an event that has no resource of its own (an upcoming invoice)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def _export(self, expand: list[str] | None = None) -> dict[str, Any]:
+        return self._data
+
+
+def upcoming_invoice(subscription: Any) -> dict[str, Any]:
+    """The preview Stripe puts in ``invoice.upcoming``: no id, in the pinned API's shape.
+
+    https://docs.stripe.com/api/invoices/create_preview (the subscription under
+    ``parent.subscription_details``, the next payment at the period's end).
+    """
+    item = subscription.items._list[0]
+    period = item._current_period()
+    amount = (item.plan.amount or 0) * (getattr(item, "quantity", 1) or 1)
+    return {
+        "object": "invoice",
+        "livemode": False,
+        "status": "draft",
+        "billing_reason": "upcoming",
+        "customer": subscription.customer,
+        "currency": item.plan.currency,
+        "amount_due": amount,
+        "amount_paid": 0,
+        "attempt_count": 0,
+        "period_start": period["start"],
+        "period_end": period["end"],
+        "next_payment_attempt": period["end"],
+        "parent": {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": subscription.id, "metadata": {}},
+        },
+    }
+
+
+async def send_upcoming(request: web.Request, subscription_id: str) -> web.Response:
+    """``invoice.upcoming`` now (tests only: Stripe sends it days before, on its own clock)."""
+    subscription = resources.Subscription._api_retrieve(subscription_id)
+    preview = upcoming_invoice(subscription)
+    _soon("invoice.upcoming", _Preview(preview))
+    return server.json_response(preview)
+
+
 async def route(request: web.Request) -> web.StreamResponse | None:
     """The event stream's own routes, or None."""
     if request.method == "GET" and request.path.rstrip("/") == "/_simulator/deliveries":
         return await list_deliveries(request)
+    parts = request.path.strip("/").split("/")
+    if (
+        request.method == "POST"
+        and parts[:2] == ["_simulator", "subscriptions"]
+        and parts[3:] == ["upcoming"]
+        and len(parts) == 4
+    ):
+        return await send_upcoming(request, parts[2])
     return None
 
 

@@ -13,11 +13,12 @@ from sqlalchemy import select
 from donations.db import commit, db
 from donations.mail.models import EmailMessage
 from donations.payments import notices
+from donations.payments.models import StripeEvent
 from donations.payments.tasks import send_plan_notices_task
 from donations.supporters.models import PlanStatus, RecurringPlan
 from tests.harness import Simulator, signed_event
 from tests.manage.flows import links_in, text_of
-from tests.payments.stripe_flows import WEBHOOK, event_row, stripe_api
+from tests.payments.stripe_flows import WEBHOOK, event_row, stripe_api, wait_until
 from tests.support.test_checkout import client_secret_of, details_form
 
 
@@ -240,3 +241,26 @@ def test_no_card_notice_when_the_card_was_replaced_at_stripe(  # type: ignore[no
     renewed = db.session.get(RecurringPlan, plan.id)
     assert renewed is not None
     assert (renewed.card_last4, renewed.card_exp_month, renewed.card_exp_year) == ("4444", 3, 2031)
+
+
+def test_invoice_upcoming_from_the_simulator_sends_one_notice(  # type: ignore[no-untyped-def]
+    client, ctx, simulator, live_server, mailbox, monkeypatch
+) -> None:
+    plan = start_plan(client, simulator, "annual", "simulated@example.org")
+    some_days_before_renewal(monkeypatch, plan)
+    for _ in range(2):  # two events for the one renewal, as Stripe may send
+        sent = requests.post(
+            f"{simulator.url}/_simulator/subscriptions/{plan.stripe_subscription_id}/upcoming",
+            timeout=10,
+        )
+        assert sent.status_code == 200, sent.text
+    wait_until(
+        lambda: len([e for e in events_of("invoice.upcoming") if e.processed_at is not None]) == 2,
+        timeout=20,
+    )
+    assert len(outbox("renewal_notice")) == 1
+
+
+def events_of(event_type: str) -> list[StripeEvent]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(StripeEvent).where(StripeEvent.type == event_type)))

@@ -258,6 +258,34 @@ def test_difference_renewal_events(base: str, recorder: Recorder) -> None:
     assert updates[0]["data"]["previous_attributes"] == {"latest_invoice": first}
 
 
+def test_difference_upcoming_invoice_event(base: str, recorder: Recorder) -> None:
+    client, subscription = subscribed(base)
+    response = requests.post(
+        f"{base}/_simulator/subscriptions/{subscription.id}/upcoming", timeout=10
+    )
+    assert response.status_code == 200, response.text
+    period_end = client.v1.subscriptions.retrieve(subscription.id).items.data[0].current_period_end
+    deadline = time.monotonic() + 15
+    found: list[dict] = []
+    while not found and time.monotonic() < deadline:
+        found = [
+            event
+            for _, event, _ in list(recorder.deliveries)
+            if event["type"] == "invoice.upcoming"
+            and event["data"]["object"]["parent"]["subscription_details"]["subscription"]
+            == subscription.id
+        ]
+        time.sleep(0.05)
+    assert len(found) == 1, found
+    preview = found[0]["data"]["object"]
+    assert "id" not in preview  # a preview: nothing to retrieve but the subscription
+    assert (preview["amount_due"], preview["currency"]) == (500, "usd")
+    assert preview["next_payment_attempt"] == period_end
+    # The SDK reads it as an Invoice of the pinned API version.
+    invoice = stripe.Invoice.construct_from(preview, None)
+    assert invoice.parent.subscription_details.subscription == subscription.id
+
+
 def test_difference_failed_renewal_events(base: str, recorder: Recorder) -> None:
     client, subscription = subscribed(base)
     failing = card_method(client, "4000000000000341")

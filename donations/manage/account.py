@@ -138,7 +138,10 @@ def refunds_of(donation_ids: list[int]) -> dict[int, list[Refund]]:
 
 
 def _plan_card(plan: RecurringPlan) -> tuple[str | None, str | None]:
-    """The card (or account) the plan was last charged on, as the ledger recorded it."""
+    """The card the plan charges: the plan's own record of it (its last payment's, or
+    the one Stripe confirmed as its default since), else its last payment's."""
+    if plan.card_last4:
+        return plan.card_brand, plan.card_last4
     latest = db.session.scalar(
         select(Donation)
         .where(Donation.recurring_plan_id == plan.id, Donation.card_last4.is_not(None))

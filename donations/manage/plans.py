@@ -26,6 +26,7 @@ from donations.db import db
 from donations.mail.services import queue_email
 from donations.money import Money
 from donations.payments.gateway import GatewayError, SetupSnapshot, SubscriptionSnapshot
+from donations.payments.notices import refresh_plan_card
 from donations.payments.recurring import sync_subscription
 from donations.payments.services import gateway
 from donations.supporters.models import Frequency, PlanStatus, RecurringPlan
@@ -208,6 +209,16 @@ class MethodOutcome:
 def use_new_method(plan: RecurringPlan, *, pay_now: bool) -> MethodOutcome:
     """Make the SetupIntent's method the subscription's default; with ``pay_now``,
     pay a past-due plan's open invoice with it. Safe to call again (page reloads)."""
+    outcome = _use_new_method(plan, pay_now=pay_now)
+    if outcome.state != "collect":
+        # The card the plan now charges, as Stripe has it: what the account page and
+        # the card-expiry notices speak of (recording the last payment, above, set
+        # that payment's card).
+        refresh_plan_card(plan)
+    return outcome
+
+
+def _use_new_method(plan: RecurringPlan, *, pay_now: bool) -> MethodOutcome:
     setup_id = plan.stripe_setup_intent_id
     assert plan.stripe_subscription_id is not None
     if setup_id is None:

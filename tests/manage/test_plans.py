@@ -234,7 +234,9 @@ def test_replacing_the_card_with_a_3d_secure_card(client, ctx, simulator, mailbo
     assert subscription["default_payment_method"] == setup["payment_method"] != old_method
     customer = simulator.api("GET", f"/v1/customers/{plan.supporter.stripe_customer_id}")
     assert customer["invoice_settings"]["default_payment_method"] == setup["payment_method"]
-    assert "Your new card is saved" in squash(client.get("/manage/account").text)
+    account = squash(client.get("/manage/account").text)
+    assert "Your new card is saved" in account
+    assert "Visa •••• 3155" in account, re.findall(r"Paid with.{0,60}", account)
     plan = fresh(plan)
     assert plan.status is PlanStatus.ACTIVE
     assert len(renewals(plan)) == 1  # nothing charged

@@ -162,7 +162,8 @@ def import_models() -> None:
     import donations.reminders.models
     import donations.staff.models
     import donations.support.models
-    import donations.supporters.models  # noqa: F401
+    import donations.supporters.models
+    import donations.supporters.retention  # noqa: F401
 
 
 def register_services(app: Flask, settings: Settings) -> None:
@@ -176,6 +177,7 @@ def register_services(app: Flask, settings: Settings) -> None:
 def register_blueprints(app: Flask) -> None:
     from donations.embed.views import bp as embed_bp
     from donations.manage.offer_views import bp as manage_offers_bp
+    from donations.manage.pause_views import bp as manage_pause_bp
     from donations.manage.plan_views import bp as manage_bp  # the portal, with plan changes
     from donations.manage.staff_views import bp as manage_staff_bp
     from donations.payments.views import bp as payments_bp
@@ -193,6 +195,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(manage_bp)
     app.register_blueprint(manage_staff_bp)
     app.register_blueprint(manage_offers_bp)
+    app.register_blueprint(manage_pause_bp)
 
     @app.get("/")
     def index() -> Any:

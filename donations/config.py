@@ -138,6 +138,14 @@ class Settings:
         month, day = self.fiscal_year_start.split("-")
         return int(month), int(day)
 
+    # Cancelling in /manage: the reasons offered, as (key, label) -- an empty
+    # label is a built-in reason, worded in each language (CANCEL_REASON_KEYS) --
+    # and the offers made instead, each once per attempt (CANCEL_OFFER_CHOICES).
+    cancel_reasons: tuple[tuple[str, str], ...] = tuple(
+        (key, "") for key in ("too_expensive", "not_reading", "other_causes", "temporary", "other")
+    )
+    cancel_offers: tuple[str, ...] = ("pause", "reminder")
+
     @property
     def simulated_payments(self) -> bool:
         """True when payments go to the local Stripe simulator."""
@@ -249,6 +257,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         renewal_notice_days=read.whole_number("renewal_notice_days", "days", 7, 30),
         fiscal_year_start=_fiscal_year_start(read),
         statement_tax_text=_statement_tax_text(read),
+        cancel_reasons=_cancel_reasons(read),
+        cancel_offers=_cancel_offers(read),
         secret_key_fallbacks=fallbacks,
         newsroom=_newsroom(read.env, mail_from, stripe.live, read.problems),
     )
@@ -477,6 +487,70 @@ def _log_format(read: _Environment) -> str:
     if log_format not in {"json", "text"}:
         read.problems.append("LOG_FORMAT must be json or text.")
     return log_format
+
+
+# The reasons /manage words in every language; others are given as key:Label.
+CANCEL_REASON_KEYS = (
+    "too_expensive",
+    "not_reading",
+    "other_causes",
+    "temporary",
+    "disagree",
+    "service",
+    "other",
+)
+# The offers /manage can make instead of a cancellation.
+CANCEL_OFFER_CHOICES = ("pause", "reminder")
+MAX_CANCEL_REASONS = 12
+_REASON_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _cancel_reasons(read: _Environment) -> tuple[tuple[str, str], ...]:
+    """CANCEL_REASONS: comma-separated keys, built-in or ``key:Label as shown``."""
+    raw = read.text("CANCEL_REASONS")
+    default: tuple[tuple[str, str], ...] = _DEFAULTS["cancel_reasons"]
+    if not raw:
+        return default
+    problem = (
+        "CANCEL_REASONS must be 1 to 12 comma-separated reasons, each a built-in one ("
+        + ", ".join(CANCEL_REASON_KEYS)
+        + ") or key:Label (key: a-z, 0-9 and _, at most 40; label: one line, at most 80)."
+    )
+    reasons: list[tuple[str, str]] = []
+    for entry in raw.split(","):
+        key, colon, label = entry.strip().partition(":")
+        key, label = key.strip(), " ".join(label.split())
+        valid_key = 0 < len(key) <= 40 and set(key) <= _REASON_KEY_CHARS
+        valid_label = (
+            (label == "" and key in CANCEL_REASON_KEYS)
+            if not colon
+            else (0 < len(label) <= 80 and label.isprintable())
+        )
+        if not (valid_key and valid_label):
+            read.problems.append(problem)
+            return default
+        reasons.append((key, label))
+    keys = [key for key, _ in reasons]
+    if not 0 < len(reasons) <= MAX_CANCEL_REASONS or len(set(keys)) != len(keys):
+        read.problems.append(problem)
+        return default
+    return tuple(reasons)
+
+
+def _cancel_offers(read: _Environment) -> tuple[str, ...]:
+    """CANCEL_OFFERS: comma-separated offers made instead of cancelling, or ``none``."""
+    raw = read.text("CANCEL_OFFERS").lower()
+    if not raw:
+        return tuple(_DEFAULTS["cancel_offers"])
+    if raw == "none":
+        return ()
+    offers = tuple(part.strip() for part in raw.split(","))
+    if any(o not in CANCEL_OFFER_CHOICES for o in offers) or len(set(offers)) != len(offers):
+        read.problems.append(
+            "CANCEL_OFFERS must be none or some of " + ", ".join(CANCEL_OFFER_CHOICES) + "."
+        )
+        return tuple(_DEFAULTS["cancel_offers"])
+    return offers
 
 
 def _metrics_token(read: _Environment) -> str | None:

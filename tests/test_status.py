@@ -37,6 +37,11 @@ from donations.supporters.models import (
     RecurringPlan,
     Supporter,
 )
+from donations.supporters.retention import (
+    AttemptStatus,
+    CancellationAttempt,
+    CancellationTiming,
+)
 from tests.conftest import BACKEND
 
 PACKAGE = Path(__file__).resolve().parents[1] / "donations"
@@ -160,6 +165,21 @@ def _report_export(status: StrEnum) -> ReportExport:
     return row
 
 
+def _cancellation_attempt(status: StrEnum) -> CancellationAttempt:
+    plan = _plan(PlanStatus.ACTIVE)
+    db.session.flush()
+    row = CancellationAttempt(
+        plan_id=plan.id,
+        supporter_id=plan.supporter_id,
+        reason="other",
+        timing=CancellationTiming.NOW,
+        source="sign_in_link",
+        status=status,
+    )
+    db.session.add(row)
+    return row
+
+
 # model, a factory, and three statuses: ``start``; ``first``, allowed after it;
 # ``other``, allowed after ``start`` but not after ``first``.
 CASES: dict[str, tuple[type[Model], Callable[[Any], Any], StrEnum, StrEnum, StrEnum]] = {
@@ -199,6 +219,13 @@ CASES: dict[str, tuple[type[Model], Callable[[Any], Any], StrEnum, StrEnum, StrE
         ErasureStatus.PENDING,
         ErasureStatus.APPLIED,
         ErasureStatus.WITHDRAWN,
+    ),
+    "cancellation attempt": (
+        CancellationAttempt,
+        _cancellation_attempt,
+        AttemptStatus.OFFERED,
+        AttemptStatus.SAVED,
+        AttemptStatus.CANCELLED,
     ),
     "report export": (
         ReportExport,

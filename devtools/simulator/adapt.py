@@ -18,7 +18,7 @@ from aiohttp import web
 from localstripe import resources, server
 from localstripe.errors import UserError
 
-from devtools.simulator import events, ledger
+from devtools.simulator import events, ledger, pausing
 
 # The test cards Stripe documents for declines, with the codes Stripe gives.
 # https://docs.stripe.com/testing#declined-payments
@@ -176,6 +176,23 @@ DIFFERENCES: dict[str, str] = {
     "authentication_failure_event": (
         "a failed 3D Secure challenge sends payment_intent.payment_failed (localstripe "
         "sends nothing)"
+    ),
+    # Pausing and ending at the period's end live in devtools/simulator/pausing.py.
+    "pause_collection": (
+        'subscriptions accept pause_collection[behavior|resumes_at] ("" clears it) and '
+        "show it; localstripe answers 400 Unexpected pause_collection"
+    ),
+    "paused_renewal_voided": (
+        "the renewal helper, for a subscription paused with behavior void, makes the "
+        "period's invoice void (no PaymentIntent, nothing charged, nothing owed later), "
+        "sends invoice.voided and customer.subscription.updated; at or after resumes_at "
+        "(the helper's at, default the period's end) the pause clears and the period is "
+        "billed as usual"
+    ),
+    "cancel_at_period_end": (
+        "a subscription set to cancel_at_period_end shows cancel_at (the period's end), "
+        "and the renewal helper cancels it (customer.subscription.deleted) instead of "
+        "billing; localstripe keeps the flag and renews anyway"
     ),
     "webhook_redelivery": (
         "a delivery answered non-2xx or not at all is retried on Stripe's backoff, "
@@ -809,6 +826,9 @@ async def overrides(request: web.Request, handler: Any) -> web.StreamResponse:
         events_response = await events.route(request)
         if events_response is not None:
             return events_response
+        paused_response = await pausing.route(request)
+        if paused_response is not None:
+            return paused_response
         if parts == ["v1", "invoice_payments"] and request.method == "GET":
             return await list_invoice_payments(request)
         if parts[:2] == ["v1", "prices"]:
@@ -862,6 +882,7 @@ def build_app(
     _patch_subscriptions()
     _patch_setup_intents()
     _patch_sepa_settlement()
+    pausing.apply()
     ledger.apply()
     if not from_scratch:
         resources.store.try_load_from_disk()

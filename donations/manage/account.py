@@ -49,7 +49,11 @@ class PlanView:
 
     @property
     def next_payment_at(self) -> object:
-        return self.plan.next_renewal_at if self.plan.status is PlanStatus.ACTIVE else None
+        plan = self.plan
+        # Paused, or ending at the period's end: no payment is due on that date.
+        if plan.status is not PlanStatus.ACTIVE or plan.is_paused or plan.ends_at_period_end:
+            return None
+        return plan.next_renewal_at
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,13 @@ class SubscriptionSnapshot:
     cancellation_reason: str | None
     latest_invoice: InvoiceSnapshot | None
     default_payment_method_id: str | None = None
+    # Set to end the subscription when the current period ends (cancel_at is then that moment).
+    cancel_at_period_end: bool = False
+    # pause_collection: while set, invoices are handled by ``pause_behavior``
+    # ("void": made and voided, nothing charged, nothing owed later) until
+    # ``pause_resumes_at`` (None: until collection is resumed by hand).
+    pause_behavior: str | None = None
+    pause_resumes_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -301,8 +308,23 @@ class PaymentGateway(Protocol):
         """Refund ``amount`` of a payment (all of what is left when None)."""
         ...
 
-    def cancel_subscription(self, subscription_id: str) -> None:
+    def cancel_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
         """End a subscription now: no further renewals are charged."""
+        ...
+
+    def set_cancel_at_period_end(
+        self, subscription_id: str, *, cancel: bool, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """End the subscription when its current period ends (or no longer: ``cancel=False``)."""
+        ...
+
+    def pause_collection(
+        self, subscription_id: str, *, resumes_at: int | None, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """Collect nothing until ``resumes_at`` (invoices voided, no catch-up charge).
+
+        ``resumes_at=None`` resumes collection now.
+        """
         ...
 
     # -- the ledger: settlement, refunds, disputes, payouts --------------------

@@ -16,10 +16,15 @@ from sqlalchemy import select
 
 from donations.db import db, insert_or_fetch, utcnow
 from donations.mail.services import queue_email
-from donations.payments.gateway import InvoiceSnapshot, PaymentSnapshot, SubscriptionSnapshot
+from donations.payments.gateway import (
+    GatewayError,
+    InvoiceSnapshot,
+    PaymentSnapshot,
+    SubscriptionSnapshot,
+)
 from donations.payments.services import gateway, record_payment
 from donations.security import signing_keys
-from donations.status import change_status
+from donations.status import InvalidTransition, change_status
 from donations.supporters.models import Donation, PlanStatus, RecurringPlan
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,14 @@ def sync_subscription(snapshot: SubscriptionSnapshot) -> RecurringPlan | None:
         return None
     plan.stripe_subscription_id = snapshot.id
     plan.next_renewal_at = _timestamp(snapshot.current_period_end)
-    plan.canceled_at = _timestamp(snapshot.canceled_at or snapshot.ended_at)
+    # Stripe sets canceled_at when a cancellation at the period's end is asked
+    # for; the plan has ended only once the subscription has.
+    ended = snapshot.status == "canceled" or snapshot.ended_at
+    plan.canceled_at = _timestamp(snapshot.canceled_at or snapshot.ended_at) if ended else None
+    plan.cancel_at_period_end = snapshot.cancel_at_period_end
+    plan.cancel_at = _timestamp(snapshot.cancel_at)
+    plan.pause_behavior = snapshot.pause_behavior
+    plan.paused_until = _timestamp(snapshot.pause_resumes_at) if snapshot.pause_behavior else None
     if snapshot.cancellation_reason and plan.cancellation_reason is None:
         plan.cancellation_reason = snapshot.cancellation_reason
     new_status = plan_status_from(snapshot)
@@ -73,6 +85,31 @@ def sync_subscription(snapshot: SubscriptionSnapshot) -> RecurringPlan | None:
         record_invoice(snapshot.latest_invoice, plan)
     db.session.flush()
     return plan
+
+
+def cancel_now(plan: RecurringPlan, reason: str) -> None:
+    """End the plan now: its subscription at Stripe, then the plan as Stripe answers.
+
+    The one cancellation path (staff, the supporter in /manage, erasure).
+    ``reason`` is kept in preference to Stripe's own ("cancellation_requested").
+    Raises :class:`GatewayError` when Stripe refuses or does not confirm, and
+    :class:`InvalidTransition` when the plan cannot be cancelled.
+    """
+    if not plan.can_cancel:
+        raise InvalidTransition(f"plan {plan.id}: {plan.status} -> {PlanStatus.CANCELED}")
+    reason = reason.strip()[:200]
+    if plan.stripe_subscription_id:
+        snapshot = gateway().cancel_subscription(plan.stripe_subscription_id)
+        if snapshot.status != PlanStatus.CANCELED.value:
+            raise GatewayError(f"the subscription is {snapshot.status}, not canceled")
+        plan.cancellation_reason = reason or plan.cancellation_reason
+        sync_subscription(snapshot)
+    else:
+        change_status(plan, PlanStatus.CANCELED)
+        plan.cancellation_reason = reason or plan.cancellation_reason
+    if plan.canceled_at is None:
+        plan.canceled_at = utcnow()
+    db.session.flush()
 
 
 def record_invoice(

@@ -291,11 +291,44 @@ class StripeGateway:
             refund = self._client.v1.refunds.create(params, {"idempotency_key": idempotency_key})
         return _refund_snapshot(refund)
 
-    def cancel_subscription(self, subscription_id: str) -> None:
+    def cancel_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
         # DELETE is idempotent by definition and takes no idempotency key:
         # https://docs.stripe.com/api/idempotent_requests
         with _translated_errors():
-            self._client.v1.subscriptions.cancel(subscription_id)
+            subscription = self._client.v1.subscriptions.cancel(subscription_id)
+        return _subscription_snapshot(subscription)
+
+    def set_cancel_at_period_end(
+        self, subscription_id: str, *, cancel: bool, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        # https://docs.stripe.com/billing/subscriptions/cancel#cancel-at-end-of-cycle
+        params: stripe.params.SubscriptionUpdateParams = {
+            "cancel_at_period_end": cancel,
+            "expand": ["latest_invoice.payments"],
+        }
+        with _translated_errors():
+            subscription = self._client.v1.subscriptions.update(
+                subscription_id, params, {"idempotency_key": idempotency_key}
+            )
+        return _subscription_snapshot(subscription)
+
+    def pause_collection(
+        self, subscription_id: str, *, resumes_at: int | None, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        # "void": invoices made during the pause are voided, so nothing is owed
+        # and nothing is charged when collection resumes.
+        # https://docs.stripe.com/billing/subscriptions/pause-payment
+        params: stripe.params.SubscriptionUpdateParams = {
+            "pause_collection": (
+                {"behavior": "void", "resumes_at": resumes_at} if resumes_at is not None else ""
+            ),
+            "expand": ["latest_invoice.payments"],
+        }
+        with _translated_errors():
+            subscription = self._client.v1.subscriptions.update(
+                subscription_id, params, {"idempotency_key": idempotency_key}
+            )
+        return _subscription_snapshot(subscription)
 
     # -- the ledger: settlement, refunds, disputes, payouts ----------------
 
@@ -658,6 +691,7 @@ def _subscription_snapshot(subscription: stripe.Subscription) -> SubscriptionSna
     recurring = _optional(lambda: price.recurring)
     latest = _optional(lambda: subscription.latest_invoice)
     details = _optional(lambda: subscription.cancellation_details)
+    pause = _optional(lambda: subscription.pause_collection)
     customer_id = _id_of(subscription.customer)
     assert customer_id is not None
     unit_amount = _optional(lambda: price.unit_amount) or 0
@@ -676,6 +710,9 @@ def _subscription_snapshot(subscription: stripe.Subscription) -> SubscriptionSna
         cancellation_reason=_optional(lambda: details.reason) if details is not None else None,
         latest_invoice=_invoice_snapshot(latest) if isinstance(latest, stripe.Invoice) else None,
         default_payment_method_id=_id_of(_optional(lambda: subscription.default_payment_method)),
+        cancel_at_period_end=bool(_optional(lambda: subscription.cancel_at_period_end)),
+        pause_behavior=pause.behavior if pause is not None else None,
+        pause_resumes_at=_optional(lambda: pause.resumes_at) if pause is not None else None,
     )
 
 

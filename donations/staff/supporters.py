@@ -9,22 +9,19 @@ import logging
 
 from sqlalchemy import func, or_, select
 
-from donations.db import db, utcnow
+from donations.db import db
 from donations.mail.models import EmailMessage
 from donations.mail.services import queue_email
 from donations.money import Money
-from donations.payments import ledger, lifecycle
+from donations.payments import ledger, lifecycle, recurring
 from donations.payments.gateway import GatewayError
 from donations.payments.lifecycle import TimelineEntry
 from donations.payments.models import Refund, RefundStatus
-from donations.payments.services import gateway
 from donations.staff.models import AuditEntry, StaffUser, SupporterNote
 from donations.staff.services import audit
-from donations.status import change_status
 from donations.supporters.models import (
     Donation,
     InvalidTransition,
-    PlanStatus,
     RecurringPlan,
     Supporter,
 )
@@ -199,24 +196,18 @@ def resend_receipt(donation: Donation, staff: StaffUser) -> EmailMessage:
 
 
 def cancel_plan(plan: RecurringPlan, staff: StaffUser, reason: str) -> None:
-    """Cancel a recurring plan now, at Stripe and in the ledger."""
+    """Cancel a recurring plan now, at Stripe and in the ledger (recurring.cancel_now)."""
     if not plan.can_cancel:
         raise ActionRefused(f"A plan that is {plan.status} cannot be cancelled.")
-    if plan.stripe_subscription_id:
-        try:
-            gateway().cancel_subscription(plan.stripe_subscription_id)
-        except GatewayError as exc:
-            raise ActionRefused(f"Stripe did not cancel the plan: {exc}") from exc
     previous = plan.status
     # The compare-and-set the webhooks use: a concurrent cancellation (the
     # subscription.deleted event, another staff member) wins or loses cleanly.
     try:
-        change_status(plan, PlanStatus.CANCELED)
+        recurring.cancel_now(plan, reason.strip() or "cancelled by staff")
+    except GatewayError as exc:
+        raise ActionRefused(f"Stripe did not cancel the plan: {exc}") from exc
     except InvalidTransition as exc:
         raise ActionRefused(f"A plan that is {plan.status} cannot be cancelled.") from exc
-    plan.canceled_at = utcnow()
-    plan.cancellation_reason = (reason.strip() or "cancelled by staff")[:200]
-    db.session.flush()
     audit(
         "plan.cancelled",
         supporter_id=plan.supporter_id,

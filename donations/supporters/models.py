@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
@@ -190,6 +190,14 @@ class RecurringPlan(RuledStatus, Model):
     started_at: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
     cancellation_reason: Mapped[str | None] = mapped_column(String(200))
+    # What Stripe last reported (payments.recurring.sync_subscription), never
+    # what was asked for: the subscription ends when its period does (at
+    # cancel_at), and its collection is paused (pause_collection) until
+    # paused_until. A pause is not a status: the plan stays active.
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False, server_default=false())
+    cancel_at: Mapped[datetime | None]
+    pause_behavior: Mapped[str | None] = mapped_column(String(20))
+    paused_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -207,6 +215,16 @@ class RecurringPlan(RuledStatus, Model):
     @property
     def can_cancel(self) -> bool:
         return self.can_become(PlanStatus.CANCELED)
+
+    @property
+    def is_paused(self) -> bool:
+        """Stripe collects nothing for now (pause_collection is set)."""
+        return self.pause_behavior is not None and self.status is not PlanStatus.CANCELED
+
+    @property
+    def ends_at_period_end(self) -> bool:
+        """Stripe will cancel the subscription when the current period ends."""
+        return self.cancel_at_period_end and self.status is not PlanStatus.CANCELED
 
     def __repr__(self) -> str:
         return f"<RecurringPlan {self.id} {self.status}>"

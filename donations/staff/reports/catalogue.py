@@ -26,6 +26,11 @@ from donations.staff.reports.placements import (
     placement_totals,
 )
 from donations.staff.reports.plans import PLAN_COLUMNS, plan_rows, plan_totals
+from donations.staff.reports.retention import (
+    RETENTION_COLUMNS,
+    retention_rows,
+    retention_totals,
+)
 from donations.staff.reports.sql import AnySelect, Row, Table
 from donations.staff.reports.supporters import SUPPORTER_COLUMNS, supporter_rows, supporter_totals
 from donations.supporters.models import DonationStatus, PlanStatus
@@ -162,6 +167,22 @@ REPORTS: dict[str, Report] = {
                 "dated like the ledger; revenue is gift plus fee cover, net of refunds.",
                 "A placement with gifts in several currencies has a row per currency; its "
                 "shown, gifts and rate repeat on each.",
+            ),
+        ),
+        Report(
+            "retention",
+            "Retention",
+            "Cancellations supporters started in Manage my support, per month and reason: "
+            "how many were cancelled, and how many the offers saved.",
+            RETENTION_COLUMNS,
+            retention_rows,
+            retention_totals,
+            aggregated=True,
+            notes=(
+                "Dated by when the supporter gave the reason. Saved: an offer that keeps the "
+                "plan was taken (a pause). A reminder instead still cancels the plan. Left "
+                "undecided: the reason was given, then neither an offer nor the cancellation "
+                "was chosen.",
             ),
         ),
         Report(

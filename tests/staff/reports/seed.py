@@ -14,6 +14,7 @@ from donations.mail.models import Suppression, SuppressionReason
 from donations.payments.models import Payout, PayoutStatus, Refund, RefundStatus
 from donations.reminders.models import Reminder, ReminderStatus, SkipReason
 from donations.supporters.models import DonationStatus, Frequency, PlanStatus
+from donations.supporters.retention import AttemptStatus, CancellationAttempt, CancellationTiming
 from tests.staff import factories
 
 # Names a spreadsheet would run as formulas if they were written as they are.
@@ -196,6 +197,30 @@ def seed() -> Ledger:
     p2.reminder_id = r5.id
     db.session.add(Suppression(address_hash="h2", reason=SuppressionReason.UNSUBSCRIBED))
     db.session.add(Suppression(address_hash="h1", reason=SuppressionReason.BOUNCED))
+    # Cancellations started in /manage (the retention report), New York months:
+    # Feb: not_reading cancelled with a reminder instead; other left undecided
+    # (1 March 03:00 UTC is still February there). March: too_expensive twice,
+    # one cancelled, one saved by a pause.
+    for plan, created, reason, status, offer in (
+        (p4, at(2026, 3, 10, 12), "too_expensive", AttemptStatus.CANCELLED, None),
+        (p1, at(2026, 3, 20, 12), "too_expensive", AttemptStatus.SAVED, "pause"),
+        (p2, at(2026, 2, 11, 12), "not_reading", AttemptStatus.CANCELLED, "reminder"),
+        (p3, at(2026, 3, 1, 3), "other", AttemptStatus.OFFERED, None),
+    ):
+        db.session.add(
+            CancellationAttempt(
+                plan_id=plan.id,
+                supporter_id=plan.supporter_id,
+                reason=reason,
+                timing=CancellationTiming.PERIOD_END,
+                offers_shown="pause,reminder",
+                offer_taken=offer,
+                status=status,
+                source="sign_in_link",
+                created_at=created,
+                decided_at=None if status is AttemptStatus.OFFERED else created,
+            )
+        )
     db.session.flush()
     rows = {"d1": d1, "d2": d2, "d3": d3, "d4": d4, "d5": d5, "d6": d6, "d7": d7, "d8": d8}
     plans = {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "p5": p5}

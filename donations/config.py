@@ -144,7 +144,7 @@ class Settings:
     cancel_reasons: tuple[tuple[str, str], ...] = tuple(
         (key, "") for key in ("too_expensive", "not_reading", "other_causes", "temporary", "other")
     )
-    cancel_offers: tuple[str, ...] = ("pause", "reminder")
+    cancel_offers: tuple[str, ...] = ("pause", "lower_amount", "annual", "reminder")
 
     @property
     def simulated_payments(self) -> bool:
@@ -500,7 +500,7 @@ CANCEL_REASON_KEYS = (
     "other",
 )
 # The offers /manage can make instead of a cancellation.
-CANCEL_OFFER_CHOICES = ("pause", "reminder")
+CANCEL_OFFER_CHOICES = ("pause", "lower_amount", "annual", "reminder")
 MAX_CANCEL_REASONS = 12
 _REASON_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 

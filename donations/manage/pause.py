@@ -19,15 +19,18 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
+from donations.ask.config import GiftError
 from donations.db import db, utcnow
+from donations.manage import plans
 from donations.manage.models import ManageSession
 from donations.manage.services import record
+from donations.money import Money
 from donations.payments import recurring
 from donations.payments.gateway import GatewayError, SubscriptionSnapshot
 from donations.payments.services import gateway
 from donations.reminders.services import add_months, schedule_reminder
 from donations.status import InvalidTransition, change_status
-from donations.supporters.models import PlanStatus, RecurringPlan
+from donations.supporters.models import Frequency, PlanStatus, RecurringPlan
 from donations.supporters.retention import (
     AttemptStatus,
     CancellationAttempt,
@@ -43,11 +46,13 @@ REMINDER_INSTEAD_MONTHS = 3
 
 
 class PlanActionRefused(ValueError):
-    """The change cannot be made to this plan now; ``code`` says why (for the page)."""
+    """The change cannot be made to this plan now; ``code`` says why (for the page),
+    ``message`` in the supporter's words when the refusal came with one."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
+    def __init__(self, code: str, message: str | None = None) -> None:
+        super().__init__(message or code)
         self.code = code
+        self.message = message
 
 
 # -- what may be done -------------------------------------------------------------------
@@ -81,10 +86,25 @@ def reasons() -> tuple[tuple[str, str], ...]:
     return tuple(settings.cancel_reasons)
 
 
+def _fits(offer: str, plan: RecurringPlan) -> bool:
+    if offer == "pause":
+        return can_pause(plan)
+    if offer == "lower_amount":
+        return plans.can_change(plan)
+    if offer == "annual":
+        return plans.can_change(plan) and plan.frequency is Frequency.MONTHLY
+    return True
+
+
 def offers_for(plan: RecurringPlan) -> tuple[str, ...]:
     """The offers the newsroom enables that fit this plan."""
     enabled: tuple[str, ...] = current_app.config["SETTINGS"].cancel_offers
-    return tuple(offer for offer in enabled if offer != "pause" or can_pause(plan))
+    return tuple(offer for offer in enabled if _fits(offer, plan))
+
+
+def annual_suggestion(plan: RecurringPlan) -> Money:
+    """The annual gift offered instead of a monthly one: twelve months' gift."""
+    return Money(plan.amount * 12, plan.currency)
 
 
 # -- talking to Stripe ----------------------------------------------------------------------
@@ -201,6 +221,7 @@ class Decision:
 
     offer: str | None  # None: "No, cancel"
     months: int | None = None  # for the pause offer
+    amount: str | None = None  # for a lower amount or annual: as typed, in the locale
 
 
 def start_cancellation(
@@ -269,6 +290,9 @@ def decide(
         if not plan.is_paused:
             raise PlanActionRefused("stripe")
         outcome = AttemptStatus.SAVED
+    elif decision.offer in ("lower_amount", "annual"):
+        _change(plan, decision, locale)
+        outcome = AttemptStatus.SAVED
     else:
         _cancel(plan, attempt)
         if decision.offer == "reminder":
@@ -298,6 +322,22 @@ def decide(
         status=str(plan.status),
     )
     return attempt
+
+
+def _change(plan: RecurringPlan, decision: Decision, locale: str) -> None:
+    """A lower amount, or annual instead of monthly: the plan change (manage.plans)."""
+    frequency = Frequency.ANNUAL if decision.offer == "annual" else plan.frequency
+    try:
+        change = plans.propose_change(plan, decision.amount or "", frequency.value, locale)
+    except (plans.ChangeRefused, GiftError) as exc:
+        raise PlanActionRefused("amount", str(exc)) from exc
+    if decision.offer == "lower_amount" and change.gift.amount >= plan.amount:
+        raise PlanActionRefused("not_lower")
+    try:
+        plans.apply_change(plan, change)
+    except plans.ChangeRefused as exc:
+        raise PlanActionRefused("stripe") from exc
+    plans.queue_change_email(plan, f"cancellation-offer-{plan.stripe_price_id}")
 
 
 def _cancel(plan: RecurringPlan, attempt: CancellationAttempt) -> None:

@@ -20,7 +20,8 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 
 from donations.db import commit, db
-from donations.manage import pause
+from donations.extensions import limiter
+from donations.manage import pause, plans
 from donations.manage.account import own_plan
 from donations.manage.forms import ActionForm
 from donations.manage.models import ManageSession
@@ -55,6 +56,7 @@ def _problem(code: str) -> str:
         "reason": _("Choose a reason from the list."),
         "timing": _("Choose when your support should end."),
         "offer": _("Choose one of the options shown."),
+        "not_lower": _("Enter an amount lower than what you give now."),
         "decided": _("You have already decided about this cancellation."),
         "not_now": _("This plan cannot be changed that way now."),
         "stripe": _(
@@ -94,7 +96,7 @@ def _back() -> ResponseReturnValue:
 
 def _refused(error: pause.PlanActionRefused) -> ResponseReturnValue:
     db.session.rollback()
-    flash(_problem(error.code))
+    flash(error.message or _problem(error.code))
     return _back()
 
 
@@ -241,6 +243,8 @@ def _render_offers(
         offers=pause.offers_of(attempt),
         months=pause.PAUSE_MONTHS,
         reminder_months=pause.REMINDER_INSTEAD_MONTHS,
+        annual=pause.annual_suggestion(attempt.plan),
+        amount=request.form.get("amount") if request.method == "POST" else None,
         form=form,
         error=error,
     ), status
@@ -258,6 +262,7 @@ def offers(row: ManageSession, plan_id: int, attempt_id: int) -> ResponseReturnV
 
 
 @bp.post("/<int:plan_id>/cancel/<int:attempt_id>")
+@limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def decide(row: ManageSession, plan_id: int, attempt_id: int) -> ResponseReturnValue:
     attempt = _attempt(row, plan_id, attempt_id)
@@ -273,14 +278,18 @@ def decide(row: ManageSession, plan_id: int, attempt_id: int) -> ResponseReturnV
         months = int(raw)
     if choice != "cancel" and choice not in pause.offers_of(attempt):
         return _render_offers(attempt, form, _problem("offer"), 400)
-    decision = pause.Decision(None if choice == "cancel" else choice, months)
+    amount = (
+        (request.form.get("amount") or "")[:40] if choice in ("lower_amount", "annual") else None
+    )
+    decision = pause.Decision(None if choice == "cancel" else choice, months, amount)
     try:
         pause.decide(row, attempt, decision, _locale())
     except pause.PlanActionRefused as exc:
         if exc.code == "decided":
             return _refused(exc)
         db.session.rollback()
-        return _render_offers(attempt, form, _problem(exc.code), 409)
+        status = 400 if exc.code in ("amount", "not_lower") else 409
+        return _render_offers(attempt, form, exc.message or _problem(exc.code), status)
     commit()
     plan = attempt.plan
     if decision.offer == "reminder":
@@ -292,7 +301,7 @@ def decide(row: ManageSession, plan_id: int, attempt_id: int) -> ResponseReturnV
                 months,
             )
         )
-    elif decision.offer == "pause":
+    elif decision.offer is not None:
         flash(_("Thank you for staying with us."))
     flash(_confirmed(plan))
     return _back()

@@ -17,7 +17,7 @@ def test_the_defaults() -> None:
         "temporary",
         "other",
     ]
-    assert settings.cancel_offers == ("pause", "reminder")
+    assert settings.cancel_offers == ("pause", "lower_amount", "annual", "reminder")
 
 
 def test_reasons_built_in_and_own() -> None:
@@ -53,7 +53,11 @@ def test_bad_reasons_are_refused(value: str) -> None:
 def test_offers() -> None:
     assert load_settings({**GOOD, "CANCEL_OFFERS": "reminder"}).cancel_offers == ("reminder",)
     assert load_settings({**GOOD, "CANCEL_OFFERS": "None"}).cancel_offers == ()
-    for bad in ("pause,pause", "lower_amount", "pause;reminder"):
+    assert load_settings({**GOOD, "CANCEL_OFFERS": "annual, pause"}).cancel_offers == (
+        "annual",
+        "pause",
+    )
+    for bad in ("pause,pause", "lower", "pause;reminder"):
         assert problems({**GOOD, "CANCEL_OFFERS": bad}) == [
-            "CANCEL_OFFERS must be none or some of pause, reminder."
+            "CANCEL_OFFERS must be none or some of pause, lower_amount, annual, reminder."
         ]

@@ -179,8 +179,8 @@ def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailb
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "too_expensive", "period_end"))
     offers = client.get(f"/manage/plans/{plan.id}/cancel/{attempt_id}")
     assert offers.status_code == 200
-    assert 'id="offer-pause"' in offers.text
-    assert 'id="offer-reminder"' in offers.text
+    for offer in ("pause", "lower-amount", "annual", "reminder"):
+        assert f'id="offer-{offer}"' in offers.text
     # Nothing has changed at Stripe while the offers are on the screen.
     assert _at_stripe(simulator, plan)["cancel_at_period_end"] is False
 
@@ -204,7 +204,7 @@ def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailb
         AttemptStatus.CANCELLED,
         None,
         "too_expensive",
-        "pause,reminder",
+        "pause,lower_amount,annual,reminder",
     )
     # The offers were made once: the attempt's page is not shown again, nor decided twice.
     again = client.get(f"/manage/plans/{plan.id}/cancel/{attempt_id}")
@@ -230,7 +230,7 @@ def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailb
         select(AuditEntry).where(AuditEntry.action == "manage.plan_cancelled")
     )
     assert entry is not None
-    assert entry.details["offers_declined"] == "pause,reminder"
+    assert entry.details["offers_declined"] == "pause,lower_amount,annual,reminder"
     assert entry.details["source"] == "sign_in_link"
 
 
@@ -301,6 +301,47 @@ def test_the_pause_offer_saves_the_plan(client, ctx, simulator, mailbox) -> None
     assert attempt is not None
     assert (attempt.status, attempt.offer_taken) == (AttemptStatus.SAVED, "pause")
     assert "Thank you for staying with us." in squash(client.get("/manage/account").text)
+
+
+def test_a_lower_amount_saves_the_plan(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+    plan, token = _signed_in_with_plan(client, simulator, mailbox, "lower@example.org", "20")
+    attempt_id = _attempt_id(_cancel(client, plan.id, token, "too_expensive", "period_end"))
+    saved = client.post(
+        f"/manage/plans/{plan.id}/cancel/{attempt_id}",
+        data={"csrf_token": token, "choice": "lower_amount", "amount": "7"},
+    )
+    assert saved.status_code == 303
+    at_stripe = _at_stripe(simulator, plan)
+    (item,) = at_stripe["items"]["data"]
+    assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == (700, "month")
+    assert at_stripe["cancel_at_period_end"] is False
+    plan = _plan(plan.id)
+    assert (plan.amount, plan.status, plan.ends_at_period_end) == (700, PlanStatus.ACTIVE, False)
+    attempt = db.session.get(CancellationAttempt, attempt_id)
+    assert attempt is not None
+    assert (attempt.status, attempt.offer_taken) == (AttemptStatus.SAVED, "lower_amount")
+    assert _renew(simulator, plan)["amount_paid"] == 700
+
+
+def test_switching_to_annual_saves_the_plan(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+    plan, token = _signed_in_with_plan(client, simulator, mailbox, "annual@example.org", "5")
+    attempt_id = _attempt_id(_cancel(client, plan.id, token, "other", "now"))
+    offers = client.get(f"/manage/plans/{plan.id}/cancel/{attempt_id}").text
+    assert 'value="60.00"' in offers  # twelve months' gift, suggested
+    saved = client.post(
+        f"/manage/plans/{plan.id}/cancel/{attempt_id}",
+        data={"csrf_token": token, "choice": "annual", "amount": "50"},
+    )
+    assert saved.status_code == 303
+    at_stripe = _at_stripe(simulator, plan)
+    (item,) = at_stripe["items"]["data"]
+    assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == (5000, "year")
+    assert at_stripe["status"] == "active"
+    plan = _plan(plan.id)
+    assert (plan.amount, str(plan.frequency), plan.status) == (5000, "annual", PlanStatus.ACTIVE)
+    attempt = db.session.get(CancellationAttempt, attempt_id)
+    assert attempt is not None
+    assert (attempt.status, attempt.offer_taken) == (AttemptStatus.SAVED, "annual")
 
 
 def test_with_no_offers_enabled_the_reason_cancels_at_once(
@@ -457,7 +498,11 @@ def test_bad_offer_choices_are_refused(client, ctx, simulator, mailbox) -> None:
     for data in (
         {"choice": "pause", "months": "7"},
         {"choice": "pause"},
-        {"choice": "lower_amount"},
+        {"choice": "lower_amount", "amount": "15"},  # not lower
+        {"choice": "lower_amount", "amount": "-5"},
+        {"choice": "lower_amount", "amount": "NaN"},
+        {"choice": "annual", "amount": "1e9"},
+        {"choice": "upgrade"},
         {"choice": "cancel\x00"},
     ):
         answer = client.post(url, data={"csrf_token": token, **data})

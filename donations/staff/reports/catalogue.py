@@ -180,7 +180,8 @@ REPORTS: dict[str, Report] = {
             aggregated=True,
             notes=(
                 "Dated by when the supporter gave the reason. Saved: an offer that keeps the "
-                "plan was taken (a pause). A reminder instead still cancels the plan. Left "
+                "plan was taken (a pause, a lower amount, annual instead of monthly). "
+                "A reminder instead still cancels the plan. Left "
                 "undecided: the reason was given, then neither an offer nor the cancellation "
                 "was chosen.",
             ),

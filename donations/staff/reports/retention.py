@@ -29,6 +29,8 @@ RETENTION_COLUMNS = (
     Column("cancelled_with_reminder", Kind.INT, "Of which a reminder instead"),
     Column("saved", Kind.INT, "Saved"),
     Column("saved_by_pause", Kind.INT, "Saved by a pause"),
+    Column("saved_by_lower_amount", Kind.INT, "Saved by a lower amount"),
+    Column("saved_by_annual", Kind.INT, "Saved by switching to annual"),
     Column("undecided", Kind.INT, "Left undecided"),
 )
 
@@ -54,8 +56,9 @@ def _retention(filters: ReportFilters, zone: ZoneInfo) -> list[tuple[Any, ...]]:
                 CancellationAttempt.offer_taken == "reminder",
             ),
             counted(status == AttemptStatus.SAVED.value),
-            counted(
-                status == AttemptStatus.SAVED.value, CancellationAttempt.offer_taken == "pause"
+            *(
+                counted(status == AttemptStatus.SAVED.value, CancellationAttempt.offer_taken == o)
+                for o in ("pause", "lower_amount", "annual")
             ),
             counted(status == AttemptStatus.OFFERED.value),
         )

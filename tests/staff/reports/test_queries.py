@@ -169,12 +169,12 @@ def test_reminders_funnel(ledger) -> None:  # type: ignore[no-untyped-def]
 
 def test_retention(ledger) -> None:  # type: ignore[no-untyped-def]
     assert rows("retention") == [
-        ("2026-02", "not_reading", 1, 1, 1, 0, 0, 0),
-        ("2026-02", "other", 1, 0, 0, 0, 0, 1),
-        ("2026-03", "too_expensive", 2, 1, 0, 1, 1, 0),
+        ("2026-02", "not_reading", 1, 1, 1, 0, 0, 0, 0, 0),
+        ("2026-02", "other", 1, 0, 0, 0, 0, 0, 0, 1),
+        ("2026-03", "too_expensive", 2, 1, 0, 1, 1, 0, 0, 0),
     ]
-    assert totals("retention") == [(4, 2, 1, 1, 1, 1, "33.3%")]
-    assert rows("retention", MARCH) == [("2026-03", "too_expensive", 2, 1, 0, 1, 1, 0)]
+    assert totals("retention") == [(4, 2, 1, 1, 1, 0, 0, 1, "33.3%")]
+    assert rows("retention", MARCH) == [("2026-03", "too_expensive", 2, 1, 0, 1, 1, 0, 0, 0)]
     assert totals("retention", ReportFilters(start=date(2025, 1, 1), end=date(2025, 1, 31))) == []
 
 

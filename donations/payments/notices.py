@@ -40,10 +40,19 @@ def _aware(moment: datetime) -> datetime:
 
 
 def renews_within_window(plan: RecurringPlan, now: datetime) -> bool:
-    """The plan will charge again, and soon: active, next renewal in ``(now, now + window]``."""
+    """The plan will charge again, and soon: active, neither ending nor paused then,
+    next renewal in ``(now, now + window]``."""
     if plan.status is not PlanStatus.ACTIVE or plan.next_renewal_at is None:
         return False
     renewal = _aware(plan.next_renewal_at)
+    if plan.cancel_at_period_end or (
+        plan.cancel_at is not None and _aware(plan.cancel_at) <= renewal
+    ):
+        return False  # Stripe ends it first: there is no renewal to announce
+    if plan.pause_behavior is not None and (
+        plan.paused_until is None or _aware(plan.paused_until) >= renewal
+    ):
+        return False  # paused: Stripe collects nothing on that day
     return now < renewal <= now + notice_window()
 
 
@@ -192,6 +201,11 @@ def plans_renewing_soon(now: datetime) -> list[RecurringPlan]:
                 RecurringPlan.status == PlanStatus.ACTIVE,
                 RecurringPlan.next_renewal_at > now,
                 RecurringPlan.next_renewal_at <= until,
+                RecurringPlan.cancel_at_period_end.is_(False),
+                or_(
+                    RecurringPlan.cancel_at.is_(None),
+                    RecurringPlan.cancel_at > RecurringPlan.next_renewal_at,
+                ),
                 or_(RecurringPlan.frequency == Frequency.ANNUAL, expiring),
             )
             .order_by(RecurringPlan.next_renewal_at, RecurringPlan.id)

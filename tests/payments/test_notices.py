@@ -264,3 +264,47 @@ def test_invoice_upcoming_from_the_simulator_sends_one_notice(  # type: ignore[n
 def events_of(event_type: str) -> list[StripeEvent]:
     db.session.expire_all()
     return list(db.session.scalars(select(StripeEvent).where(StripeEvent.type == event_type)))
+
+
+def test_no_renewal_notice_for_a_plan_stripe_ends_first(  # type: ignore[no-untyped-def]
+    client, ctx, simulator, quiet, mailbox, monkeypatch
+) -> None:
+    plan = start_plan(client, simulator, "annual", "ending@example.org")
+    assert plan.next_renewal_at is not None
+    ends = int(plan.next_renewal_at.replace(tzinfo=UTC).timestamp()) - 86400
+    stripe_api(
+        simulator, "POST", f"/v1/subscriptions/{plan.stripe_subscription_id}", cancel_at=ends
+    )
+    some_days_before_renewal(monkeypatch, plan)
+    body, headers = upcoming(plan)  # the subscription re-read: it ends before renewing
+    assert client.post(WEBHOOK, data=body, headers=headers).status_code == 200
+    send_plan_notices_task.run()
+    db.session.expire_all()
+    ending = db.session.get(RecurringPlan, plan.id)
+    assert ending is not None
+    assert ending.cancel_at is not None
+    assert outbox("renewal_notice") == []
+
+
+def test_no_notices_for_a_plan_paused_on_its_renewal(  # type: ignore[no-untyped-def]
+    client, ctx, simulator, quiet, mailbox, monkeypatch
+) -> None:
+    plan = start_plan(client, simulator, "annual", "paused@example.org", ("06", "2027"))
+    assert plan.next_renewal_at is not None
+    resumes = int(plan.next_renewal_at.replace(tzinfo=UTC).timestamp()) + 30 * 86400
+    stripe_api(
+        simulator,
+        "POST",
+        f"/v1/subscriptions/{plan.stripe_subscription_id}",
+        **{"pause_collection[behavior]": "void", "pause_collection[resumes_at]": resumes},
+    )
+    some_days_before_renewal(monkeypatch, plan)
+    body, headers = upcoming(plan)
+    assert client.post(WEBHOOK, data=body, headers=headers).status_code == 200
+    send_plan_notices_task.run()
+    db.session.expire_all()
+    paused = db.session.get(RecurringPlan, plan.id)
+    assert paused is not None
+    assert paused.is_paused
+    assert outbox("renewal_notice") == []
+    assert outbox("card_expiring") == []

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from donations.db import commit, db
 from donations.mail.models import EmailMessage
+from donations.mail.sender import render_email
 from donations.manage import statements
 from donations.manage.models import AnnualStatement
 from donations.staff.reports.filters import ReportFilters
@@ -200,6 +201,11 @@ def test_the_send_job_sends_each_statement_once_and_resumes(  # type: ignore[no-
     assert links_in(sent, "/manage/e/")
     (ru,) = [e for e in emails if e.locale == "ru"]
     assert ru.context["totals"][0]["given"] == 700
+    rendered = render_email(ru)  # the Russian supporter's, as it went out
+    assert str(rendered["Subject"]) == "Ваша справка о пожертвованиях за 2025"
+    body = str(rendered.get_body(preferencelist=("plain",)).get_content())
+    assert "Всего пожертвовано" in body
+    assert "7,00" in body
     assert giver.id in {e.supporter_id for e in emails}
 
     # A fiscal year still running is refused: a statement must not miss a gift.

@@ -123,6 +123,7 @@ def pause_page(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/<int:plan_id>/pause")
+@limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def pause_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     plan = _plan(row, plan_id)
@@ -146,6 +147,7 @@ def pause_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/<int:plan_id>/resume")
+@limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def resume_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     plan = _plan(row, plan_id)
@@ -162,6 +164,7 @@ def resume_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/<int:plan_id>/keep")
+@limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def keep_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     plan = _plan(row, plan_id)
@@ -203,6 +206,7 @@ def cancel_page(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/<int:plan_id>/cancel")
+@limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def start_cancel(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     plan = _plan(row, plan_id)

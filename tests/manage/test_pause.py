@@ -530,3 +530,45 @@ def test_the_pages_in_russian(client, ctx, simulator, mailbox) -> None:  # type:
     refresh()
     cancel = client.get(f"/manage/plans/{plan.id}/cancel").text
     assert "Почему вы отменяете поддержку?" in cancel
+
+
+# -- what the webhooks store ----------------------------------------------------------------
+
+
+def test_a_pause_or_an_end_set_at_stripe_shows_once_its_event_arrives(
+    client, ctx, simulator, mailbox
+) -> None:  # type: ignore[no-untyped-def]
+    plan, _ = _signed_in_with_plan(client, simulator, mailbox, "dashboard@example.org")
+    path = f"/v1/subscriptions/{plan.stripe_subscription_id}"
+    resumes_at = int((datetime.now(UTC) + timedelta(days=40)).timestamp())
+    # Staff pause it in Stripe's dashboard: nothing shows until Stripe tells us.
+    stripe_api(
+        simulator,
+        "POST",
+        path,
+        **{"pause_collection[behavior]": "void", "pause_collection[resumes_at]": resumes_at},
+    )
+    assert "Paused until" not in card(client.get("/manage/account").text, f"plan-{plan.id}")
+    for _ in range(3):  # duplicates: one state
+        _sync_from_event(client, plan)
+    plan = _plan(plan.id)
+    assert plan.paused_until == datetime.fromtimestamp(resumes_at, UTC)
+    assert "Paused until" in card(client.get("/manage/account").text, f"plan-{plan.id}")
+
+    stripe_api(simulator, "POST", path, pause_collection="", cancel_at_period_end="true")
+    _sync_from_event(client, plan)
+    plan = _plan(plan.id)
+    assert (plan.is_paused, plan.ends_at_period_end) == (False, True)
+    shown = card(client.get("/manage/account").text, f"plan-{plan.id}")
+    assert "Paused until" not in shown
+    assert "Cancels on" in shown
+
+
+def test_plan_changes_are_rate_limited(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+    plan, token = _signed_in_with_plan(client, simulator, mailbox, "limit@example.org")
+    answers = [
+        client.post(f"/manage/plans/{plan.id}/pause", data={"csrf_token": token, "months": "7"})
+        for _ in range(11)
+    ]
+    assert [a.status_code for a in answers] == [400] * 10 + [429]
+    assert _at_stripe(simulator, plan)["pause_collection"] is None

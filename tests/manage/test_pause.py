@@ -90,7 +90,9 @@ def _attempt_id(answer) -> int:  # type: ignore[no-untyped-def]
 # -- skip and pause ---------------------------------------------------------------------
 
 
-def test_skip_the_next_payment_voids_that_invoice_only(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_skip_the_next_payment_voids_that_invoice_only(
+    client, ctx, simulator, mailbox, signed_in
+) -> None:  # type: ignore[no-untyped-def]
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "skip@example.org")
     next_renewal = plan.next_renewal_at
     assert next_renewal is not None
@@ -113,6 +115,14 @@ def test_skip_the_next_payment_voids_that_invoice_only(client, ctx, simulator, m
     assert f"Paused until {_date_text(client, plan.paused_until)}" in shown
     assert "Next payment" not in shown
     assert "Resume now" in shown
+    # Finance sees it on the supporter's page, the step on their timeline.
+    from tests.staff.conftest import forget_cached_csrf
+
+    forget_cached_csrf()
+    staff, _ = signed_in(Role.FINANCE)
+    record = squash(staff.get(f"/staff/supporters/{plan.supporter_id}").text)
+    assert "paused until" in record
+    assert "manage.plan_skipped by supporter" in record
 
     # The period ends: Stripe voids that invoice, nothing is charged or recorded.
     skipped = _renew(simulator, plan)

@@ -25,6 +25,7 @@ def _form(plan: RecurringPlan, error: str | None = None, status: int = 200) -> R
         amount=(request.form.get("amount") or "")[:40],
         frequency=request.form.get("frequency") or plan.frequency.value,
         can_change=plans.can_change(plan),
+        cover_fee=request.form.get("cover_fee") == "1",
     ), status
 
 
@@ -40,14 +41,18 @@ def offer(plan_id: int) -> ResponseReturnValue:
         return _form(plan, "The form expired; please try again.", 400)
     try:
         change = offers.make_offer(
-            plan, (request.form.get("amount") or "")[:40], request.form.get("frequency") or ""
+            plan,
+            (request.form.get("amount") or "")[:40],
+            request.form.get("frequency") or "",
+            cover_fee=request.form.get("cover_fee") == "1",
         )
     except (GiftError, plans.ChangeRefused) as exc:
         return _form(plan, str(exc), 400)
     offers.send_offer(plan, change, g.staff)
     commit()
     flash(
-        f"A link proposing {change.total.format()} {change.frequency.value} is on its way "
+        f"A link proposing {change.total.format()} {change.frequency.value}"
+        f"{' (with the processing fee covered)' if change.fee_cover else ''} is on its way "
         f"to {plan.supporter.email}."
     )
     return redirect(url_for("staff.supporter", supporter_id=plan.supporter_id), 303)

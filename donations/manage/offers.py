@@ -56,9 +56,15 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(signing_keys(), salt=_SALT)
 
 
-def make_offer(plan: RecurringPlan, amount: str, frequency: str) -> plans.PlanChange:
-    """The change staff propose, within the ask's limits; raises GiftError or ChangeRefused."""
-    return plans.propose_change(plan, amount, frequency)
+def make_offer(
+    plan: RecurringPlan, amount: str, frequency: str, *, cover_fee: bool = False
+) -> plans.PlanChange:
+    """The change staff propose, within the ask's limits; raises GiftError or ChangeRefused.
+
+    ``cover_fee`` proposes that the plan cover the processing fee from now on;
+    otherwise the plan keeps its own choice.
+    """
+    return plans.propose_change(plan, amount, frequency, cover_fee=cover_fee or None)
 
 
 def offer_token(plan: RecurringPlan, change: plans.PlanChange) -> str:
@@ -67,6 +73,7 @@ def offer_token(plan: RecurringPlan, change: plans.PlanChange) -> str:
         "gift": change.gift.amount,
         "frequency": change.frequency.value,
         "from": plan.stripe_price_id,
+        "cover": change.fee_cover > 0 and not plan.fee_cover_amount,
     }
     return str(_serializer().dumps(payload))
 
@@ -131,7 +138,12 @@ def open_offer(token: str) -> Offer | OfferProblem:
     if plan.stripe_price_id != payload.get("from") or not plans.can_change(plan):
         return OfferProblem.STALE
     try:
-        change = plans.propose_change(plan, Money(gift, plan.currency).major_text(), frequency)
+        change = plans.propose_change(
+            plan,
+            Money(gift, plan.currency).major_text(),
+            frequency,
+            cover_fee=True if payload.get("cover") is True else None,
+        )
     except (plans.ChangeRefused, ValueError):
         # The ask's limits moved since, or this is what the plan is already.
         return OfferProblem.STALE

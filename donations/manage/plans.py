@@ -79,10 +79,19 @@ def can_replace_method(plan: RecurringPlan) -> bool:
 
 
 def propose_change(
-    plan: RecurringPlan, amount: str, frequency: str, locale: str | None = None
+    plan: RecurringPlan,
+    amount: str,
+    frequency: str,
+    locale: str | None = None,
+    *,
+    cover_fee: bool | None = None,
 ) -> PlanChange:
     """The change asked for, within the ask's limits for the plan's currency and the
-    interval; raises ChangeRefused (or GiftError) with the reader's message."""
+    interval; raises ChangeRefused (or GiftError) with the reader's message.
+
+    ``cover_fee``: None keeps the plan's choice (a plan that covers the fee goes on
+    covering it, for the new gift); True proposes covering it (an upgrade link).
+    """
     from flask_babel import gettext as _
 
     if not can_change(plan):
@@ -92,10 +101,12 @@ def propose_change(
     config = load_ask_config()
     gift = parse_gift(config, frequency, plan.currency, amount, locale)
     fee_cover = 0
-    if plan.fee_cover_amount and plan.method:
-        # The plan covers the processing fee: it goes on covering it, for the new gift.
+    covering = bool(plan.fee_cover_amount) if cover_fee is None else cover_fee
+    if covering and plan.method:
         cover = config.fee_cover_for(gift, plan.method)
         fee_cover = cover.amount if cover is not None else 0
+    if cover_fee and not fee_cover:
+        raise ChangeRefused(_("Covering the processing fee is not offered for this plan."))
     change = PlanChange(plan.id, gift, fee_cover, Frequency(frequency))
     if change.total == plan.charge_total and change.frequency is plan.frequency:
         raise ChangeRefused(_("That is what you give already."))

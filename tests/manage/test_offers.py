@@ -9,6 +9,7 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import select
 
+from donations.ask.config import AskConfig
 from donations.db import db
 from donations.manage import offers
 from donations.staff.models import AuditEntry, Role
@@ -129,3 +130,59 @@ def test_staff_offers_stay_within_the_limits(app: Flask, client, ctx, simulator,
     viewer, _ = signed_in(Role.VIEWER)
     assert other_browser(viewer).get(f"/staff/plans/{plan.id}/offer").status_code == 403
     assert re.search("offer", "".join(db.session.scalars(select(AuditEntry.action)))) is None
+
+
+def test_an_upgrade_link_proposing_to_cover_the_fee(
+    app: Flask, client, ctx, simulator, mailbox, signed_in
+) -> None:  # type: ignore[no-untyped-def]
+    plan = subscribe(client, simulator, amount="10", email="cover@example.org")
+    assert plan.fee_cover_amount == 0
+    mailbox.wait_for(2)
+    mailbox.messages.clear()
+    staff, _ = signed_in(Role.FINANCE)
+    form = other_browser(staff).get(f"/staff/plans/{plan.id}/offer")
+    assert 'name="cover_fee"' in form.text
+    sent = staff.post(
+        f"/staff/plans/{plan.id}/offer",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "amount": "10",
+            "frequency": "monthly",
+            "cover_fee": "1",
+        },
+    )
+    assert sent.status_code == 303, sent.text
+    mailbox.wait_for(1)
+    link = offer_link(mailbox)
+    page = other_browser(client).get(link)
+    assert page.status_code == 200, page.text
+    # Card in USD, 2.9 % + 30 cents grossed up: ceil((1000 + 30) / 0.971) - 1000 = 61.
+    shown = squash(page.text)
+    assert "From your next payment $10.61, monthly" in shown
+    assert "Including $0.61 to cover the processing fee." in shown
+    assert client.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 200
+    assert stripe_item(simulator, plan)["price"]["unit_amount"] == 1061
+    plan = fresh(plan)
+    assert (plan.amount, plan.fee_cover_amount) == (1000, 61)
+
+
+def test_covering_the_fee_is_refused_where_the_ask_does_not_offer_it(
+    app: Flask, client, ctx, simulator, mailbox, signed_in, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    plan = subscribe(client, simulator, amount="10", email="nocover@example.org")
+    # The newsroom stopped offering the cover (for this method and currency).
+    monkeypatch.setattr(AskConfig, "fee_cover_for", lambda self, gift, method: None)
+    staff, _ = signed_in(Role.FINANCE)
+    form = other_browser(staff).get(f"/staff/plans/{plan.id}/offer")
+    refused = staff.post(
+        f"/staff/plans/{plan.id}/offer",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "amount": "10",
+            "frequency": "monthly",
+            "cover_fee": "1",
+        },
+    )
+    assert refused.status_code == 400
+    assert "Covering the processing fee is not offered for this plan." in refused.text
+    assert stripe_item(simulator, plan)["price"]["unit_amount"] == 1000

@@ -46,7 +46,7 @@ PG_ADMIN = os.environ.get(
 _real_connect = socket.socket.connect
 
 
-def _loopback_only(self: socket.socket, address) -> None:  # type: ignore[no-untyped-def]
+def _loopback_only(self: socket.socket, address) -> None:
     host = address[0] if isinstance(address, tuple) else address
     if (
         isinstance(host, str)
@@ -175,7 +175,7 @@ def app(
 APPEND_ONLY = ("audit_entries",)
 
 
-def _empty_append_only(conn, table: str) -> None:  # type: ignore[no-untyped-def]
+def _empty_append_only(conn, table: str) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
         conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
@@ -248,7 +248,7 @@ def ctx(app: Flask) -> Iterator[None]:
 
 
 @pytest.fixture
-def client(app: Flask):  # type: ignore[no-untyped-def]
+def client(app: Flask):
     return app.test_client()
 
 

@@ -212,7 +212,7 @@ class Mailbox:
         if self.script:
             return self.script.pop(0)
         self.messages.append(
-            message_from_bytes(envelope.original_content or b"", policy=policy.default)  # type: ignore[arg-type]
+            message_from_bytes(envelope.original_content or b"", policy=policy.default)
         )
         return "250 OK"
 
@@ -238,7 +238,7 @@ def smtp_server() -> Iterator[tuple[Mailbox, str]]:
 class LiveServer:
     """The Flask app served over real HTTP from a thread."""
 
-    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app) -> None:
         self.port = int(app.config["SETTINGS"].base_url.rsplit(":", 1)[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)

@@ -21,7 +21,7 @@ from tests.harness import WEBHOOK_SECRET, sign_webhook_payload
 from tests.staff.conftest import csrf_token, make_staff, signed_in  # noqa: F401 - fixtures
 
 
-def _assert_no_error(response, tracebacks: Tracebacks) -> None:  # type: ignore[no-untyped-def]
+def _assert_no_error(response, tracebacks: Tracebacks) -> None:
     assert response.status_code < 500, (response.status_code, response.text[:300])
     assert response.data, "an empty body"
     logged = [r for r in tracebacks.records if r.exc_info]

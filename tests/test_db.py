@@ -86,7 +86,7 @@ def test_two_writers_inserting_one_key_both_get_the_one_row(app: Flask, ctx) -> 
             finally:
                 db.session.remove()
 
-    def announce_b_insert(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+    def announce_b_insert(conn, cursor, statement, *args) -> None:
         # SQLite: B waits for A's write lock at its BEGIN IMMEDIATE.
         if threading.current_thread().name == "b" and statement.startswith(("INSERT", "BEGIN")):
             b_inserting.set()

@@ -58,7 +58,7 @@ def test_zero_decimal_currency_refuses_fractions() -> None:
 
 def test_refuses_floats_and_bad_codes() -> None:
     with pytest.raises(TypeError):
-        Money(10.5, "USD")  # type: ignore[arg-type]
+        Money(10.5, "USD")
     with pytest.raises(InvalidAmount):
         Money(1, "usd")
     with pytest.raises(InvalidAmount):

@@ -203,7 +203,7 @@ def test_metrics_are_not_served_to_strangers(app: Flask, client: FlaskClient) ->
     assert "donations_" not in remote.text
 
 
-def test_metrics_token_is_required_when_set(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_token_is_required_when_set(make_app) -> None:
     guarded = make_app(METRICS_TOKEN="s3cret-token-0123456789").test_client()
     assert guarded.get("/metrics").status_code == 404  # loopback is not enough now
     wrong = guarded.get("/metrics", headers={"Authorization": "Bearer nope"})
@@ -216,7 +216,7 @@ def test_metrics_token_is_required_when_set(make_app) -> None:  # type: ignore[n
 def test_readiness_needs_the_migrated_database(
     client: FlaskClient,
     make_app,
-    tmp_path,  # type: ignore[no-untyped-def]
+    tmp_path,
 ) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200

@@ -22,7 +22,7 @@ from tests.harness import SECRET_KEY
 from tests.support.test_checkout import details_form
 
 
-def _pay_page(client) -> str:  # type: ignore[no-untyped-def]
+def _pay_page(client) -> str:
     started = client.post("/support/checkout", data=details_form(client))
     assert started.status_code == 303
     page = client.get(started.headers["Location"])
@@ -80,7 +80,7 @@ def test_path_tokens_are_kept_out_of_access_logs(app: Flask) -> None:
     )
 
 
-def test_thank_you_pages_expire(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_thank_you_pages_expire(client, ctx, simulator) -> None:
     from tests.support.test_checkout import client_secret_of
 
     html = _pay_page(client)

@@ -187,12 +187,12 @@ def public_pages(app: Flask, simulator: object, lang: str) -> dict[str, tuple[in
     # Paying: the payment step (card; euros, with SEPA), a paid gift's thank-you page.
     pages.update([seen(client, start_gift(client, email=email).pay_url)])
     pages.update([seen(client, start_gift(client, currency="EUR", email=email).pay_url)])
-    pages.update([seen(client, give(client, simulator, email=email).thanks_url)])  # type: ignore[arg-type]
-    plan = subscribe(client, simulator, email=f"plan-{lang}@example.org")  # type: ignore[arg-type]
+    pages.update([seen(client, give(client, simulator, email=email).thanks_url)])
+    plan = subscribe(client, simulator, email=f"plan-{lang}@example.org")
     pages.update([seen(client, f"/support/thanks/{plan.public_token}")])
     # A checkout whose payment was cancelled at Stripe: "no longer open".
     expired = start_gift(client, email=email)
-    stripe_api(simulator, "POST", f"/v1/payment_intents/{expired.intent_id}/cancel")  # type: ignore[arg-type]
+    stripe_api(simulator, "POST", f"/v1/payment_intents/{expired.intent_id}/cancel")
     pages.update([seen(client, expired.pay_url, 410)])
 
     # Remind me later: the confirmation, the email's link back, unsubscribing.
@@ -223,7 +223,7 @@ def public_pages(app: Flask, simulator: object, lang: str) -> dict[str, tuple[in
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_no_link_on_a_public_page_is_broken(app: Flask, ctx, simulator, lang: str) -> None:  # type: ignore[no-untyped-def]
+def test_no_link_on_a_public_page_is_broken(app: Flask, ctx, simulator, lang: str) -> None:
     pages = public_pages(app, simulator, lang)
     crawl = Crawl(app, lang, app.config["SETTINGS"].base_url)
     crawl.run(pages)

@@ -250,13 +250,13 @@ def stored(name: str, row_id: int) -> StrEnum:
     db.session.expire_all()
     row = db.session.get(model, row_id)
     assert row is not None
-    return row.status  # type: ignore[no-any-return]
+    return row.status
 
 
 @MODELS
 def test_the_rules_cover_every_status(name: str) -> None:
     model, _, start, first, other = CASES[name]
-    rules = model.status_rules  # type: ignore[attr-defined]
+    rules = model.status_rules
     assert isinstance(rules, StatusRules)
     assert set(rules.transitions) == set(type(start))
     assert rules.allows(start, first)
@@ -265,38 +265,38 @@ def test_the_rules_cover_every_status(name: str) -> None:
 
 
 @MODELS
-def test_an_allowed_change_is_made(ctx, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_allowed_change_is_made(ctx, name: str) -> None:
     model, _, _, first, _ = CASES[name]
     row = db.session.get(model, made(name))
-    assert row.can_become(first)  # type: ignore[union-attr]
-    assert change_status(row, first) is True  # type: ignore[arg-type]
+    assert row.can_become(first)
+    assert change_status(row, first) is True
     db.session.commit()
-    assert stored(name, row.id) is first  # type: ignore[union-attr]
+    assert stored(name, row.id) is first
 
 
 @MODELS
-def test_an_impossible_change_raises(ctx, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_impossible_change_raises(ctx, name: str) -> None:
     model, _, _, first, other = CASES[name]
     row = db.session.get(model, made(name, first))
-    assert not row.can_become(other)  # type: ignore[union-attr]
-    with pytest.raises(InvalidTransition, match=f"{name} {row.id}: {first} -> {other}"):  # type: ignore[union-attr]
-        change_status(row, other)  # type: ignore[arg-type]
+    assert not row.can_become(other)
+    with pytest.raises(InvalidTransition, match=f"{name} {row.id}: {first} -> {other}"):
+        change_status(row, other)
     db.session.rollback()
-    assert stored(name, row.id) is first  # type: ignore[union-attr]
+    assert stored(name, row.id) is first
 
 
 @MODELS
-def test_a_repeat_is_a_logged_no_op(ctx, caplog, monkeypatch, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_repeat_is_a_logged_no_op(ctx, caplog, monkeypatch, name: str) -> None:
     # Alembic's fileConfig (the migrations at start-up) disables loggers that existed then.
     monkeypatch.setattr(logging.getLogger("donations.status"), "disabled", False)
     model, _, start, _, _ = CASES[name]
     row = db.session.get(model, made(name))
     before = getattr(row, "updated_at", None)
     with caplog.at_level(logging.INFO, logger="donations.status"):
-        assert change_status(row, start) is False  # type: ignore[arg-type]
-    assert f"{name} {row.id} already {start}" in caplog.text  # type: ignore[union-attr]
+        assert change_status(row, start) is False
+    assert f"{name} {row.id} already {start}" in caplog.text
     db.session.commit()
-    assert stored(name, row.id) is start  # type: ignore[union-attr]
+    assert stored(name, row.id) is start
     assert getattr(db.session.get(model, row.id), "updated_at", None) == before
 
 
@@ -310,7 +310,7 @@ def _two_sessions(name: str, row_id: int) -> tuple[Session, Session, Any, Any]:
 
 
 @MODELS
-def test_two_writers_of_the_same_change_one_wins(ctx, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_two_writers_of_the_same_change_one_wins(ctx, name: str) -> None:
     _, _, _, first, _ = CASES[name]
     row_id = made(name)
     one, two, a, b = _two_sessions(name, row_id)
@@ -324,7 +324,7 @@ def test_two_writers_of_the_same_change_one_wins(ctx, name: str) -> None:  # typ
 
 
 @MODELS
-def test_a_writer_that_lost_the_race_is_refused_by_the_rules(ctx, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_writer_that_lost_the_race_is_refused_by_the_rules(ctx, name: str) -> None:
     _, _, _, first, other = CASES[name]
     row_id = made(name)
     one, two, a, b = _two_sessions(name, row_id)

@@ -167,4 +167,4 @@ def subjects(messages: list[EmailMessage]) -> list[str]:
 def plain_text(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None, "a message without a text part"
-    return normalise(part.get_content())  # type: ignore[attr-defined]
+    return normalise(part.get_content())

@@ -90,7 +90,7 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.mark.parametrize("locale", ["en", "ru"])
 def test_the_dashboard_tables_fit_from_1024_to_1920_px(
     page: Page, live_server: LiveServer, app: Flask, seeded: None, locale: str, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     email, secret = _staff(app, locale)
     base = live_server.url
     page.goto(f"{base}/staff/")

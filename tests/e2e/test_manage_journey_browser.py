@@ -105,7 +105,7 @@ def test_a_supporter_manages_their_support_from_the_receipt_on_a_russian_phone(
         db.session.remove()
     ledger = Ledger(app, plan_id)
 
-    def at_stripe() -> dict:  # type: ignore[type-arg]
+    def at_stripe() -> dict:
         return simulator.api("GET", f"/v1/subscriptions/{subscription_id}")
 
     # 1. The link in the receipt signs them in.

@@ -49,7 +49,7 @@ def the_reminder(app: Flask) -> Reminder:
             db.session.remove()
 
 
-def test_remind_me_later_then_give_through_the_reminder(  # type: ignore[no-untyped-def]
+def test_remind_me_later_then_give_through_the_reminder(
     phone: Page, live_server, app: Flask, mailbox
 ) -> None:
     page, base = phone, live_server.url

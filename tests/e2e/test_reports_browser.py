@@ -59,7 +59,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def test_filter_the_ledger_and_download_it(
     page: Page, live_server: LiveServer, secret: str, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     base = live_server.url
     page.goto(f"{base}/staff/")
     page.get_by_label("Email").fill(EMAIL)

@@ -52,7 +52,7 @@ def sign_in(page: Page, base: str) -> None:
 
 def test_enrol_sign_in_with_totp_and_see_the_dashboard(
     page: Page, live_server: LiveServer, seeded: None, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     base = live_server.url
     sign_in(page, base)
     expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()

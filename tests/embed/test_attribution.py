@@ -27,7 +27,7 @@ def hidden_fields(page: str) -> dict[str, str]:
     }
 
 
-def checkout(client, query: str, email: str = "reader@example.org"):  # type: ignore[no-untyped-def]
+def checkout(client, query: str, email: str = "reader@example.org"):
     details = client.get(f"/support/checkout?{query}")
     assert details.status_code == 200, details.text
     form = {**hidden_fields(details.text), "email": email, "name": "Ada", "country": "GB"}
@@ -39,14 +39,14 @@ def checkout(client, query: str, email: str = "reader@example.org"):  # type: ig
 @pytest.mark.parametrize(("frequency", "model"), [("once", Donation), ("monthly", RecurringPlan)])
 def test_a_gift_and_a_plan_record_their_article_campaign_and_variant(
     client, ctx, frequency, model
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     checkout(client, f"frequency={frequency}&currency=USD&amount=10&{PLACE}")
     row = db.session.scalar(select(model))
     assert (row.article, row.campaign, row.variant) == ("budget-vote", "winter", "b")
     assert row.source == "https://news.example/budget"
 
 
-def test_junk_attribution_is_dropped_not_refused(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_junk_attribution_is_dropped_not_refused(client, ctx) -> None:
     long = "x" * 301
     checkout(
         client,
@@ -57,7 +57,7 @@ def test_junk_attribution_is_dropped_not_refused(client, ctx) -> None:  # type: 
     assert (row.article, row.campaign, row.variant, row.source) == (None, None, "ok", None)
 
 
-def test_a_reminder_carries_its_article_to_the_gift_through_its_link(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_reminder_carries_its_article_to_the_gift_through_its_link(client, ctx, mailbox) -> None:
     page = client.get(f"/reminders/new?frequency=once&currency=USD&amount=15&{PLACE}")
     form = {**hidden_fields(page.text), "email": "later@example.org", "months": "1"}
     form["csrf_token"] = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)[1]

@@ -18,7 +18,7 @@ from donations.supporters.models import DonationStatus, Frequency
 from tests.staff import factories
 
 
-def winter(goal: int = 100_000, currency: str | None = "USD", slug: str = "winter"):  # type: ignore[no-untyped-def]
+def winter(goal: int = 100_000, currency: str | None = "USD", slug: str = "winter"):
     now = utcnow()
     return create_campaign(
         slug=slug,
@@ -30,7 +30,7 @@ def winter(goal: int = 100_000, currency: str | None = "USD", slug: str = "winte
     )
 
 
-def test_the_meter_counts_settled_first_payments_net_of_refunds(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_the_meter_counts_settled_first_payments_net_of_refunds(ctx) -> None:
     campaign = winter()
     ada, bo, cy = (factories.supporter(f"{n}@example.org") for n in ("ada", "bo", "cy"))
     factories.donation(ada, 2500, campaign="winter")  # counts 25.00
@@ -61,7 +61,7 @@ def test_the_meter_counts_settled_first_payments_net_of_refunds(ctx) -> None:  #
     assert meter_for(campaign).raised == 6500
 
 
-def test_a_supporters_goal_counts_people_with_money_kept(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_a_supporters_goal_counts_people_with_money_kept(ctx) -> None:
     campaign = winter(goal=3, currency=None)
     ada, bo, cy = (factories.supporter(f"{n}@example.org") for n in ("ada", "bo", "cy"))
     factories.donation(ada, 1000, campaign="winter")
@@ -72,7 +72,7 @@ def test_a_supporters_goal_counts_people_with_money_kept(ctx) -> None:  # type: 
     assert (meter.raised, meter.goal, meter.percent) == (2, 3, 66)
 
 
-def test_only_a_running_campaign_is_shown(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_only_a_running_campaign_is_shown(ctx) -> None:
     assert running_campaign() is None
     now = utcnow()
     create_campaign(
@@ -97,7 +97,7 @@ def test_only_a_running_campaign_is_shown(ctx) -> None:  # type: ignore[no-untyp
         {"ends_at": datetime(2020, 1, 1, tzinfo=UTC)},
     ],
 )
-def test_bad_campaigns_are_refused(ctx, change) -> None:  # type: ignore[no-untyped-def]
+def test_bad_campaigns_are_refused(ctx, change) -> None:
     values = {
         "slug": "spring",
         "title": {"en": "Spring"},
@@ -110,7 +110,7 @@ def test_bad_campaigns_are_refused(ctx, change) -> None:  # type: ignore[no-unty
         create_campaign(**values)
 
 
-def test_the_meter_in_the_embed_config_and_on_support(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_the_meter_in_the_embed_config_and_on_support(client, ctx) -> None:
     winter()
     factories.donation(factories.supporter(), 12_500, campaign="winter")
     commit()
@@ -136,7 +136,7 @@ def test_the_meter_in_the_embed_config_and_on_support(client, ctx) -> None:  # t
     assert '<input type="hidden" name="campaign" value="winter">' in page
 
 
-def test_the_cli_creates_and_shows(app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_creates_and_shows(app, ctx) -> None:
     runner = app.test_cli_runner()
     result = runner.invoke(
         args=[

@@ -24,14 +24,14 @@ def counts() -> dict[tuple[str, str, str, str], int]:
     }
 
 
-def send(client, body: object, **headers: str):  # type: ignore[no-untyped-def]
+def send(client, body: object, **headers: str):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return client.post(
         "/embed/events", data=data, headers={"Content-Type": "text/plain", **headers}
     )
 
 
-def test_events_add_to_anonymous_daily_counters(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_events_add_to_anonymous_daily_counters(client, ctx) -> None:
     shown = {"event": "impression", "article": "budget-vote", "campaign": "winter", "variant": "b"}
     for _ in range(3):
         response = send(client, shown, Cookie="session=abc")
@@ -70,27 +70,27 @@ def test_events_add_to_anonymous_daily_counters(client, ctx) -> None:  # type: i
         json.dumps({"event": "impression\x00"}).encode(),
     ],
 )
-def test_junk_events_are_refused_and_count_nothing(client, ctx, body: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_junk_events_are_refused_and_count_nothing(client, ctx, body: bytes) -> None:
     assert send(client, body).status_code == 400
     assert counts() == {}
 
 
-def test_junk_placement_counts_without_it(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_junk_placement_counts_without_it(client, ctx) -> None:
     body = {"event": "impression", "article": "a\x00b", "campaign": "c" * 101, "variant": {"x": 1}}
     assert send(client, body).status_code == 204
     assert counts() == {("impression", "", "", ""): 1}
 
 
-def test_a_huge_event_is_refused(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_a_huge_event_is_refused(client, ctx) -> None:
     assert send(client, {"event": "impression", "article": "x" * 5000}).status_code == 413
     assert counts() == {}
 
 
-def test_only_post(client) -> None:  # type: ignore[no-untyped-def]
+def test_only_post(client) -> None:
     assert client.get("/embed/events").status_code == 405
 
 
-def test_supporter_mark_is_signed_and_expires(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_supporter_mark_is_signed_and_expires(ctx) -> None:
     mark = supporter_mark()
     until, signature = mark.split(".")
     assert int(until) > time.time() + 364 * 86_400
@@ -102,7 +102,7 @@ def test_supporter_mark_is_signed_and_expires(ctx) -> None:  # type: ignore[no-u
         assert not supporter_mark_valid(junk)
 
 
-def test_back_to_the_article_carries_the_mark_in_the_fragment(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_back_to_the_article_carries_the_mark_in_the_fragment(ctx) -> None:
     url = article_return_url("https://news.example/budget?page=2#comments")
     assert url is not None
     base, mark = url.split("#dn-supporter=")

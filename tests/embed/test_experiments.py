@@ -196,7 +196,7 @@ def test_the_config_carries_every_variant_and_stays_public(app: Flask, client: F
     assert again.data == response.data
 
     with app.app_context():
-        stop_variant(db.session.get(Experiment, found.id).variants[1], "test")  # type: ignore[union-attr]
+        stop_variant(db.session.get(Experiment, found.id).variants[1], "test")
         commit()
     stopped = client.get("/embed/config.json?lang=ru").get_json()["experiment"]["variants"][1]
     assert stopped == {"value": "winter-copy:urgent", "share": 50, "stopped": True}
@@ -252,7 +252,7 @@ def test_impressions_and_gifts_are_counted_server_side(app: Flask, client: Flask
         )
         factories.donation(owner, 9900, variant="other:urgent")
         commit()
-        results = experiment_results(db.session.scalar(select(Experiment)))  # type: ignore[arg-type]
+        results = experiment_results(db.session.scalar(select(Experiment)))
         control, urgent = results.arms
         assert (control.impressions, control.conversions) == (0, 0)
         assert (urgent.impressions, urgent.continues, urgent.conversions) == (3, 1, 1)

@@ -31,11 +31,11 @@ def test_the_rule_by_hand(once: int, share: int, expected: int) -> None:
     assert upsell_amount(once, MONTHLY, share) == expected
 
 
-def test_off_by_default(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_off_by_default(client, ctx) -> None:
     assert client.get("/embed/config.json?lang=en").get_json()["upsell"] is None
 
 
-def test_switched_on_the_config_names_each_offer(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_switched_on_the_config_names_each_offer(client, ctx) -> None:
     data = copy.deepcopy(DEMO_ASK)
     data["embed"] = {"upsell": True}
     save_ask_config(data)
@@ -58,6 +58,6 @@ def test_switched_on_the_config_names_each_offer(client, ctx) -> None:  # type: 
         ("frequency=once&amount=25", Donation, None),
     ],
 )
-def test_the_answer_is_recorded_on_the_gift(client, ctx, query, model, answer) -> None:  # type: ignore[no-untyped-def]
+def test_the_answer_is_recorded_on_the_gift(client, ctx, query, model, answer) -> None:
     checkout(client, f"{query}&currency=USD&article=budget-vote")
     assert db.session.scalar(select(model.upsell)) == answer

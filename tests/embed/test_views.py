@@ -13,7 +13,7 @@ from donations.embed.views import ASSETS
 SIZE_BUDGET = 15 * 1024
 
 
-def cacheable(response, max_age: int) -> None:  # type: ignore[no-untyped-def]
+def cacheable(response, max_age: int) -> None:
     assert response.status_code == 200
     assert response.cache_control.public
     assert response.cache_control.max_age == max_age

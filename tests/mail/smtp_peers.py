@@ -45,7 +45,7 @@ class RecordingPeer:
 
     def parsed(self) -> list[EmailMessage]:
         return [
-            message_from_bytes(raw, policy=policy.default)  # type: ignore[misc]
+            message_from_bytes(raw, policy=policy.default)
             for _, raw in self.envelopes
         ]
 

@@ -29,7 +29,7 @@ from tests.mail.smtp_peers import HangingPeer, RecordingPeer, serve
 ADDRESS = "reader@example.org"
 
 
-def queue(to: str = ADDRESS, *, key: str = "test:1", name: str = "", **extra) -> EmailMessage:  # type: ignore[no-untyped-def]
+def queue(to: str = ADDRESS, *, key: str = "test:1", name: str = "", **extra) -> EmailMessage:
     message = queue_email(
         "reminder_confirmation",
         dedupe_key=key,
@@ -60,7 +60,7 @@ def attempts(message_id: int) -> list[EmailAttempt]:
 
 
 @pytest.fixture
-def use_smtp(app: Flask, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def use_smtp(app: Flask, monkeypatch: pytest.MonkeyPatch):
     def point_at(url: str, timeout: float = 5.0) -> None:
         monkeypatch.setitem(app.extensions, "mail_transport", lambda: SMTPTransport(url, timeout))
 
@@ -68,7 +68,7 @@ def use_smtp(app: Flask, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("reply", ["421 4.3.2 busy, closing", "451 4.7.1 greylisted, try later"])
-def test_temporary_refusal_is_retried_with_backoff(ctx, mailbox, reply: str) -> None:  # type: ignore[no-untyped-def]
+def test_temporary_refusal_is_retried_with_backoff(ctx, mailbox, reply: str) -> None:
     mailbox.script.append(reply)
     started = utcnow()
     message_id = queue().id
@@ -95,7 +95,7 @@ def test_temporary_refusal_is_retried_with_backoff(ctx, mailbox, reply: str) -> 
     ]
 
 
-def test_backoff_doubles_up_to_a_cap_then_gives_up(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_backoff_doubles_up_to_a_cap_then_gives_up(ctx, mailbox) -> None:
     assert [retry_delay(n) for n in range(1, 11)] == [
         timedelta(minutes=m) for m in (1, 2, 4, 8, 16, 32, 64, 128, 240, 240)
     ]
@@ -122,7 +122,7 @@ def test_backoff_doubles_up_to_a_cap_then_gives_up(ctx, mailbox) -> None:  # typ
     assert mailbox.messages == []
 
 
-def test_550_fails_and_suppresses_the_address(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_550_fails_and_suppresses_the_address(ctx, mailbox) -> None:
     mailbox.script.append("550 5.1.1 no such mailbox")
     message_id = queue("Gone@Example.org").id
     commit()
@@ -146,7 +146,7 @@ def test_550_fails_and_suppresses_the_address(ctx, mailbox) -> None:  # type: ig
     assert len(mailbox.messages) == 1
 
 
-def test_other_permanent_refusals_do_not_suppress(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_other_permanent_refusals_do_not_suppress(ctx, mailbox) -> None:
     mailbox.script.append("554 5.7.1 message rejected as spam")
     message_id = queue().id
     commit()
@@ -154,7 +154,7 @@ def test_other_permanent_refusals_do_not_suppress(ctx, mailbox) -> None:  # type
     assert db.session.scalar(select(Suppression)) is None
 
 
-def test_unsubscribe_between_queueing_and_sending_wins(ctx, mailbox, use_smtp) -> None:  # type: ignore[no-untyped-def]
+def test_unsubscribe_between_queueing_and_sending_wins(ctx, mailbox, use_smtp) -> None:
     message_id = queue(suppressible=True, send_after_commit=False).id
     commit()
     suppress(address_hash(ADDRESS), SuppressionReason.UNSUBSCRIBED)
@@ -163,7 +163,7 @@ def test_unsubscribe_between_queueing_and_sending_wins(ctx, mailbox, use_smtp) -
     assert mailbox.messages == []
 
 
-def test_a_hanging_server_times_out_and_is_retried(ctx, use_smtp) -> None:  # type: ignore[no-untyped-def]
+def test_a_hanging_server_times_out_and_is_retried(ctx, use_smtp) -> None:
     peer = HangingPeer()
     with serve(peer) as url:
         use_smtp(url, timeout=0.5)
@@ -181,7 +181,7 @@ def test_a_hanging_server_times_out_and_is_retried(ctx, use_smtp) -> None:  # ty
     assert "timed out" in (attempt.detail or "")
 
 
-def test_a_refused_connection_is_retried(ctx, use_smtp) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_connection_is_retried(ctx, use_smtp) -> None:
     use_smtp(f"smtp://127.0.0.1:{free_port()}", timeout=1)
     message_id = queue().id
     commit()
@@ -190,7 +190,7 @@ def test_a_refused_connection_is_retried(ctx, use_smtp) -> None:  # type: ignore
     assert attempts(message_id)[0].outcome is AttemptOutcome.RETRY
 
 
-def test_line_breaks_in_names_and_headers_inject_nothing(ctx, use_smtp) -> None:  # type: ignore[no-untyped-def]
+def test_line_breaks_in_names_and_headers_inject_nothing(ctx, use_smtp) -> None:
     peer = RecordingPeer()
     with serve(peer) as url:
         use_smtp(url)
@@ -228,7 +228,7 @@ def test_line_breaks_in_names_and_headers_inject_nothing(ctx, use_smtp) -> None:
 )
 def test_what_cannot_be_made_safe_is_not_sent(
     ctx, use_smtp, to: str, headers: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     peer = RecordingPeer()
     with serve(peer) as url:
         use_smtp(url)
@@ -239,7 +239,7 @@ def test_what_cannot_be_made_safe_is_not_sent(
     assert attempts(message_id)[0].outcome is AttemptOutcome.REFUSED
 
 
-def test_a_batch_uses_one_connection(ctx, use_smtp) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_uses_one_connection(ctx, use_smtp) -> None:
     peer = RecordingPeer()
     with serve(peer) as url:
         use_smtp(url)
@@ -254,7 +254,7 @@ def test_a_batch_uses_one_connection(ctx, use_smtp) -> None:  # type: ignore[no-
     assert sorted(r[0] for r, _ in peer.envelopes) == sorted(f"r{n}@example.org" for n in range(5))
 
 
-def test_sends_left_behind_by_a_dead_worker_are_picked_up(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_sends_left_behind_by_a_dead_worker_are_picked_up(ctx, mailbox) -> None:
     stuck = queue(key="test:stuck", send_after_commit=False)
     recent = queue(key="test:recent", send_after_commit=False)
     orphan = queue(key="test:orphan", send_after_commit=False)
@@ -280,7 +280,7 @@ def test_sends_left_behind_by_a_dead_worker_are_picked_up(ctx, mailbox) -> None:
     assert len(mailbox.messages) == 2
 
 
-def test_claims_not_sent_in_time_are_released(ctx, mailbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_claims_not_sent_in_time_are_released(ctx, mailbox, monkeypatch) -> None:
     from donations.mail import sender
 
     ids = [

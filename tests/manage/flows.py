@@ -57,7 +57,7 @@ def supporter(email: str = "member@example.org", name: str = "Ada Member") -> Su
     return row
 
 
-def ask_for_link(client: FlaskClient, email: str):  # type: ignore[no-untyped-def]
+def ask_for_link(client: FlaskClient, email: str):
     other_browser(client)
     page = client.get("/manage")
     assert page.status_code == 200, page.text
@@ -72,7 +72,7 @@ def emailed_link(mailbox: Mailbox, count: int = 1) -> str:
     return links[0]
 
 
-def continue_with(client: FlaskClient, link: str):  # type: ignore[no-untyped-def]
+def continue_with(client: FlaskClient, link: str):
     other_browser(client)
     page = client.get(link)
     if page.status_code != 200:

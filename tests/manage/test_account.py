@@ -48,7 +48,7 @@ def card(page: str, element_id: str) -> str:
     return squash(match.group(1))
 
 
-def email_link_from(mailbox, template_subject: str) -> str:  # type: ignore[no-untyped-def]
+def email_link_from(mailbox, template_subject: str) -> str:
     for message in mailbox.messages:
         if template_subject in str(message["Subject"]):
             links = links_in(message, "/manage/e/")
@@ -61,7 +61,7 @@ def email_link_from(mailbox, template_subject: str) -> str:  # type: ignore[no-u
 
 def test_the_receipt_link_signs_in_and_shows_the_gift_as_the_ledger_has_it(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gift = give(client, simulator, amount="25", email="giver@example.org")
     mailbox.wait_for(1)
     link = email_link_from(mailbox, "receipt")
@@ -101,7 +101,7 @@ def test_the_receipt_link_signs_in_and_shows_the_gift_as_the_ledger_has_it(
 
 def test_the_receipt_downloads_as_a_pdf_in_english_and_russian(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gift = give(client, simulator, amount="12", email="pdf@example.org")
     mailbox.wait_for(1)
     other_browser(client).get(email_link_from(mailbox, "receipt"))
@@ -137,7 +137,7 @@ def test_the_receipt_downloads_as_a_pdf_in_english_and_russian(
 
 def test_a_plan_shows_amount_interval_method_next_date_and_status(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan = subscribe(client, simulator, amount="8", email="monthly@example.org")
     mailbox.wait_for(2)
     other_browser(client).get(email_link_from(mailbox, "Welcome"))
@@ -159,7 +159,7 @@ def test_a_plan_shows_amount_interval_method_next_date_and_status(
 
 def test_someone_elses_gift_and_unpaid_checkouts_are_not_shown(
     app: Flask, client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     theirs = give(client, simulator, amount="30", email="other@example.org").donation()
     # A checkout someone started with our supporter's address but never paid.
     start_gift(other_browser(client), amount="99", email="mine@example.org")
@@ -176,7 +176,7 @@ def test_someone_elses_gift_and_unpaid_checkouts_are_not_shown(
     assert browser.get(f"/manage/gifts/{unpaid.id}/receipt").status_code == 404
 
 
-def test_newsletter_choice_is_recorded_through_the_consents(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_newsletter_choice_is_recorded_through_the_consents(client, ctx, mailbox) -> None:
     from tests.manage.flows import supporter
 
     member = supporter("news@example.org")
@@ -221,7 +221,7 @@ def test_newsletter_choice_is_recorded_through_the_consents(client, ctx, mailbox
     assert db.session.query(Consent).count() == 2
 
 
-def test_reminders_can_be_stopped_cancelled_and_allowed_again(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_reminders_can_be_stopped_cancelled_and_allowed_again(client, ctx, mailbox) -> None:
     from tests.manage.flows import supporter
 
     member = supporter("remind@example.org")
@@ -259,7 +259,7 @@ def test_reminders_can_be_stopped_cancelled_and_allowed_again(client, ctx, mailb
     ]
 
 
-def test_a_reminder_of_someone_else_cannot_be_cancelled(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_reminder_of_someone_else_cannot_be_cancelled(client, ctx, mailbox) -> None:
     from tests.manage.flows import supporter
 
     supporter("remind@example.org")

@@ -19,12 +19,12 @@ from tests.manage.test_plans import fresh, squash, stripe_item
 from tests.payments.stripe_flows import renewals, subscribe
 
 
-def propose(signed_in, plan: RecurringPlan, amount: str, frequency: str):  # type: ignore[no-untyped-def]
+def propose(signed_in, plan: RecurringPlan, amount: str, frequency: str):
     staff, _ = signed_in(Role.FINANCE)
     return propose_as(staff, plan, amount, frequency)
 
 
-def propose_as(staff, plan: RecurringPlan, amount: str, frequency: str):  # type: ignore[no-untyped-def]
+def propose_as(staff, plan: RecurringPlan, amount: str, frequency: str):
     supporter_page = other_browser(staff).get(f"/staff/supporters/{plan.supporter_id}")
     assert f"/staff/plans/{plan.id}/offer" in supporter_page.text
     page = staff.get(f"/staff/plans/{plan.id}/offer")
@@ -35,7 +35,7 @@ def propose_as(staff, plan: RecurringPlan, amount: str, frequency: str):  # type
     )
 
 
-def offer_link(mailbox) -> str:  # type: ignore[no-untyped-def]
+def offer_link(mailbox) -> str:
     for message in mailbox.messages:
         if "Would you change your support?" in str(message["Subject"]):
             (link,) = links_in(message, "/manage/offer/")
@@ -43,7 +43,7 @@ def offer_link(mailbox) -> str:  # type: ignore[no-untyped-def]
     raise AssertionError([m["Subject"] for m in mailbox.messages])
 
 
-def test_an_upgrade_link_accepted(app: Flask, client, ctx, simulator, mailbox, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_an_upgrade_link_accepted(app: Flask, client, ctx, simulator, mailbox, signed_in) -> None:
     plan = subscribe(client, simulator, amount="10", email="loyal@example.org")
     mailbox.wait_for(2)
     mailbox.messages.clear()
@@ -97,7 +97,7 @@ def test_an_upgrade_link_accepted(app: Flask, client, ctx, simulator, mailbox, s
 
 def test_tampered_and_expired_links_are_refused(
     app: Flask, client, ctx, simulator, mailbox, signed_in, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan = subscribe(client, simulator, amount="10", email="loyal@example.org")
     mailbox.wait_for(2)
     mailbox.messages.clear()
@@ -122,7 +122,7 @@ def test_tampered_and_expired_links_are_refused(
     assert fresh(plan).amount == 1000
 
 
-def test_staff_offers_stay_within_the_limits(app: Flask, client, ctx, simulator, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_staff_offers_stay_within_the_limits(app: Flask, client, ctx, simulator, signed_in) -> None:
     plan = subscribe(client, simulator, amount="10", email="loyal@example.org")
     refused = propose(signed_in, plan, "5000", "monthly")
     assert refused.status_code == 400
@@ -134,7 +134,7 @@ def test_staff_offers_stay_within_the_limits(app: Flask, client, ctx, simulator,
 
 def test_an_upgrade_link_proposing_to_cover_the_fee(
     app: Flask, client, ctx, simulator, mailbox, signed_in
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan = subscribe(client, simulator, amount="10", email="cover@example.org")
     assert plan.fee_cover_amount == 0
     mailbox.wait_for(2)
@@ -168,7 +168,7 @@ def test_an_upgrade_link_proposing_to_cover_the_fee(
 
 def test_covering_the_fee_is_refused_where_the_ask_does_not_offer_it(
     app: Flask, client, ctx, simulator, mailbox, signed_in, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan = subscribe(client, simulator, amount="10", email="nocover@example.org")
     # The newsroom stopped offering the cover (for this method and currency).
     monkeypatch.setattr(AskConfig, "fee_cover_for", lambda self, gift, method: None)

@@ -55,32 +55,32 @@ def _renew(simulator: Simulator, plan: RecurringPlan, at: datetime | None = None
     return dict(answer.json())
 
 
-def _date_text(client, moment: datetime) -> str:  # type: ignore[no-untyped-def]
+def _date_text(client, moment: datetime) -> str:
     with client.application.test_request_context():
         return str(client.application.jinja_env.filters["date_text"](moment))
 
 
-def _signed_in_with_plan(client, simulator, mailbox, email: str, amount: str = "10"):  # type: ignore[no-untyped-def]
+def _signed_in_with_plan(client, simulator, mailbox, email: str, amount: str = "10"):
     plan = subscribe(client, simulator, amount=amount, email=email)
     mailbox.wait_for(2)  # the welcome and the receipt, before the sign-in link
     page = sign_in(other_browser(client), mailbox, email)
     return plan, csrf_token(page)
 
 
-def _sync_from_event(client, plan: RecurringPlan, kind: str = "updated") -> None:  # type: ignore[no-untyped-def]
+def _sync_from_event(client, plan: RecurringPlan, kind: str = "updated") -> None:
     # localstripe never sends customer.subscription.updated: the injector does.
     obj = stale(str(plan.stripe_subscription_id), "subscription")
     assert deliver(client, f"customer.subscription.{kind}", obj) == 200
 
 
-def _cancel(client, plan_id: int, token: str, reason: str, timing: str):  # type: ignore[no-untyped-def]
+def _cancel(client, plan_id: int, token: str, reason: str, timing: str):
     return client.post(
         f"/manage/plans/{plan_id}/cancel",
         data={"csrf_token": token, "reason": reason, "timing": timing},
     )
 
 
-def _attempt_id(answer) -> int:  # type: ignore[no-untyped-def]
+def _attempt_id(answer) -> int:
     assert answer.status_code == 303, answer.text
     match = re.search(r"/cancel/(\d+)$", answer.headers["Location"])
     assert match, answer.headers["Location"]
@@ -92,7 +92,7 @@ def _attempt_id(answer) -> int:  # type: ignore[no-untyped-def]
 
 def test_skip_the_next_payment_voids_that_invoice_only(
     client, ctx, simulator, mailbox, signed_in
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "skip@example.org")
     next_renewal = plan.next_renewal_at
     assert next_renewal is not None
@@ -141,7 +141,7 @@ def test_skip_the_next_payment_voids_that_invoice_only(
     assert (entry.target, entry.details["source"]) == (f"plan:{plan.id}", "sign_in_link")
 
 
-def test_pause_then_resume_charges_no_catch_up(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_pause_then_resume_charges_no_catch_up(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "pause@example.org", "12")
     before = datetime.now(UTC)
     done = client.post(f"/manage/plans/{plan.id}/pause", data={"csrf_token": token, "months": "2"})
@@ -181,7 +181,7 @@ def test_pause_then_resume_charges_no_catch_up(client, ctx, simulator, mailbox) 
 # -- cancelling ---------------------------------------------------------------------------
 
 
-def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "end@example.org")
     page = client.get(f"/manage/plans/{plan.id}/cancel")
     assert page.status_code == 200
@@ -244,7 +244,7 @@ def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailb
     assert entry.details["source"] == "sign_in_link"
 
 
-def test_cancel_at_period_end_can_be_called_off(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_at_period_end_can_be_called_off(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "keep@example.org")
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "not_reading", "period_end"))
     client.post(
@@ -264,7 +264,7 @@ def test_cancel_at_period_end_can_be_called_off(client, ctx, simulator, mailbox)
     assert _renew(simulator, plan)["status"] == "paid"
 
 
-def test_cancel_now_taking_the_reminder_instead(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_now_taking_the_reminder_instead(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "now@example.org")
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "other_causes", "now"))
     offers = client.get(f"/manage/plans/{plan.id}/cancel/{attempt_id}").text
@@ -293,7 +293,7 @@ def test_cancel_now_taking_the_reminder_instead(client, ctx, simulator, mailbox)
     assert _plan(plan.id).cancellation_reason == "supporter: other_causes"
 
 
-def test_the_pause_offer_saves_the_plan(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_pause_offer_saves_the_plan(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "saved@example.org")
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "temporary", "period_end"))
     saved = client.post(
@@ -313,7 +313,7 @@ def test_the_pause_offer_saves_the_plan(client, ctx, simulator, mailbox) -> None
     assert "Thank you for staying with us." in squash(client.get("/manage/account").text)
 
 
-def test_a_lower_amount_saves_the_plan(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_lower_amount_saves_the_plan(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "lower@example.org", "20")
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "too_expensive", "period_end"))
     saved = client.post(
@@ -333,7 +333,7 @@ def test_a_lower_amount_saves_the_plan(client, ctx, simulator, mailbox) -> None:
     assert _renew(simulator, plan)["amount_paid"] == 700
 
 
-def test_switching_to_annual_saves_the_plan(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_switching_to_annual_saves_the_plan(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "annual@example.org", "5")
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "other", "now"))
     offers = client.get(f"/manage/plans/{plan.id}/cancel/{attempt_id}").text
@@ -356,7 +356,7 @@ def test_switching_to_annual_saves_the_plan(client, ctx, simulator, mailbox) -> 
 
 def test_with_no_offers_enabled_the_reason_cancels_at_once(
     app: Flask, client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings = app.config["SETTINGS"]
     app.config["SETTINGS"] = type(settings)(**{**vars(settings), "cancel_offers": ()})
     try:
@@ -381,7 +381,7 @@ def test_with_no_offers_enabled_the_reason_cancels_at_once(
 
 def test_the_retention_report_counts_the_recorded_rows(
     client, ctx, simulator, mailbox, signed_in
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "report@example.org")
     first = _attempt_id(_cancel(client, plan.id, token, "too_expensive", "period_end"))
     client.post(
@@ -431,7 +431,7 @@ def test_the_retention_report_counts_the_recorded_rows(
 # -- whose plan, and bad input ------------------------------------------------------------
 
 
-def test_another_supporters_plan_is_not_found(app: Flask, client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_another_supporters_plan_is_not_found(app: Flask, client, ctx, simulator, mailbox) -> None:
     theirs = subscribe(client, simulator, amount="9", email="theirs@example.org")
     mine, token = _signed_in_with_plan(client, simulator, mailbox, "mine@example.org")
     other = db.session.scalar(
@@ -477,7 +477,7 @@ def test_another_supporters_plan_is_not_found(app: Flask, client, ctx, simulator
 )
 def test_bad_input_is_refused_and_changes_nothing(
     client, ctx, simulator, mailbox, path, data
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "bad@example.org")
     answer = client.post(f"/manage/plans/{plan.id}/{path}", data={"csrf_token": token, **data})
     assert answer.status_code == 400, answer.text
@@ -501,7 +501,7 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert client.post(f"/manage/plans/{plan.id}/pause", data={"months": "1"}).status_code == 400
 
 
-def test_bad_offer_choices_are_refused(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_bad_offer_choices_are_refused(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "badoffer@example.org")
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "other", "period_end"))
     url = f"/manage/plans/{plan.id}/cancel/{attempt_id}"
@@ -527,7 +527,7 @@ def test_bad_offer_choices_are_refused(client, ctx, simulator, mailbox) -> None:
 # -- in Russian ------------------------------------------------------------------------------
 
 
-def test_the_pages_in_russian(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_pages_in_russian(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "ru@example.org")
     refresh()
     page = client.get(f"/manage/plans/{plan.id}/pause?lang=ru")
@@ -547,7 +547,7 @@ def test_the_pages_in_russian(client, ctx, simulator, mailbox) -> None:  # type:
 
 def test_a_pause_or_an_end_set_at_stripe_shows_once_its_event_arrives(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan, _ = _signed_in_with_plan(client, simulator, mailbox, "dashboard@example.org")
     path = f"/v1/subscriptions/{plan.stripe_subscription_id}"
     resumes_at = int((datetime.now(UTC) + timedelta(days=40)).timestamp())
@@ -574,7 +574,7 @@ def test_a_pause_or_an_end_set_at_stripe_shows_once_its_event_arrives(
     assert "Cancels on" in shown
 
 
-def test_plan_changes_are_rate_limited(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_plan_changes_are_rate_limited(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "limit@example.org")
     answers = [
         client.post(f"/manage/plans/{plan.id}/pause", data={"csrf_token": token, "months": "7"})

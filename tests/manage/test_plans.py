@@ -23,13 +23,13 @@ def squash(text: str) -> str:
     return re.sub(r"[\s\u00a0\u202f]+", " ", text)
 
 
-def signed_in_plan(client, simulator, mailbox, email="member@example.org", amount="10"):  # type: ignore[no-untyped-def]
+def signed_in_plan(client, simulator, mailbox, email="member@example.org", amount="10"):
     plan = subscribe(client, simulator, amount=amount, email=email)
     sign_in(client, mailbox, email)
     return plan
 
 
-def review(client, plan_id: int, amount: str, frequency: str):  # type: ignore[no-untyped-def]
+def review(client, plan_id: int, amount: str, frequency: str):
     page = client.get(f"/manage/plans/{plan_id}/change")
     assert page.status_code == 200, page.text
     return client.post(
@@ -38,7 +38,7 @@ def review(client, plan_id: int, amount: str, frequency: str):  # type: ignore[n
     )
 
 
-def confirm(client, plan_id: int, reviewed: str):  # type: ignore[no-untyped-def]
+def confirm(client, plan_id: int, reviewed: str):
     fields = dict(
         re.findall(r'<input type="hidden" name="(amount|frequency)" value="([^"]*)"', reviewed)
     )
@@ -48,7 +48,7 @@ def confirm(client, plan_id: int, reviewed: str):  # type: ignore[no-untyped-def
     )
 
 
-def stripe_item(simulator, plan: RecurringPlan) -> dict:  # type: ignore[no-untyped-def]
+def stripe_item(simulator, plan: RecurringPlan) -> dict:
     subscription = simulator.api("GET", f"/v1/subscriptions/{plan.stripe_subscription_id}")
     (item,) = subscription["items"]["data"]
     return dict(item)
@@ -61,7 +61,7 @@ def fresh(plan: RecurringPlan) -> RecurringPlan:
     return found
 
 
-def test_raising_the_amount_from_the_next_payment(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_raising_the_amount_from_the_next_payment(client, ctx, simulator, mailbox) -> None:
     plan = signed_in_plan(client, simulator, mailbox)
     account = client.get("/manage/account").text
     assert f'href="/manage/plans/{plan.id}/change"' in account
@@ -113,7 +113,7 @@ def test_raising_the_amount_from_the_next_payment(client, ctx, simulator, mailbo
     assert (invoice["amount_due"], invoice["amount_paid"]) == (2500, 2500)
 
 
-def test_monthly_to_annual_keeps_the_next_payment_date(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_monthly_to_annual_keeps_the_next_payment_date(client, ctx, simulator, mailbox) -> None:
     plan = signed_in_plan(client, simulator, mailbox)
     period_end = stripe_item(simulator, plan)["current_period_end"]
     reviewed = review(client, plan.id, "120", "annual")
@@ -134,7 +134,7 @@ def test_monthly_to_annual_keeps_the_next_payment_date(client, ctx, simulator, m
     assert invoice["amount_paid"] == 12000
 
 
-def test_limits_are_refused_and_change_nothing(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_limits_are_refused_and_change_nothing(client, ctx, simulator, mailbox) -> None:
     plan = signed_in_plan(client, simulator, mailbox)
     price = stripe_item(simulator, plan)["price"]["id"]
     for amount, frequency, message in [
@@ -178,7 +178,7 @@ def test_limits_are_refused_and_change_nothing(client, ctx, simulator, mailbox) 
     )
 
 
-def test_another_supporters_plan_is_404(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_another_supporters_plan_is_404(client, ctx, simulator, mailbox) -> None:
     theirs = subscribe(client, simulator, email="other@example.org")
     signed_in_plan(client, simulator, mailbox)
     for path in (
@@ -197,13 +197,13 @@ def test_another_supporters_plan_is_404(client, ctx, simulator, mailbox) -> None
     assert stripe_item(simulator, theirs)["price"]["unit_amount"] == 1000
 
 
-def test_signed_out_goes_to_sign_in(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_signed_out_goes_to_sign_in(client, ctx) -> None:
     answer = client.get("/manage/plans/1/change")
     assert answer.status_code == 303
     assert answer.headers["Location"].endswith("/manage")
 
 
-def replace_card(client, simulator, plan: RecurringPlan, card: str):  # type: ignore[no-untyped-def]
+def replace_card(client, simulator, plan: RecurringPlan, card: str):
     page = client.get(f"/manage/plans/{plan.id}/payment-method")
     assert page.status_code == 200, page.text
     assert 'data-mode="setup"' in page.text
@@ -212,7 +212,7 @@ def replace_card(client, simulator, plan: RecurringPlan, card: str):  # type: ig
     return page, secret
 
 
-def test_replacing_the_card_with_a_3d_secure_card(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_replacing_the_card_with_a_3d_secure_card(client, ctx, simulator, mailbox) -> None:
     plan = signed_in_plan(client, simulator, mailbox)
     old_method = simulator.api("GET", f"/v1/subscriptions/{plan.stripe_subscription_id}")[
         "default_payment_method"
@@ -250,7 +250,7 @@ def test_replacing_the_card_with_a_3d_secure_card(client, ctx, simulator, mailbo
     )
 
 
-def past_due(client, simulator, plan: RecurringPlan) -> dict:  # type: ignore[no-untyped-def]
+def past_due(client, simulator, plan: RecurringPlan) -> dict:
     fail_future_charges(simulator, plan)
     invoice = simulator.renew(plan.stripe_subscription_id)
     assert invoice["status"] == "open"
@@ -262,7 +262,7 @@ def past_due(client, simulator, plan: RecurringPlan) -> dict:  # type: ignore[no
     return dict(invoice)
 
 
-def test_past_due_plan_paid_now_with_the_new_card(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_past_due_plan_paid_now_with_the_new_card(client, ctx, simulator, mailbox) -> None:
     plan = signed_in_plan(client, simulator, mailbox)
     invoice = past_due(client, simulator, plan)
     account = client.get("/manage/account").text
@@ -290,7 +290,7 @@ def test_past_due_plan_paid_now_with_the_new_card(client, ctx, simulator, mailbo
 
 def test_past_due_paid_now_with_a_card_the_bank_must_confirm(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan = signed_in_plan(client, simulator, mailbox)
     invoice = past_due(client, simulator, plan)
     _, secret = replace_card(client, simulator, plan, "4000002500003155")
@@ -308,7 +308,7 @@ def test_past_due_paid_now_with_a_card_the_bank_must_confirm(
     assert fresh(plan).status is PlanStatus.ACTIVE
 
 
-def test_changes_are_rate_limited(client, ctx, simulator, mailbox, monkeypatch, app) -> None:  # type: ignore[no-untyped-def]
+def test_changes_are_rate_limited(client, ctx, simulator, mailbox, monkeypatch, app) -> None:
     from tests.harness import change_settings
 
     change_settings(monkeypatch, app, manage_change_rate_limit="2 per hour")
@@ -317,7 +317,7 @@ def test_changes_are_rate_limited(client, ctx, simulator, mailbox, monkeypatch, 
     assert answers == [200, 200, 429]
 
 
-def test_the_russian_pages(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_russian_pages(client, ctx, simulator, mailbox) -> None:
     plan = signed_in_plan(client, simulator, mailbox)
     refresh()  # the test's app context (ctx) keeps the locale Flask-Babel chose before
     page = client.get(f"/manage/plans/{plan.id}/change?lang=ru")

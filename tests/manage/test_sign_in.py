@@ -37,7 +37,7 @@ def actions(supporter_id: int) -> list[tuple[str, str]]:
     return [(row.action, str(row.details.get("source"))) for row in rows]
 
 
-def test_a_valid_link_signs_in_once(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_valid_link_signs_in_once(client, ctx, mailbox) -> None:
     member = supporter("member@example.org")
     asked = ask_for_link(client, "Member@Example.org")
     assert asked.status_code == 303
@@ -81,7 +81,7 @@ def test_a_valid_link_signs_in_once(client, ctx, mailbox) -> None:  # type: igno
     assert entry.actor == "supporter (sign-in link)"
 
 
-def test_a_used_link_signs_no_one_in_again(app: Flask, client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_used_link_signs_no_one_in_again(app: Flask, client, ctx, mailbox) -> None:
     supporter("member@example.org")
     ask_for_link(client, "member@example.org")
     link = emailed_link(mailbox)
@@ -98,7 +98,7 @@ def test_a_used_link_signs_no_one_in_again(app: Flask, client, ctx, mailbox) -> 
     assert db.session.query(ManageSession).count() == 1
 
 
-def test_an_expired_link_signs_no_one_in(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_link_signs_no_one_in(client, ctx, mailbox) -> None:
     supporter("member@example.org")
     ask_for_link(client, "member@example.org")
     link = emailed_link(mailbox)
@@ -108,7 +108,7 @@ def test_an_expired_link_signs_no_one_in(client, ctx, mailbox) -> None:  # type:
     assert db.session.query(ManageSession).count() == 0
 
 
-def test_a_forged_or_mangled_link_signs_no_one_in(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_or_mangled_link_signs_no_one_in(client, ctx, mailbox) -> None:
     supporter("member@example.org")
     ask_for_link(client, "member@example.org")
     link = emailed_link(mailbox)
@@ -118,7 +118,7 @@ def test_a_forged_or_mangled_link_signs_no_one_in(client, ctx, mailbox) -> None:
     assert client.get("/manage/e/garbage").status_code == 410
 
 
-def test_an_unknown_address_gets_the_same_answer_and_no_email(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_address_gets_the_same_answer_and_no_email(client, ctx, mailbox) -> None:
     supporter("member@example.org")
     known = ask_for_link(client, "member@example.org")
     known_page = client.get("/manage/sent").text
@@ -136,7 +136,7 @@ def test_an_unknown_address_gets_the_same_answer_and_no_email(client, ctx, mailb
     assert db.session.query(SignInLink).count() == 1  # the known address's only
 
 
-def test_the_request_does_the_same_work_for_any_address(app: Flask, client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_request_does_the_same_work_for_any_address(app: Flask, client, ctx, mailbox) -> None:
     """What the request itself does (SQL, one task queued) does not depend on the address.
 
     With tasks going to a broker (as with workers in production) the request
@@ -149,7 +149,7 @@ def test_the_request_does_the_same_work_for_any_address(app: Flask, client, ctx,
     # late webhook of another test's objects on the same engine meanwhile.
     me = threading.get_ident()
 
-    def log(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+    def log(conn, cursor, statement, *args) -> None:
         if threading.get_ident() == me:
             statements.append(statement)
 
@@ -188,7 +188,7 @@ def test_the_request_does_the_same_work_for_any_address(app: Flask, client, ctx,
     assert [m["To"].addresses[0].addr_spec for m in mailbox.wait_for(1)] == ["member@example.org"]
 
 
-def test_an_erased_supporter_cannot_sign_in(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_an_erased_supporter_cannot_sign_in(client, ctx, mailbox) -> None:
     member = supporter("member@example.org")
     member.erased_at = utcnow()
     db.session.commit()
@@ -196,7 +196,7 @@ def test_an_erased_supporter_cannot_sign_in(client, ctx, mailbox) -> None:  # ty
     assert mailbox.wait_for(1, timeout=1.5) == []
 
 
-def test_links_are_rate_limited_per_address(app: Flask, client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_links_are_rate_limited_per_address(app: Flask, client, ctx, mailbox) -> None:
     supporter("member@example.org")
     for _ in range(3):
         assert ask_for_link(client, "member@example.org").status_code == 303
@@ -208,13 +208,13 @@ def test_links_are_rate_limited_per_address(app: Flask, client, ctx, mailbox) ->
     assert ask_for_link(other, "reader@example.org").status_code == 303
 
 
-def test_links_are_rate_limited_per_client(app: Flask, client, ctx, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_links_are_rate_limited_per_client(app: Flask, client, ctx, monkeypatch) -> None:
     change_settings(monkeypatch, app, manage_sign_in_ip_rate_limit="5 per hour")
     answers = [ask_for_link(client, f"reader{n}@example.org").status_code for n in range(8)]
     assert answers == [303] * 5 + [429] * 3
 
 
-def test_bad_input_is_refused_with_a_message(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_refused_with_a_message(client, ctx) -> None:
     token = csrf_token(client.get("/manage").text)
     for bad in ("", "not an address", "a" * 300 + "@example.org"):
         answer = client.post("/manage", data={"csrf_token": token, "email": bad})
@@ -223,7 +223,7 @@ def test_bad_input_is_refused_with_a_message(client, ctx) -> None:  # type: igno
     assert client.post("/manage", data={"email": "member@example.org"}).status_code == 400
 
 
-def test_sign_out_ends_the_session(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_sign_out_ends_the_session(client, ctx, mailbox) -> None:
     member = supporter("member@example.org")
     account = sign_in(client, mailbox, "member@example.org")
     out = client.post("/manage/sign-out", data={"csrf_token": csrf_token(account)})
@@ -237,7 +237,7 @@ def test_sign_out_ends_the_session(client, ctx, mailbox) -> None:  # type: ignor
     assert ("manage.signed_out", "sign_in_link") in actions(member.id)
 
 
-def test_sign_out_everywhere_ends_every_session(app: Flask, client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_sign_out_everywhere_ends_every_session(app: Flask, client, ctx, mailbox) -> None:
     supporter("member@example.org")
     phone, laptop = app.test_client(), client
     sign_in(phone, mailbox, "member@example.org")
@@ -253,7 +253,7 @@ def test_sign_out_everywhere_ends_every_session(app: Flask, client, ctx, mailbox
     }
 
 
-def test_sessions_end_after_idle_time_and_in_any_case(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_sessions_end_after_idle_time_and_in_any_case(client, ctx, mailbox) -> None:
     supporter("member@example.org")
     sign_in(client, mailbox, "member@example.org")
     with time_machine.travel(utcnow() + timedelta(minutes=21), tick=False):
@@ -273,7 +273,7 @@ def test_sessions_end_after_idle_time_and_in_any_case(client, ctx, mailbox) -> N
     assert reasons == {"idle_timeout", "absolute_timeout"}
 
 
-def test_forms_need_their_csrf_token(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_forms_need_their_csrf_token(client, ctx, mailbox) -> None:
     supporter("member@example.org")
     sign_in(client, mailbox, "member@example.org")
     for path in ("/manage/sign-out", "/manage/sign-out-everywhere", "/manage/emails/newsletter"):

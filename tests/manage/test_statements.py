@@ -35,7 +35,7 @@ LAST_YEAR = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 TAX_TEXT = "No goods or services were provided in exchange for these gifts."
 
 
-def newsroom(monkeypatch, app) -> None:  # type: ignore[no-untyped-def]
+def newsroom(monkeypatch, app) -> None:
     settings = app.config["SETTINGS"]
     change_settings(
         monkeypatch,
@@ -55,7 +55,7 @@ def backdate(donation: Donation, moment: datetime = LAST_YEAR) -> None:
     commit()
 
 
-def failed_gift(client, simulator, email: str) -> Donation:  # type: ignore[no-untyped-def]
+def failed_gift(client, simulator, email: str) -> Donation:
     gift = start_gift(client, amount="40", email=email)
     assert simulator.confirm(gift.client_secret, card="4000000000000002").status_code == 402
     client.get(gift.pay_url)
@@ -84,7 +84,7 @@ def pdf_text(data: bytes) -> str:
     return " ".join(page.extract_text() for page in reader.pages)
 
 
-def ledger_year(client, simulator) -> tuple[Supporter, list[Donation]]:  # type: ignore[no-untyped-def]
+def ledger_year(client, simulator) -> tuple[Supporter, list[Donation]]:
     """Last year: two paid gifts (one partly refunded) and a declined one; this year: another."""
     kept = give(client, simulator, amount="10", email="giver@example.org")
     refunded = give(client, simulator, amount="25", email="giver@example.org")
@@ -101,7 +101,7 @@ def ledger_year(client, simulator) -> tuple[Supporter, list[Donation]]:  # type:
     return supporter, gifts
 
 
-def test_statement_totals_are_the_ledger_reports_and_the_pdf_says_so(  # type: ignore[no-untyped-def]
+def test_statement_totals_are_the_ledger_reports_and_the_pdf_says_so(
     app, client, ctx, simulator, mailbox, monkeypatch
 ) -> None:
     newsroom(monkeypatch, app)
@@ -163,7 +163,7 @@ def statement_emails() -> list[EmailMessage]:
     )
 
 
-def test_the_send_job_sends_each_statement_once_and_resumes(  # type: ignore[no-untyped-def]
+def test_the_send_job_sends_each_statement_once_and_resumes(
     app, client, ctx, simulator, mailbox, monkeypatch
 ) -> None:
     newsroom(monkeypatch, app)
@@ -215,7 +215,7 @@ def test_the_send_job_sends_each_statement_once_and_resumes(  # type: ignore[no-
     assert len(statement_emails()) == 2
 
 
-def test_fiscal_year_from_april(app, ctx, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_fiscal_year_from_april(app, ctx, monkeypatch) -> None:
     change_settings(monkeypatch, app, fiscal_year_start="04-01")
     assert statements.fiscal_year_days(2025) == (date(2025, 4, 1), date(2026, 3, 31))
     assert statements.current_fiscal_year(datetime(2026, 3, 31, 23, tzinfo=UTC)) == 2025

@@ -31,17 +31,17 @@ from tests.manage.flows import (
 from tests.payments.stripe_flows import charge_of, deliver, give, refund, stale, subscribe
 
 
-def to(message) -> str:  # type: ignore[no-untyped-def]
+def to(message) -> str:
     return str(message["To"].addresses[0].addr_spec)
 
 
-def ask_for_change(client, page: str, new: str):  # type: ignore[no-untyped-def]
+def ask_for_change(client, page: str, new: str):
     return client.post("/manage/email", data={"csrf_token": csrf_token(page), "email": new})
 
 
 def test_an_email_change_needs_the_new_address_and_tells_the_old(
     app: Flask, client, ctx, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     member = supporter("old@example.org")
     page = sign_in(client, mailbox, "old@example.org")
     mailbox.messages.clear()
@@ -90,7 +90,7 @@ def test_an_email_change_needs_the_new_address_and_tells_the_old(
 
 def test_an_unconfirmed_change_expires_and_a_taken_address_is_said_only_to_its_owner(
     app: Flask, client, ctx, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     member = supporter("old@example.org")
     supporter("taken@example.org")
     page = sign_in(client, mailbox, "old@example.org")
@@ -112,7 +112,7 @@ def test_an_unconfirmed_change_expires_and_a_taken_address_is_said_only_to_its_o
     assert db.session.get(Supporter, member.id).email == "old@example.org"
 
 
-def test_bad_new_addresses_are_refused_with_a_message(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_bad_new_addresses_are_refused_with_a_message(client, ctx, mailbox) -> None:
     supporter("old@example.org")
     page = sign_in(client, mailbox, "old@example.org")
     for bad in ("", "nope", "x" * 300 + "@example.org"):
@@ -122,7 +122,7 @@ def test_bad_new_addresses_are_refused_with_a_message(client, ctx, mailbox) -> N
     assert db.session.query(EmailChange).count() == 0
 
 
-def test_the_export_holds_what_the_ledger_holds(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_export_holds_what_the_ledger_holds(client, ctx, simulator, mailbox) -> None:
     gift = give(client, simulator, amount="15", email="export@example.org")
     plan = subscribe(client, simulator, amount="7", email="export@example.org")
     charge = charge_of(simulator, gift)
@@ -161,7 +161,7 @@ def test_the_export_holds_what_the_ledger_holds(client, ctx, simulator, mailbox)
     assert [d["format"] for d in audited] == ["json", "csv"]
 
 
-def test_the_gifts_csv_neutralises_formulas(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_gifts_csv_neutralises_formulas(client, ctx, simulator, mailbox) -> None:
     give(client, simulator, amount="5", email="formula@example.org")
     sign_in(other_browser(client), mailbox, "formula@example.org")
     from donations.supporters.models import Donation
@@ -175,7 +175,7 @@ def test_the_gifts_csv_neutralises_formulas(client, ctx, simulator, mailbox) -> 
 
 def test_erasure_is_applied_at_once_when_nothing_can_charge(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gift = give(client, simulator, amount="9", email="erase@example.org")
     page = sign_in(other_browser(client), mailbox, "erase@example.org")
     donation = gift.donation()
@@ -208,7 +208,7 @@ def test_erasure_is_applied_at_once_when_nothing_can_charge(
 
 def test_erasure_waits_for_staff_while_a_plan_can_charge(
     app: Flask, client, ctx, simulator, mailbox, signed_in
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan = subscribe(client, simulator, amount="6", email="queued@example.org")
     sign_in(other_browser(client), mailbox, "queued@example.org")
     erase = client.get("/manage/erase")

@@ -29,13 +29,13 @@ from tests.staff.factories import plan, supporter
 EMAIL = "Reader@Example.org"
 
 
-def erase(app, *args: str):  # type: ignore[no-untyped-def]
+def erase(app, *args: str):
     result = app.test_cli_runner().invoke(args=["supporters", "erase", *args])
     db.session.expire_all()
     return result
 
 
-def test_erasure_keeps_the_money_and_forgets_the_person(app, client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_erasure_keeps_the_money_and_forgets_the_person(app, client, ctx, simulator) -> None:
     simulator.reset()  # the reconciliation at the end looks at today's payments only
     gift = give(client, simulator, amount="25", email=EMAIL)
     give(client, simulator, amount="5", email=EMAIL)
@@ -115,7 +115,7 @@ def test_erasure_keeps_the_money_and_forgets_the_person(app, client, ctx, simula
     assert check.exit_code == 0, check.output
 
 
-def test_erasure_is_refused_while_a_plan_can_still_charge(app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_erasure_is_refused_while_a_plan_can_still_charge(app, ctx) -> None:
     person = supporter(email="monthly@example.org")
     plan(person, status=PlanStatus.ACTIVE)
     db.session.commit()
@@ -128,7 +128,7 @@ def test_erasure_is_refused_while_a_plan_can_still_charge(app, ctx) -> None:  # 
     assert suppression_for(address_hash("monthly@example.org")) is None
 
 
-def test_erasure_asks_for_confirmation(app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_erasure_asks_for_confirmation(app, ctx) -> None:
     person = supporter(email="careful@example.org")
     db.session.commit()
     result = app.test_cli_runner().invoke(
@@ -136,10 +136,10 @@ def test_erasure_asks_for_confirmation(app, ctx) -> None:  # type: ignore[no-unt
     )
     assert result.exit_code == 1
     db.session.expire_all()
-    assert db.session.get(Supporter, person.id).erased_at is None  # type: ignore[union-attr]
+    assert db.session.get(Supporter, person.id).erased_at is None
 
 
-def test_unknown_address(app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_address(app, ctx) -> None:
     result = erase(app, "nobody@example.org", "--yes")
     assert result.exit_code == 1
     assert "No supporter has that email address" in result.output

@@ -179,7 +179,7 @@ def event_row(event_id: str) -> StripeEvent | None:
     return db.session.scalar(select(StripeEvent).where(StripeEvent.stripe_event_id == event_id))
 
 
-def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(check, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"

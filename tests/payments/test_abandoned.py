@@ -32,13 +32,13 @@ def age(row: Donation | RecurringPlan, hours: float) -> None:
     db.session.commit()
 
 
-def only(model):  # type: ignore[no-untyped-def]
+def only(model):
     db.session.expire_all()
     (row,) = db.session.scalars(select(model)).all()
     return row
 
 
-def test_an_unpaid_gift_expires_after_a_day_with_its_payment_intent(  # type: ignore[no-untyped-def]
+def test_an_unpaid_gift_expires_after_a_day_with_its_payment_intent(
     client, ctx, simulator
 ) -> None:
     form = details_form(client)
@@ -58,7 +58,7 @@ def test_an_unpaid_gift_expires_after_a_day_with_its_payment_intent(  # type: ig
     assert expire_abandoned() == 0  # done once
 
 
-def test_a_declined_gift_expires_too(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_a_declined_gift_expires_too(client, ctx, simulator) -> None:
     gift = start_gift(client)
     simulator.confirm(gift.client_secret, card="4000000000000002")
     client.get(gift.pay_url)
@@ -68,7 +68,7 @@ def test_a_declined_gift_expires_too(client, ctx, simulator) -> None:  # type: i
     assert gift.donation().status is DonationStatus.CANCELED
 
 
-def test_a_gift_paid_at_the_last_moment_is_recorded_not_cancelled(  # type: ignore[no-untyped-def]
+def test_a_gift_paid_at_the_last_moment_is_recorded_not_cancelled(
     client, ctx, simulator
 ) -> None:
     gift = give(client, simulator, record=False)  # paid; the ledger has not heard yet
@@ -80,7 +80,7 @@ def test_a_gift_paid_at_the_last_moment_is_recorded_not_cancelled(  # type: igno
     )
 
 
-def test_an_unpaid_plan_expires_with_its_setup_intent(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_an_unpaid_plan_expires_with_its_setup_intent(client, ctx, simulator) -> None:
     pay_url, secret = start_plan(client)
     plan = only(RecurringPlan)
     age(plan, 25)
@@ -91,7 +91,7 @@ def test_an_unpaid_plan_expires_with_its_setup_intent(client, ctx, simulator) ->
     assert client.get(pay_url).status_code == 410
 
 
-def test_an_active_plan_is_never_expired(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_an_active_plan_is_never_expired(client, ctx, simulator) -> None:
     pay_url, secret = start_plan(client)
     simulator.confirm_setup(secret)
     client.get(pay_url.replace("/pay/", "/thanks/"))
@@ -100,7 +100,7 @@ def test_an_active_plan_is_never_expired(client, ctx, simulator) -> None:  # typ
     assert only(RecurringPlan).status is PlanStatus.ACTIVE
 
 
-def test_a_strangers_unpaid_monthly_checkout_does_not_block_erasure(  # type: ignore[no-untyped-def]
+def test_a_strangers_unpaid_monthly_checkout_does_not_block_erasure(
     app, client, ctx, simulator
 ) -> None:
     give(client, simulator, email="owner@example.org")

@@ -51,13 +51,13 @@ def refunds_of(donation: Donation) -> list[Refund]:
 # -- fees and net ------------------------------------------------------------------
 
 
-def test_fee_and_net_come_from_the_balance_transaction(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_fee_and_net_come_from_the_balance_transaction(client, ctx, simulator) -> None:
     donation = give(client, simulator, amount="10").donation()
     # The simulator charges Stripe's 2.9% + 30: 29 + 30 on $10.00.
     assert (donation.fee, donation.net) == (59, 941)
 
 
-def test_payment_intent_succeeded_webhook_records_the_fee(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_payment_intent_succeeded_webhook_records_the_fee(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="25", record=False)
     assert gift.donation().fee is None
     assert (
@@ -68,7 +68,7 @@ def test_payment_intent_succeeded_webhook_records_the_fee(client, ctx, simulator
     assert (donation.fee, donation.net) == (103, 2397)
 
 
-def test_payment_intent_canceled(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_payment_intent_canceled(client, ctx, simulator) -> None:
     gift = start_gift(client)
     stripe_api(simulator, "POST", f"/v1/payment_intents/{gift.intent_id}/cancel")
     assert (
@@ -77,7 +77,7 @@ def test_payment_intent_canceled(client, ctx, simulator) -> None:  # type: ignor
     assert gift.donation().status is DonationStatus.CANCELED
 
 
-def confirm_sepa(simulator, gift, iban: str) -> dict:  # type: ignore[no-untyped-def]
+def confirm_sepa(simulator, gift, iban: str) -> dict:
     response = requests.post(
         f"{simulator.url}/v1/payment_intents/{gift.intent_id}/confirm",
         json={
@@ -95,7 +95,7 @@ def confirm_sepa(simulator, gift, iban: str) -> dict:  # type: ignore[no-untyped
     return dict(response.json())
 
 
-def settled(simulator, gift) -> str:  # type: ignore[no-untyped-def]
+def settled(simulator, gift) -> str:
     intent = f"/v1/payment_intents/{gift.intent_id}"
     wait_until(lambda: stripe_api(simulator, "GET", intent)["status"] != "processing")
     return str(stripe_api(simulator, "GET", intent)["status"])
@@ -108,7 +108,7 @@ def settled(simulator, gift) -> str:  # type: ignore[no-untyped-def]
         ("DE62370400440532013001", "payment_intent.payment_failed", DonationStatus.FAILED),
     ],
 )
-def test_sepa_debit_is_processing_until_it_settles(  # type: ignore[no-untyped-def]
+def test_sepa_debit_is_processing_until_it_settles(
     client, ctx, simulator, iban: str, outcome: str, final: DonationStatus
 ) -> None:
     gift = start_gift(client, amount="20", currency="EUR")
@@ -136,7 +136,7 @@ def test_sepa_debit_is_processing_until_it_settles(  # type: ignore[no-untyped-d
         assert (donation.fee, count(EmailMessage)) == (None, 0)
 
 
-def test_charge_succeeded_alone_records_the_payment_once(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_charge_succeeded_alone_records_the_payment_once(client, ctx, simulator) -> None:
     gift = give(client, simulator, record=False)
     charge = charge_of(simulator, gift)
     for _ in range(2):
@@ -150,7 +150,7 @@ def test_charge_succeeded_alone_records_the_payment_once(client, ctx, simulator)
 # -- refunds -------------------------------------------------------------------------------
 
 
-def test_partial_then_full_refund(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_partial_then_full_refund(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="10")
     charge = charge_of(simulator, gift)
     refund(simulator, gift, 300)
@@ -168,7 +168,7 @@ def test_partial_then_full_refund(client, ctx, simulator) -> None:  # type: igno
     assert (donation.fee, donation.net) == (59, 941)
 
 
-def test_several_refunds_reported_by_one_event(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_several_refunds_reported_by_one_event(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="50")
     for amount in (100, 200, 300):
         refund(simulator, gift, amount)
@@ -178,7 +178,7 @@ def test_several_refunds_reported_by_one_event(client, ctx, simulator) -> None: 
     assert donation.refunded_amount == 600
 
 
-def test_refund_events_in_any_order_and_replayed_end_the_same(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_refund_events_in_any_order_and_replayed_end_the_same(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="10")
     charge = charge_of(simulator, gift)
     first = refund(simulator, gift, 400)
@@ -199,7 +199,7 @@ def test_refund_events_in_any_order_and_replayed_end_the_same(client, ctx, simul
 
 def test_refund_arriving_before_the_payment_succeeded_event(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gift = give(client, simulator, record=False)
     assert gift.donation().status is DonationStatus.PENDING
     refund(simulator, gift, 250)
@@ -216,7 +216,7 @@ def test_refund_arriving_before_the_payment_succeeded_event(
     assert gift.donation().refunded_amount == 250
 
 
-def test_refund_of_someone_elses_payment_is_acknowledged(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_refund_of_someone_elses_payment_is_acknowledged(client, ctx, simulator) -> None:
     customer = stripe_api(simulator, "POST", "/v1/customers", email="other@example.org")
     intent = stripe_api(
         simulator,
@@ -234,7 +234,7 @@ def test_refund_of_someone_elses_payment_is_acknowledged(client, ctx, simulator)
     assert (count(Donation), count(Refund)) == (0, 0)
 
 
-def test_refund_of_our_payment_with_no_row_is_retried_then_recorded(  # type: ignore[no-untyped-def]
+def test_refund_of_our_payment_with_no_row_is_retried_then_recorded(
     client, ctx, simulator, monkeypatch
 ) -> None:
     """The checkout's row never committed: Stripe is asked to retry; later it is recorded."""
@@ -271,7 +271,7 @@ def dispute_row() -> Dispute:
 
 
 @pytest.mark.parametrize("won", [True, False], ids=["won", "lost"])
-def test_dispute_opened_then_closed(client, ctx, simulator, won: bool) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_opened_then_closed(client, ctx, simulator, won: bool) -> None:
     gift = give(client, simulator, amount="10", card=DISPUTE_CARD)
     dispute = dispute_of(simulator, charge_of(simulator, gift))
     assert deliver(client, "charge.dispute.created", stale(dispute["id"], "dispute")) == 200
@@ -294,7 +294,7 @@ def test_dispute_opened_then_closed(client, ctx, simulator, won: bool) -> None: 
     assert gift.donation().status is DonationStatus.SUCCEEDED
 
 
-def test_dispute_closed_arriving_before_created(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_closed_arriving_before_created(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="10", card=DISPUTE_CARD, record=False)
     dispute = dispute_of(simulator, charge_of(simulator, gift))
     close_dispute(simulator, dispute["id"], won=True)
@@ -312,7 +312,7 @@ def test_dispute_closed_arriving_before_created(client, ctx, simulator) -> None:
     assert gift.donation().status is DonationStatus.SUCCEEDED
 
 
-def test_stale_dispute_status_never_overwrites_a_closed_one(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_stale_dispute_status_never_overwrites_a_closed_one(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="10", card=DISPUTE_CARD)
     dispute = dispute_of(simulator, charge_of(simulator, gift))
     close_dispute(simulator, dispute["id"], won=False)
@@ -339,7 +339,7 @@ def test_stale_dispute_status_never_overwrites_a_closed_one(client, ctx, simulat
 # -- payouts --------------------------------------------------------------------------------------
 
 
-def test_payout_paid_records_the_donations_it_paid_out(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_payout_paid_records_the_donations_it_paid_out(client, ctx, simulator) -> None:
     simulator.reset()
     gifts = [give(client, simulator, amount=a) for a in ("10", "20")]
     made = payout(simulator, "usd", "paid")
@@ -352,7 +352,7 @@ def test_payout_paid_records_the_donations_it_paid_out(client, ctx, simulator) -
     assert [g.donation().payout_id for g in gifts] == [row.id, row.id]
 
 
-def test_failed_payout_returns_its_donations_to_the_balance(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_failed_payout_returns_its_donations_to_the_balance(client, ctx, simulator) -> None:
     simulator.reset()
     gift = give(client, simulator, amount="10")
     failed = payout(simulator, "usd", "failed")
@@ -369,7 +369,7 @@ def test_failed_payout_returns_its_donations_to_the_balance(client, ctx, simulat
     assert gift.donation().payout_id == rows[paid["id"]].id
 
 
-def test_refunds_are_marked_with_their_payout(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_refunds_are_marked_with_their_payout(client, ctx, simulator) -> None:
     simulator.reset()
     gift = give(client, simulator, amount="30")
     refund(simulator, gift, 500)

@@ -34,7 +34,7 @@ def day(n: int) -> datetime:
     return T0 + timedelta(days=n)
 
 
-def refund_row(gift, amount: int, status: RefundStatus = RefundStatus.SUCCEEDED, at=T0) -> Refund:  # type: ignore[no-untyped-def]
+def refund_row(gift, amount: int, status: RefundStatus = RefundStatus.SUCCEEDED, at=T0) -> Refund:
     row = Refund(
         stripe_refund_id=f"re_{gift.id}_{amount}_{status}",
         donation_id=gift.id,
@@ -50,7 +50,7 @@ def refund_row(gift, amount: int, status: RefundStatus = RefundStatus.SUCCEEDED,
     return row
 
 
-def dispute_row(gift, status: DisputeStatus, at=T0, closed=None) -> Dispute:  # type: ignore[no-untyped-def]
+def dispute_row(gift, status: DisputeStatus, at=T0, closed=None) -> Dispute:
     row = Dispute(
         stripe_dispute_id=f"du_{gift.id}",
         donation_id=gift.id,
@@ -71,7 +71,7 @@ def dispute_row(gift, status: DisputeStatus, at=T0, closed=None) -> Dispute:  # 
 # -- status ------------------------------------------------------------------------------
 
 
-def test_nobody_who_never_gave_is_a_prospect(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_nobody_who_never_gave_is_a_prospect(ctx) -> None:
     reader = supporter()
     assert supporter_status(reader) is SupporterStatus.PROSPECT
     donation(reader, status=DonationStatus.FAILED)
@@ -80,7 +80,7 @@ def test_nobody_who_never_gave_is_a_prospect(ctx) -> None:  # type: ignore[no-un
     assert supporter_status(reader) is SupporterStatus.PROSPECT
 
 
-def test_a_gift_makes_a_one_off_donor(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_a_gift_makes_a_one_off_donor(ctx) -> None:
     reader = supporter()
     gift = donation(reader, 1000)
     refund_row(gift, 400)
@@ -88,7 +88,7 @@ def test_a_gift_makes_a_one_off_donor(ctx) -> None:  # type: ignore[no-untyped-d
 
 
 @pytest.mark.parametrize("undone", ["refunded", "dispute lost"])
-def test_a_gift_fully_undone_does_not_count(ctx, undone: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_gift_fully_undone_does_not_count(ctx, undone: str) -> None:
     reader = supporter()
     gift = donation(reader, 1000)
     if undone == "refunded":
@@ -99,7 +99,7 @@ def test_a_gift_fully_undone_does_not_count(ctx, undone: str) -> None:  # type: 
     assert supporter_summary(reader).first_gift_at is None
 
 
-def test_a_won_dispute_keeps_the_gift(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_a_won_dispute_keeps_the_gift(ctx) -> None:
     reader = supporter()
     dispute_row(donation(reader, 1000), DisputeStatus.WON)
     assert supporter_status(reader) is SupporterStatus.ONE_OFF_DONOR
@@ -133,7 +133,7 @@ def test_a_won_dispute_keeps_the_gift(ctx) -> None:  # type: ignore[no-untyped-d
         ),
     ],
 )
-def test_recurring_statuses(ctx, plans, expected: SupporterStatus) -> None:  # type: ignore[no-untyped-def]
+def test_recurring_statuses(ctx, plans, expected: SupporterStatus) -> None:
     reader = supporter()
     donation(reader)  # a one-off gift too: the plans decide
     for status, reason, ended in plans:
@@ -150,7 +150,7 @@ def test_recurring_statuses(ctx, plans, expected: SupporterStatus) -> None:  # t
 # -- gifts and totals -------------------------------------------------------------------------
 
 
-def test_first_and_last_gift_and_totals_per_currency(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_first_and_last_gift_and_totals_per_currency(ctx) -> None:
     reader = supporter()
     first = donation(reader, 1000, "USD", succeeded_at=day(1), fee=59)
     donation(reader, 2000, "USD", succeeded_at=day(9), fee=88, fee_cover_amount=90)
@@ -184,7 +184,7 @@ def test_first_and_last_gift_and_totals_per_currency(ctx) -> None:  # type: igno
     )
 
 
-def test_totals_follow_real_refunds_from_stripe(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_totals_follow_real_refunds_from_stripe(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="30")
     give(client, simulator, amount="12")
     refund(simulator, gift, 1000)
@@ -199,7 +199,7 @@ def test_totals_follow_real_refunds_from_stripe(client, ctx, simulator) -> None:
 # -- timeline --------------------------------------------------------------------------------------
 
 
-def test_timeline_has_every_money_movement_and_email_newest_first(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_timeline_has_every_money_movement_and_email_newest_first(ctx) -> None:
     reader = supporter()
     monthly = plan(
         reader,
@@ -264,7 +264,7 @@ def test_timeline_has_every_money_movement_and_email_newest_first(ctx) -> None: 
 # -- refund state ------------------------------------------------------------------------
 
 
-def test_refund_state_is_one_rule_in_python_and_in_sql(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_refund_state_is_one_rule_in_python_and_in_sql(ctx) -> None:
     """The staff pages (Donation.refund_state), the ledger report and the dashboard
     (refund_state_sql) say the same of every donation."""
     from sqlalchemy import select

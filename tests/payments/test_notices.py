@@ -23,7 +23,7 @@ from tests.support.test_checkout import client_secret_of, details_form
 
 
 @pytest.fixture
-def quiet(simulator) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def quiet(simulator) -> Iterator[None]:
     """The simulator's own events never reach the app: the test delivers each one."""
     with simulator.muted():
         yield
@@ -52,7 +52,7 @@ def confirm_card(simulator: Simulator, client_secret: str, exp_month: str, exp_y
 
 
 def start_plan(
-    client,  # type: ignore[no-untyped-def]
+    client,
     simulator: Simulator,
     frequency: str,
     email: str,
@@ -108,7 +108,7 @@ def outbox(template: str) -> list[EmailMessage]:
     return list(db.session.scalars(select(EmailMessage).where(EmailMessage.template == template)))
 
 
-def test_renewal_notice_sent_once_for_duplicate_events_and_the_sweep(  # type: ignore[no-untyped-def]
+def test_renewal_notice_sent_once_for_duplicate_events_and_the_sweep(
     client, ctx, simulator, quiet, mailbox, monkeypatch
 ) -> None:
     plan = start_plan(client, simulator, "annual", "annual@example.org")
@@ -138,7 +138,7 @@ def test_renewal_notice_sent_once_for_duplicate_events_and_the_sweep(  # type: i
     assert outbox("card_expiring") == []
 
 
-def test_no_renewal_notice_outside_the_window_or_for_monthly_plans(  # type: ignore[no-untyped-def]
+def test_no_renewal_notice_outside_the_window_or_for_monthly_plans(
     client, ctx, simulator, quiet, mailbox, monkeypatch
 ) -> None:
     annual = start_plan(client, simulator, "annual", "early@example.org")
@@ -157,7 +157,7 @@ def test_no_renewal_notice_outside_the_window_or_for_monthly_plans(  # type: ign
     assert outbox("card_expiring") == []
 
 
-def test_card_expiring_before_the_renewal_gets_a_notice_with_the_update_link(  # type: ignore[no-untyped-def]
+def test_card_expiring_before_the_renewal_gets_a_notice_with_the_update_link(
     client, ctx, simulator, quiet, mailbox, monkeypatch
 ) -> None:
     plan = start_plan(client, simulator, "annual", "expiring@example.org", ("06", "2027"))
@@ -193,7 +193,7 @@ def test_card_valid_until_the_end_of_its_month() -> None:
     assert notices.card_valid_until(12, 2027) == datetime(2028, 1, 1, tzinfo=UTC)
 
 
-def test_upcoming_invoice_names_its_subscription(app) -> None:  # type: ignore[no-untyped-def]
+def test_upcoming_invoice_names_its_subscription(app) -> None:
     gateway = app.extensions["payment_gateway"]
     body = {"data": {"object": {"object": "invoice", "parent": {"subscription_details": {}}}}}
     assert gateway.upcoming_invoice_subscription(json.dumps(body)) is None
@@ -202,7 +202,7 @@ def test_upcoming_invoice_names_its_subscription(app) -> None:  # type: ignore[n
     assert gateway.upcoming_invoice_subscription("not json") is None
 
 
-def test_no_card_notice_when_the_card_was_replaced_at_stripe(  # type: ignore[no-untyped-def]
+def test_no_card_notice_when_the_card_was_replaced_at_stripe(
     client, ctx, simulator, quiet, mailbox, monkeypatch
 ) -> None:
     plan = start_plan(client, simulator, "monthly", "replaced@example.org", ("12", "2026"))
@@ -243,7 +243,7 @@ def test_no_card_notice_when_the_card_was_replaced_at_stripe(  # type: ignore[no
     assert (renewed.card_last4, renewed.card_exp_month, renewed.card_exp_year) == ("4444", 3, 2031)
 
 
-def test_invoice_upcoming_from_the_simulator_sends_one_notice(  # type: ignore[no-untyped-def]
+def test_invoice_upcoming_from_the_simulator_sends_one_notice(
     client, ctx, simulator, live_server, mailbox, monkeypatch
 ) -> None:
     plan = start_plan(client, simulator, "annual", "simulated@example.org")
@@ -266,7 +266,7 @@ def events_of(event_type: str) -> list[StripeEvent]:
     return list(db.session.scalars(select(StripeEvent).where(StripeEvent.type == event_type)))
 
 
-def test_no_renewal_notice_for_a_plan_stripe_ends_first(  # type: ignore[no-untyped-def]
+def test_no_renewal_notice_for_a_plan_stripe_ends_first(
     client, ctx, simulator, quiet, mailbox, monkeypatch
 ) -> None:
     plan = start_plan(client, simulator, "annual", "ending@example.org")
@@ -286,7 +286,7 @@ def test_no_renewal_notice_for_a_plan_stripe_ends_first(  # type: ignore[no-unty
     assert outbox("renewal_notice") == []
 
 
-def test_no_notices_for_a_plan_paused_on_its_renewal(  # type: ignore[no-untyped-def]
+def test_no_notices_for_a_plan_paused_on_its_renewal(
     client, ctx, simulator, quiet, mailbox, monkeypatch
 ) -> None:
     plan = start_plan(client, simulator, "annual", "paused@example.org", ("06", "2027"))

@@ -37,7 +37,7 @@ from tests.payments.stripe_flows import (
 
 
 @pytest.fixture
-def webhooks_off(simulator, live_server) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def webhooks_off(simulator, live_server) -> Iterator[None]:
     """A simulator with nothing from earlier tests, sending no webhook until the test ends."""
     simulator.reset()
     url = f"{live_server.url}/webhooks/stripe"
@@ -50,7 +50,7 @@ def webhooks_off(simulator, live_server) -> Iterator[None]:  # type: ignore[no-u
     simulator.register_webhook(url)
 
 
-def reconcile(app, *args: str):  # type: ignore[no-untyped-def]
+def reconcile(app, *args: str):
     today = datetime.now(UTC).date().isoformat()
     result = app.test_cli_runner().invoke(args=["stripe", "reconcile", "--since", today, *args])
     db.session.expire_all()
@@ -62,7 +62,7 @@ def donations() -> list[Donation]:
     return list(db.session.scalars(select(Donation).order_by(Donation.id)))
 
 
-def test_webhooks_off_during_50_payments_then_reconcile_restores_every_one(  # type: ignore[no-untyped-def]
+def test_webhooks_off_during_50_payments_then_reconcile_restores_every_one(
     app, client, ctx, simulator, webhooks_off
 ) -> None:
     gifts = [give(client, simulator, amount=str(5 + i), record=False) for i in range(50)]
@@ -90,7 +90,7 @@ def test_webhooks_off_during_50_payments_then_reconcile_restores_every_one(  # t
     assert count(EmailMessage) == 50
 
 
-def test_dry_run_reports_and_changes_nothing(app, client, ctx, simulator, webhooks_off) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_reports_and_changes_nothing(app, client, ctx, simulator, webhooks_off) -> None:
     gift = give(client, simulator, amount="10", record=False)
     result = reconcile(app, "--dry-run")
     assert result.exit_code == 1, result.output
@@ -104,7 +104,7 @@ def test_dry_run_reports_and_changes_nothing(app, client, ctx, simulator, webhoo
 
 def test_reconcile_repairs_refunds_disputes_and_payouts(
     app, client, ctx, simulator, webhooks_off
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     refunded = give(client, simulator, amount="40")
     refund(simulator, refunded, 1000)
     refund(simulator, refunded, 500)
@@ -133,7 +133,7 @@ def test_reconcile_repairs_refunds_disputes_and_payouts(
 
 def test_a_payment_whose_row_was_lost_is_recorded(
     app, client, ctx, simulator, webhooks_off
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gift = give(client, simulator, amount="15", record=False)
     lost = gift.donation()
     attempt = lost.attempt_key
@@ -153,7 +153,7 @@ def test_a_payment_whose_row_was_lost_is_recorded(
     assert reconcile(app, "--dry-run").exit_code == 0
 
 
-def test_differences_it_cannot_repair_keep_the_exit_code_non_zero(  # type: ignore[no-untyped-def]
+def test_differences_it_cannot_repair_keep_the_exit_code_non_zero(
     app, client, ctx, simulator, webhooks_off
 ) -> None:
     tampered = give(client, simulator, amount="10").donation()
@@ -184,7 +184,7 @@ def test_differences_it_cannot_repair_keep_the_exit_code_non_zero(  # type: igno
 
 def test_nightly_reconciliation_is_scheduled_and_repairs(
     client, ctx, simulator, webhooks_off
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     entry = celery_app.conf.beat_schedule["payments.reconcile_recent"]
     assert entry["task"] == "payments.reconcile_recent"
     assert isinstance(entry["schedule"], crontab)
@@ -193,7 +193,7 @@ def test_nightly_reconciliation_is_scheduled_and_repairs(
     assert gift.donation().status is DonationStatus.SUCCEEDED
 
 
-def test_a_failed_three_d_secure_payment_does_not_stop_reconcile(  # type: ignore[no-untyped-def]
+def test_a_failed_three_d_secure_payment_does_not_stop_reconcile(
     app, client, ctx, simulator, webhooks_off
 ) -> None:
     abandoned = start_gift(client)
@@ -207,7 +207,7 @@ def test_a_failed_three_d_secure_payment_does_not_stop_reconcile(  # type: ignor
     assert abandoned.donation().status is DonationStatus.FAILED
 
 
-def test_bad_dates_are_refused(app) -> None:  # type: ignore[no-untyped-def]
+def test_bad_dates_are_refused(app) -> None:
     runner = app.test_cli_runner()
     assert runner.invoke(args=["stripe", "reconcile"]).exit_code == 2
     assert runner.invoke(args=["stripe", "reconcile", "--since", "yesterday"]).exit_code == 2
@@ -218,7 +218,7 @@ def test_bad_dates_are_refused(app) -> None:  # type: ignore[no-untyped-def]
     assert "before --since" in late.output
 
 
-def test_renewals_and_a_cancellation_missed_by_webhooks_are_recorded(  # type: ignore[no-untyped-def]
+def test_renewals_and_a_cancellation_missed_by_webhooks_are_recorded(
     app, client, ctx, simulator, webhooks_off
 ) -> None:
     renewed = subscribe(client, simulator, amount="10", email="renewed@example.org")

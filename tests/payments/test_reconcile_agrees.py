@@ -42,13 +42,13 @@ from tests.payments.stripe_flows import (
 
 
 @pytest.fixture
-def fresh(simulator, live_server) -> None:  # type: ignore[no-untyped-def]
+def fresh(simulator, live_server) -> None:
     """A simulator holding only this test's objects, sending its events to the live app."""
     simulator.reset()
     simulator.register_webhook(f"{live_server.url}/webhooks/stripe")
 
 
-def reconcile(app, *args: str):  # type: ignore[no-untyped-def]
+def reconcile(app, *args: str):
     today = datetime.now(UTC).date().isoformat()
     result = app.test_cli_runner().invoke(args=["stripe", "reconcile", "--since", today, *args])
     db.session.expire_all()
@@ -124,7 +124,7 @@ def ledger_totals() -> dict[str, Counter[str]]:
     return totals
 
 
-def board_row(row) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
+def board_row(row) -> tuple[object, ...]:
     c = row.currency
     return (
         c,
@@ -136,7 +136,7 @@ def board_row(row) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
     )
 
 
-def test_dry_run_and_ledger_agree_with_the_simulator_to_the_cent(  # type: ignore[no-untyped-def]
+def test_dry_run_and_ledger_agree_with_the_simulator_to_the_cent(
     app, client, ctx, simulator, fresh, mailbox
 ) -> None:
     # Delivered: the webhooks record these.
@@ -205,7 +205,7 @@ def test_dry_run_and_ledger_agree_with_the_simulator_to_the_cent(  # type: ignor
     today = next(p for p in board.periods if p.key == "today")
     assert [board_row(r) for r in board.totals["today"]] == rows
     day = today.start.date()
-    assert report_totals(ReportFilters(start=day, end=day), utc).rows == rows  # type: ignore[arg-type]
+    assert report_totals(ReportFilters(start=day, end=day), utc).rows == rows
 
     # Cover-the-fee kept its promise: charged minus Stripe's fee is the chosen amount.
     for gift in covered:

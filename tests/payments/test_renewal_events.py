@@ -22,7 +22,7 @@ from tests.payments.stripe_flows import (
 
 
 @pytest.fixture
-def quiet(simulator) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def quiet(simulator) -> Iterator[None]:
     """The simulator's own events never reach the app: the test delivers each one."""
     with simulator.muted():
         yield
@@ -33,7 +33,7 @@ def templates() -> list[str]:
     return [m.template for m in db.session.scalars(select(EmailMessage))]
 
 
-def test_paid_renewal_recorded_from_its_payment_intent_event(client, ctx, simulator, quiet) -> None:  # type: ignore[no-untyped-def]
+def test_paid_renewal_recorded_from_its_payment_intent_event(client, ctx, simulator, quiet) -> None:
     plan = subscribe(client, simulator)
     invoice = simulator.renew(plan.stripe_subscription_id)
     assert invoice["status"] == "paid"
@@ -58,7 +58,7 @@ def test_paid_renewal_recorded_from_its_payment_intent_event(client, ctx, simula
 
 def test_failed_renewal_recorded_from_its_payment_intent_event(
     client, ctx, simulator, quiet
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     plan = subscribe(client, simulator)
     fail_future_charges(simulator, plan)
     invoice = simulator.renew(plan.stripe_subscription_id)

@@ -42,7 +42,7 @@ from tests.payments.stripe_flows import (
 )
 
 
-def all_at_once(calls: list) -> list:  # type: ignore[type-arg]
+def all_at_once(calls: list) -> list:
     """Run each zero-argument callable in its own thread, released together."""
     barrier = threading.Barrier(len(calls))
     results: list = [None] * len(calls)
@@ -63,7 +63,7 @@ def all_at_once(calls: list) -> list:  # type: ignore[type-arg]
     return results
 
 
-def statuses(responses: list) -> list:  # type: ignore[type-arg]
+def statuses(responses: list) -> list:
     return [r.status_code if isinstance(r, requests.Response) else repr(r) for r in responses]
 
 
@@ -72,7 +72,7 @@ def statuses(responses: list) -> list:  # type: ignore[type-arg]
 
 def test_refund_event_twenty_times_at_once_has_one_effect(
     client, ctx, simulator, live_server
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gift = give(client, simulator, amount="10")
     refund(simulator, gift, 400)
     body, headers, event_id = event("charge.refunded", stale(charge_of(simulator, gift), "charge"))
@@ -89,7 +89,7 @@ def test_refund_event_twenty_times_at_once_has_one_effect(
     assert gift.donation().refunded_amount == 400
 
 
-def test_different_events_for_one_charge_at_once_agree(client, ctx, simulator, live_server) -> None:  # type: ignore[no-untyped-def]
+def test_different_events_for_one_charge_at_once_agree(client, ctx, simulator, live_server) -> None:
     gift = give(client, simulator, amount="20", record=False)
     charge = charge_of(simulator, gift)
     refunds = [refund(simulator, gift, amount) for amount in (100, 200, 300)]
@@ -112,7 +112,7 @@ def test_different_events_for_one_charge_at_once_agree(client, ctx, simulator, l
     assert sorted(db.session.scalars(select(EmailMessage.template))) == ["receipt"] + ["refund"] * 3
 
 
-def test_dispute_events_replayed_ten_times(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_events_replayed_ten_times(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="10", card=DISPUTE_CARD)
     dispute = dispute_of(simulator, charge_of(simulator, gift))
     close_dispute(simulator, dispute["id"], won=True)
@@ -121,7 +121,7 @@ def test_dispute_events_replayed_ten_times(client, ctx, simulator) -> None:  # t
     for _ in range(10):
         for body, headers, _ in (closed, created):
             assert client.post(WEBHOOK, data=body, headers=headers).status_code == 200
-    assert [event_row(e[2]).deliveries for e in (created, closed)] == [10, 10]  # type: ignore[union-attr]
+    assert [event_row(e[2]).deliveries for e in (created, closed)] == [10, 10]
     assert count(Dispute) == 1
     row = db.session.scalar(select(Dispute))
     assert row is not None
@@ -200,7 +200,7 @@ def sqlite_locked(path: str) -> Iterator[None]:
 
 
 @pytest.fixture
-def outage(app, database_url, simulator, tmp_path):  # type: ignore[no-untyped-def]
+def outage(app, database_url, simulator, tmp_path):
     """(an app that meets the outage, a context manager causing it, the app Stripe retries).
 
     PostgreSQL: an app connected through a proxy that is cut and restored; it
@@ -236,7 +236,7 @@ def outage(app, database_url, simulator, tmp_path):  # type: ignore[no-untyped-d
     proxy.stop()
 
 
-def test_delivery_while_the_database_is_down_is_retried(client, ctx, simulator, outage) -> None:  # type: ignore[no-untyped-def]
+def test_delivery_while_the_database_is_down_is_retried(client, ctx, simulator, outage) -> None:
     flaky, database_down, retried_by = outage
     # Only the deliveries made here: the simulator's own refund events would
     # record the refund behind the test's back.
@@ -244,7 +244,7 @@ def test_delivery_while_the_database_is_down_is_retried(client, ctx, simulator, 
         _delivery_while_the_database_is_down(client, simulator, flaky, database_down, retried_by)
 
 
-def _delivery_while_the_database_is_down(  # type: ignore[no-untyped-def]
+def _delivery_while_the_database_is_down(
     client, simulator, flaky, database_down, retried_by
 ) -> None:
     gift = give(client, simulator, amount="10")
@@ -284,7 +284,7 @@ with app.app_context():
 """
 
 
-def test_worker_killed_after_commit_then_redelivery_is_a_no_op(  # type: ignore[no-untyped-def]
+def test_worker_killed_after_commit_then_redelivery_is_a_no_op(
     client, ctx, simulator, database_url, tmp_path
 ) -> None:
     gift = give(client, simulator, amount="10", record=False)
@@ -325,7 +325,7 @@ def test_worker_killed_after_commit_then_redelivery_is_a_no_op(  # type: ignore[
     assert count(EmailMessage) == 1
 
 
-def test_events_left_unprocessed_are_swept_up(client, ctx, simulator, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_events_left_unprocessed_are_swept_up(client, ctx, simulator, monkeypatch) -> None:
     """A stored event whose task was lost (Redis flushed, say) is processed by the sweep."""
     gift = give(client, simulator, amount="10", record=False)
     body, _, event_id = event("payment_intent.succeeded", stale(gift.intent_id, "payment_intent"))
@@ -343,7 +343,7 @@ def test_events_left_unprocessed_are_swept_up(client, ctx, simulator, monkeypatc
     assert process_pending_events(older_than=timedelta(0)) == 0
 
 
-def test_processing_twice_in_a_row_is_a_no_op(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_processing_twice_in_a_row_is_a_no_op(client, ctx, simulator) -> None:
     gift = give(client, simulator, amount="10", record=False)
     body, headers, event_id = event(
         "payment_intent.succeeded", stale(gift.intent_id, "payment_intent")

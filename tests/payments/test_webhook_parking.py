@@ -34,7 +34,7 @@ def test_retry_delays_double_up_to_a_cap() -> None:
     assert delays == sorted(delays)
 
 
-def test_an_event_that_always_fails_is_retried_with_backoff_then_parked(  # type: ignore[no-untyped-def]
+def test_an_event_that_always_fails_is_retried_with_backoff_then_parked(
     app, client, ctx, simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     change_settings(monkeypatch, app, webhook_max_attempts=3)
@@ -77,7 +77,7 @@ def test_an_event_that_always_fails_is_retried_with_backoff_then_parked(  # type
     assert [e.stripe_event_id for e in webhooks.parked_events()] == ["evt_poison"]
 
 
-def test_a_retried_parked_event_fails_once_more_and_stays_parked(  # type: ignore[no-untyped-def]
+def test_a_retried_parked_event_fails_once_more_and_stays_parked(
     app, client, ctx, simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     change_settings(monkeypatch, app, webhook_max_attempts=1)

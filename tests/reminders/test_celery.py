@@ -61,7 +61,7 @@ def ready(role: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_beat_and_a_worker_on_redis_send_a_due_reminder_once(
     app: Flask, ctx, mailbox, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     broker = redis.Redis.from_url(REDIS_URL)
     broker.flushdb()
     row = reminder("celery@example.org")

@@ -31,7 +31,7 @@ def suppressed(reason: SuppressionReason) -> None:
     commit()
 
 
-def sign_up(client, lang: str = "en"):  # type: ignore[no-untyped-def]
+def sign_up(client, lang: str = "en"):
     client.get(f"/support?lang={lang}")
     done = client.post("/reminders/new", data=signup_form(client, email=ADDRESS.upper()))
     assert done.status_code == 303
@@ -50,7 +50,7 @@ def page_text(html: str) -> str:
 
 
 @pytest.mark.parametrize("reason", [SuppressionReason.ERASED, SuppressionReason.BOUNCED])
-def test_erased_and_bounced_addresses_are_never_lifted(client, ctx, mailbox, reason) -> None:  # type: ignore[no-untyped-def]
+def test_erased_and_bounced_addresses_are_never_lifted(client, ctx, mailbox, reason) -> None:
     suppressed(reason)
     page = sign_up(client)
     fresh = sign_up_fresh(client)
@@ -76,12 +76,12 @@ def test_erased_and_bounced_addresses_are_never_lifted(client, ctx, mailbox, rea
     )
 
 
-def sign_up_fresh(client) -> str:  # type: ignore[no-untyped-def]
+def sign_up_fresh(client) -> str:
     done = client.post("/reminders/new", data=signup_form(client, email="FRESH@EXAMPLE.ORG"))
     return str(client.get(done.headers["Location"]).text)
 
 
-def opt_in_link(mailbox) -> str:  # type: ignore[no-untyped-def]
+def opt_in_link(mailbox) -> str:
     (message,) = [
         m for m in mailbox.wait_for(1) if m["To"].addresses[0].addr_spec == ADDRESS.upper()
     ]
@@ -92,7 +92,7 @@ def opt_in_link(mailbox) -> str:  # type: ignore[no-untyped-def]
     return link.group(1)
 
 
-def test_an_unsubscribe_is_lifted_only_by_the_owners_click(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_an_unsubscribe_is_lifted_only_by_the_owners_click(client, ctx, mailbox) -> None:
     suppressed(SuppressionReason.UNSUBSCRIBED)
     page = sign_up(client)
     assert page.status_code == 200
@@ -128,7 +128,7 @@ def test_an_unsubscribe_is_lifted_only_by_the_owners_click(client, ctx, mailbox)
     assert client.post(link, data={"csrf_token": csrf_token(opened.text)}).status_code == 200
 
 
-def test_an_unconfirmed_signup_is_skipped_when_due(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_an_unconfirmed_signup_is_skipped_when_due(client, ctx, mailbox) -> None:
     suppressed(SuppressionReason.UNSUBSCRIBED)
     sign_up(client)
     opt_in_link(mailbox)
@@ -141,7 +141,7 @@ def test_an_unconfirmed_signup_is_skipped_when_due(client, ctx, mailbox) -> None
     assert result.skipped[SkipReason.UNSUBSCRIBED] == 1
 
 
-def test_the_link_cannot_lift_an_erasure_made_since(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_link_cannot_lift_an_erasure_made_since(client, ctx, mailbox) -> None:
     suppressed(SuppressionReason.UNSUBSCRIBED)
     sign_up(client)
     link = opt_in_link(mailbox)
@@ -151,7 +151,7 @@ def test_the_link_cannot_lift_an_erasure_made_since(client, ctx, mailbox) -> Non
     assert reason_now() is SuppressionReason.ERASED
 
 
-def test_unsubscribing_again_spends_the_link(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_unsubscribing_again_spends_the_link(client, ctx, mailbox) -> None:
     suppressed(SuppressionReason.UNSUBSCRIBED)
     sign_up(client)
     link = opt_in_link(mailbox)
@@ -171,7 +171,7 @@ def test_unsubscribing_again_spends_the_link(client, ctx, mailbox) -> None:  # t
     ]
 
 
-def test_one_opt_in_email_per_address_and_day(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_one_opt_in_email_per_address_and_day(client, ctx, mailbox) -> None:
     suppressed(SuppressionReason.UNSUBSCRIBED)
     for months in ("1", "3", "6"):
         page = client.post("/reminders/new", data=signup_form(client, email=ADDRESS, months=months))
@@ -186,7 +186,7 @@ def test_one_opt_in_email_per_address_and_day(client, ctx, mailbox) -> None:  # 
     )
 
 
-def test_the_opt_in_email_and_page_in_russian(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_opt_in_email_and_page_in_russian(client, ctx, mailbox) -> None:
     suppressed(SuppressionReason.UNSUBSCRIBED)
     sign_up(client, lang="ru")
     (message,) = mailbox.wait_for(1)
@@ -197,6 +197,6 @@ def test_the_opt_in_email_and_page_in_russian(client, ctx, mailbox) -> None:  # 
     assert "Да, присылайте мне напоминания снова" in page.text
 
 
-def test_a_forged_or_expired_link_is_refused(client, ctx, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_or_expired_link_is_refused(client, ctx, app) -> None:
     assert client.get("/reminders/again/nonsense").status_code == 400
     assert client.get("/reminders/again/" + opt_in_token(12345)).status_code == 400

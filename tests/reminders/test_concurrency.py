@@ -105,7 +105,7 @@ def test_two_dispatchers_racing_send_each_reminder_exactly_once(
 
 def test_a_worker_killed_mid_send_does_not_lose_the_reminder(
     app: Flask, ctx, mailbox, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     row = reminder("killed@example.org")
     commit()
     peer = HangingPeer()

@@ -31,11 +31,11 @@ def reminders() -> list[Reminder]:
     return list(db.session.scalars(select(Reminder).order_by(Reminder.id)))
 
 
-def plain(message) -> str:  # type: ignore[no-untyped-def]
+def plain(message) -> str:
     return str(message.get_body(("plain",)).get_content())
 
 
-def test_from_signup_to_due_with_time_travel(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_from_signup_to_due_with_time_travel(client, ctx, mailbox) -> None:
     signed_up = datetime(2027, 1, 31, 9, 30, tzinfo=UTC)
     with time_machine.travel(signed_up, tick=False):
         assert client.post("/reminders/new", data=signup_form(client)).status_code == 303
@@ -90,7 +90,7 @@ def test_from_signup_to_due_with_time_travel(client, ctx, mailbox) -> None:  # t
     )
 
 
-def test_reminder_email_is_in_the_readers_language(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_reminder_email_is_in_the_readers_language(ctx, mailbox) -> None:
     reminder("ru@example.org", locale="ru", currency="EUR", amount=2000)
     commit()
     send_due_reminders()
@@ -100,7 +100,7 @@ def test_reminder_email_is_in_the_readers_language(ctx, mailbox) -> None:  # typ
     assert "Your reminder" not in message["Subject"]
 
 
-def test_skipped_when_the_person_gave_since(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_skipped_when_the_person_gave_since(ctx, mailbox) -> None:
     row = reminder("giver@example.org")
     donor = factories.supporter("Giver@Example.org")
     factories.donation(donor, created_at=row.created_at + timedelta(days=3))
@@ -112,7 +112,7 @@ def test_skipped_when_the_person_gave_since(ctx, mailbox) -> None:  # type: igno
     assert mailbox.messages == []
 
 
-def test_a_gift_before_asking_or_a_failed_one_does_not_count(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_gift_before_asking_or_a_failed_one_does_not_count(ctx, mailbox) -> None:
     row = reminder("earlier@example.org")
     donor = factories.supporter("earlier@example.org")
     factories.donation(donor, created_at=row.created_at - timedelta(days=3))
@@ -132,7 +132,7 @@ def test_a_gift_before_asking_or_a_failed_one_does_not_count(ctx, mailbox) -> No
         (SuppressionReason.ERASED, SkipReason.ERASED),
     ],
 )
-def test_skipped_when_the_address_is_suppressed(ctx, mailbox, reason, skip) -> None:  # type: ignore[no-untyped-def]
+def test_skipped_when_the_address_is_suppressed(ctx, mailbox, reason, skip) -> None:
     # Suppressed after the reminder was claimed-for (no cancel ran): the send-time check holds.
     row = reminder("Quiet@Example.org")
     suppress(address_hash(" quiet@example.org "), reason)
@@ -144,7 +144,7 @@ def test_skipped_when_the_address_is_suppressed(ctx, mailbox, reason, skip) -> N
     assert mailbox.messages == []
 
 
-def test_erasure_wipes_the_address_and_the_suppression_outlives_it(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_erasure_wipes_the_address_and_the_suppression_outlives_it(ctx, mailbox) -> None:
     row = reminder("erase.me@example.org")
     sent = reminder(
         "erase.me@example.org", status=ReminderStatus.SENT, due_at=utcnow() - timedelta(days=90)
@@ -173,7 +173,7 @@ def test_erasure_wipes_the_address_and_the_suppression_outlives_it(ctx, mailbox)
     )
 
 
-def test_at_most_one_pending_reminder_per_person_and_period(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_at_most_one_pending_reminder_per_person_and_period(ctx, mailbox) -> None:
     now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
     first = schedule_reminder(email="Twice@example.org", months=1, locale="en", now=now)
     again = schedule_reminder(
@@ -194,7 +194,7 @@ def test_at_most_one_pending_reminder_per_person_and_period(ctx, mailbox) -> Non
     commit()
 
 
-def test_asking_again_does_not_lift_an_unsubscribe_by_itself(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_asking_again_does_not_lift_an_unsubscribe_by_itself(ctx) -> None:
     # Lifted only by the owner's click on the double opt-in link (tests/reminders/test_claims.py).
     suppress(address_hash("back@example.org"), SuppressionReason.UNSUBSCRIBED)
     schedule_reminder(email="back@example.org", months=1, locale="en")
@@ -204,7 +204,7 @@ def test_asking_again_does_not_lift_an_unsubscribe_by_itself(ctx) -> None:  # ty
     assert entry.reason is SuppressionReason.UNSUBSCRIBED
 
 
-def test_a_dispatcher_dying_mid_batch_loses_nothing(ctx, mailbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_dispatcher_dying_mid_batch_loses_nothing(ctx, mailbox, monkeypatch) -> None:
     for n in range(5):
         reminder(f"reader{n}@example.org")
     commit()
@@ -228,7 +228,7 @@ def test_a_dispatcher_dying_mid_batch_loses_nothing(ctx, mailbox, monkeypatch) -
     assert len(mailbox.wait_for(5)) == 5
 
 
-def test_batches_are_sent_over_one_connection_each(ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_batches_are_sent_over_one_connection_each(ctx, mailbox) -> None:
     for n in range(7):
         reminder(f"batch{n}@example.org")
     commit()
@@ -239,7 +239,7 @@ def test_batches_are_sent_over_one_connection_each(ctx, mailbox) -> None:  # typ
     assert set(statuses) == {EmailStatus.SENT}
 
 
-def test_a_gift_through_the_reminder_link_records_the_reminder(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_gift_through_the_reminder_link_records_the_reminder(client, ctx, mailbox) -> None:
     row = reminder("convert@example.org", frequency=Frequency.ONCE, currency="USD", amount=1500)
     commit()
     send_due_reminders()
@@ -268,7 +268,7 @@ def test_a_gift_through_the_reminder_link_records_the_reminder(client, ctx, mail
     assert donation.reminder_id == row.id
 
 
-def test_a_forged_reminder_link_records_nothing(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_reminder_link_records_nothing(client, ctx) -> None:
     row = reminder("forge@example.org", status=ReminderStatus.SENT)
     commit()
     forged = services.link_token(row.id)[:-2] + "xx"
@@ -286,7 +286,7 @@ def test_a_forged_reminder_link_records_nothing(client, ctx) -> None:  # type: i
     assert services.reminder_from_link(services.link_token(pending.id)) is None
 
 
-def test_the_cli_sends_what_is_due(app: Flask, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_sends_what_is_due(app: Flask, ctx, mailbox) -> None:
     reminder("cli@example.org")
     reminder("later@example.org", due_at=utcnow() + timedelta(days=1))
     commit()
@@ -297,7 +297,7 @@ def test_the_cli_sends_what_is_due(app: Flask, ctx, mailbox) -> None:  # type: i
     assert message["To"].addresses[0].addr_spec == "cli@example.org"
 
 
-def test_the_embedded_scheduler_sends_due_reminders_by_itself(app: Flask, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_embedded_scheduler_sends_due_reminders_by_itself(app: Flask, ctx, mailbox) -> None:
     from donations.tasks import EmbeddedScheduler
 
     reminder("embedded@example.org")

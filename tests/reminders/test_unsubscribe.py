@@ -25,7 +25,7 @@ def unsubscribe_path(email: str = EMAIL) -> str:
 
 
 @pytest.fixture
-def pending(ctx):  # type: ignore[no-untyped-def]
+def pending(ctx):
     row = reminder(EMAIL, due_at=None)
     commit()
     return row
@@ -35,7 +35,7 @@ def suppressions() -> list[Suppression]:
     return list(db.session.scalars(select(Suppression)))
 
 
-def test_one_click_post_works_without_cookies_or_csrf(app: Flask, pending) -> None:  # type: ignore[no-untyped-def]
+def test_one_click_post_works_without_cookies_or_csrf(app: Flask, pending) -> None:
     fresh = app.test_client(use_cookies=False)
     reply = fresh.post(unsubscribe_path(), data={"List-Unsubscribe": "One-Click"})
     assert reply.status_code == 200
@@ -55,7 +55,7 @@ def test_one_click_post_works_without_cookies_or_csrf(app: Flask, pending) -> No
     assert len(suppressions()) == 1
 
 
-def test_get_shows_a_question_and_changes_nothing(client, pending) -> None:  # type: ignore[no-untyped-def]
+def test_get_shows_a_question_and_changes_nothing(client, pending) -> None:
     page = client.get(unsubscribe_path())
     assert page.status_code == 200
     assert 'id="unsubscribe-form"' in page.text
@@ -65,7 +65,7 @@ def test_get_shows_a_question_and_changes_nothing(client, pending) -> None:  # t
     assert suppressions() == []
 
 
-def test_confirmation_button_unsubscribes(client, pending) -> None:  # type: ignore[no-untyped-def]
+def test_confirmation_button_unsubscribes(client, pending) -> None:
     page = client.get(unsubscribe_path())
     action = re.search(r'<form method="post" action="([^"]+)"', page.text)
     assert action
@@ -78,7 +78,7 @@ def test_confirmation_button_unsubscribes(client, pending) -> None:  # type: ign
     assert "already unsubscribed" in again.text
 
 
-def test_confirmation_button_needs_its_csrf_token(client, pending) -> None:  # type: ignore[no-untyped-def]
+def test_confirmation_button_needs_its_csrf_token(client, pending) -> None:
     reply = client.post(unsubscribe_path() + "/confirm", data={})
     assert reply.status_code == 400
     db.session.refresh(pending)
@@ -86,7 +86,7 @@ def test_confirmation_button_needs_its_csrf_token(client, pending) -> None:  # t
     assert suppressions() == []
 
 
-def test_one_click_post_needs_the_rfc_8058_body(app: Flask, pending) -> None:  # type: ignore[no-untyped-def]
+def test_one_click_post_needs_the_rfc_8058_body(app: Flask, pending) -> None:
     fresh = app.test_client(use_cookies=False)
     reply = fresh.post(unsubscribe_path(), data={})
     assert reply.status_code == 400
@@ -106,7 +106,7 @@ def test_one_click_post_needs_the_rfc_8058_body(app: Flask, pending) -> None:  #
         lambda t: t * 5,  # far too long
     ],
 )
-def test_tampered_token_gets_a_clear_page(app: Flask, client, pending, mangle) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_token_gets_a_clear_page(app: Flask, client, pending, mangle) -> None:
     token = unsubscribe_token(address_hash(EMAIL))
     path = f"/reminders/unsubscribe/{mangle(token)}"
     page = client.get(path)
@@ -120,13 +120,13 @@ def test_tampered_token_gets_a_clear_page(app: Flask, client, pending, mangle) -
     assert suppressions() == []
 
 
-def test_token_for_another_purpose_is_refused(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_token_for_another_purpose_is_refused(client, ctx) -> None:
     from donations.reminders.services import link_token
 
     assert client.get(f"/reminders/unsubscribe/{link_token(1)}").status_code == 400
 
 
-def test_the_link_in_the_confirmation_email_unsubscribes(app: Flask, client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_link_in_the_confirmation_email_unsubscribes(app: Flask, client, ctx, mailbox) -> None:
     client.post("/reminders/new", data=signup_form(client))
     (message,) = mailbox.wait_for(1)
     path = urlsplit(message["List-Unsubscribe"].strip("<>")).path

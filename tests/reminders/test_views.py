@@ -22,7 +22,7 @@ def csrf_token(page: str) -> str:
     return match.group(1)
 
 
-def signup_form(client, query: str = "frequency=monthly&currency=EUR&amount=20", **fields: str):  # type: ignore[no-untyped-def]
+def signup_form(client, query: str = "frequency=monthly&currency=EUR&amount=20", **fields: str):
     page = client.get(f"/reminders/new?{query}")
     assert page.status_code == 200, page.text
     hidden = dict(
@@ -43,7 +43,7 @@ def reminders() -> list[Reminder]:
     return list(db.session.scalars(select(Reminder).order_by(Reminder.id)))
 
 
-def test_the_ask_links_to_the_signup_with_what_the_reader_looks_at(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_ask_links_to_the_signup_with_what_the_reader_looks_at(client) -> None:
     page = client.get("/support?frequency=once&currency=EUR&amount=50").text
     link = re.search(r'<a href="([^"]+)" id="remind-link">Remind me later</a>', page)
     assert link
@@ -52,7 +52,7 @@ def test_the_ask_links_to_the_signup_with_what_the_reader_looks_at(client) -> No
     assert parse_qs(url.query) == {"frequency": ["once"], "currency": ["EUR"], "amount": ["50.00"]}
 
 
-def test_the_signup_keeps_the_page_that_sent_the_reader(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_signup_keeps_the_page_that_sent_the_reader(client) -> None:
     page = client.get("/reminders/new", headers={"Referer": "https://news.example/story"}).text
     assert 'name="source" type="hidden" value="https://news.example/story"' in page
     # The ask (our own page) is not a source worth keeping.
@@ -60,7 +60,7 @@ def test_the_signup_keeps_the_page_that_sent_the_reader(client) -> None:  # type
     assert 'name="source" type="hidden" value=""' in page
 
 
-def test_an_amount_that_is_not_a_preset_is_prefilled_as_typed(client) -> None:  # type: ignore[no-untyped-def]
+def test_an_amount_that_is_not_a_preset_is_prefilled_as_typed(client) -> None:
     page = client.get("/support?frequency=once&currency=USD&amount=15").text
     assert re.search(r'id="custom_amount"[^>]*value="15.00"', page)
     preset = client.get("/support?frequency=once&currency=USD&amount=25").text
@@ -68,7 +68,7 @@ def test_an_amount_that_is_not_a_preset_is_prefilled_as_typed(client) -> None:  
     assert not re.search(r'id="custom_amount"[^>]*value=', preset)
 
 
-def test_signup_page_offers_when_and_says_what_we_do(client) -> None:  # type: ignore[no-untyped-def]
+def test_signup_page_offers_when_and_says_what_we_do(client) -> None:
     page = client.get("/reminders/new?frequency=once&currency=EUR&amount=50")
     assert page.status_code == 200
     text = page.text
@@ -79,7 +79,7 @@ def test_signup_page_offers_when_and_says_what_we_do(client) -> None:  # type: i
     assert "€50.00 once" in text
 
 
-def test_signup_schedules_a_reminder_and_confirms_it(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_signup_schedules_a_reminder_and_confirms_it(client, ctx, mailbox) -> None:
     before = utcnow()
     form = signup_form(client, source="https://news.example/story")
     done = client.post("/reminders/new", data=form)
@@ -112,7 +112,7 @@ def test_signup_schedules_a_reminder_and_confirms_it(client, ctx, mailbox) -> No
     assert unsubscribe.strip("<>") in message.get_body(("plain",)).get_content()
 
 
-def test_one_pending_reminder_per_person_and_period(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_one_pending_reminder_per_person_and_period(client, ctx, mailbox) -> None:
     client.post("/reminders/new", data=signup_form(client))
     # The same request again (another tab, other case): still one reminder, one confirmation.
     client.post(
@@ -142,7 +142,7 @@ def test_one_pending_reminder_per_person_and_period(client, ctx, mailbox) -> Non
 )
 def test_bad_input_gets_a_message_and_changes_nothing(
     client, ctx, mailbox, fields, message
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     page = client.post("/reminders/new", data=signup_form(client, **fields))
     assert page.status_code == 400
     assert message in page.text
@@ -150,7 +150,7 @@ def test_bad_input_gets_a_message_and_changes_nothing(
     assert mailbox.messages == []
 
 
-def test_signup_without_csrf_token_is_refused(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_signup_without_csrf_token_is_refused(client, ctx) -> None:
     form = signup_form(client)
     del form["csrf_token"]
     assert client.post("/reminders/new", data=form).status_code == 400
@@ -167,19 +167,19 @@ def test_signup_without_csrf_token_is_refused(client, ctx) -> None:  # type: ign
         "frequency=once&currency=EUR&amount=1e9",
     ],
 )
-def test_tampered_prefill_is_dropped_not_refused(client, ctx, query) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_prefill_is_dropped_not_refused(client, ctx, query) -> None:
     page = client.post("/reminders/new", data=signup_form(client, query))
     assert page.status_code == 303
     (row,) = reminders()
     assert row.amount is None
 
 
-def test_a_source_that_is_not_a_web_page_is_not_kept(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_a_source_that_is_not_a_web_page_is_not_kept(client, ctx) -> None:
     client.post("/reminders/new", data=signup_form(client, source="javascript:alert(1)"))
     assert reminders()[0].source is None
 
 
-def test_signup_in_russian(client, ctx, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_signup_in_russian(client, ctx, mailbox) -> None:
     client.get("/support?lang=ru")
     page = client.get("/reminders/new?frequency=monthly&currency=EUR&amount=20")
     assert "Напомнить" in page.text
@@ -189,7 +189,7 @@ def test_signup_in_russian(client, ctx, mailbox) -> None:  # type: ignore[no-unt
     assert "напомним" in message["Subject"].lower()
 
 
-def test_scheduled_page_without_a_signup_goes_to_the_form(client) -> None:  # type: ignore[no-untyped-def]
+def test_scheduled_page_without_a_signup_goes_to_the_form(client) -> None:
     page = client.get("/reminders/scheduled")
     assert page.status_code == 303
     assert page.headers["Location"].endswith("/reminders/new")

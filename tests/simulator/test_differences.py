@@ -543,7 +543,7 @@ def test_difference_subscription_price_change(simulator: Simulator) -> None:
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.subscriptions.update(
             subscription["id"],
-            {"proration_behavior": "sometimes"},  # type: ignore[typeddict-item]
+            {"proration_behavior": "sometimes"},
         )
 
 

@@ -67,7 +67,7 @@ def make_staff(app: Flask) -> Callable[..., StaffUser]:
 def sign_in(app: Flask, client: FlaskClient, staff: StaffUser) -> str:
     """A server-side session for ``staff`` in this client, without the login pages."""
     with app.test_request_context():
-        token = start_session(db.session.get(StaffUser, staff.id))  # type: ignore[arg-type]
+        token = start_session(db.session.get(StaffUser, staff.id))
         commit()
     with client.session_transaction() as session:
         session[SESSION_KEY] = token

@@ -12,7 +12,7 @@ from donations.staff.models import AuditEntry, Role, StaffSession, StaffUser
 from tests.staff.conftest import csrf_token, sign_in
 
 
-def test_team_actions(app, signed_in, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_team_actions(app, signed_in, make_staff) -> None:
     member = make_staff(Role.VIEWER, "member@newsroom.org")
     member_client = app.test_client()
     sign_in(app, member_client, member)
@@ -22,7 +22,7 @@ def test_team_actions(app, signed_in, make_staff) -> None:  # type: ignore[no-un
     assert "member@newsroom.org" in page.text
     token = csrf_token(page.text)
 
-    def act(staff_id: int, action: str, **data: str):  # type: ignore[no-untyped-def]
+    def act(staff_id: int, action: str, **data: str):
         return client.post(f"/staff/team/{staff_id}/{action}", data={"csrf_token": token, **data})
 
     assert act(member.id, "role", role="finance").status_code == 303
@@ -61,7 +61,7 @@ def test_team_actions(app, signed_in, make_staff) -> None:  # type: ignore[no-un
         ]
 
 
-def test_settings_change_is_validated_and_audited(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_settings_change_is_validated_and_audited(app, signed_in) -> None:
     client, admin = signed_in(Role.ADMIN)
     page = client.get("/staff/settings")
     assert page.status_code == 200
@@ -89,7 +89,7 @@ def test_settings_change_is_validated_and_audited(app, signed_in) -> None:  # ty
         assert entry.details["before"]["headline"] == current["headline"]
 
 
-def test_the_team_page_offers_no_actions_on_your_own_row(app, signed_in, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_the_team_page_offers_no_actions_on_your_own_row(app, signed_in, make_staff) -> None:
     member = make_staff(Role.VIEWER, "member@newsroom.org")
     client, admin = signed_in(Role.ADMIN)
     page = client.get("/staff/team").text

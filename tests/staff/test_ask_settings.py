@@ -140,7 +140,7 @@ def _settings_form(client: FlaskClient) -> str:
 @pytest.mark.parametrize(("typed", "message"), BAD, ids=[m[:40] for _, m in BAD])
 def test_a_typo_is_refused_at_the_field_and_changes_nothing(
     app: Flask, signed_in, typed: str, message: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client, _ = signed_in(Role.ADMIN)
     token = _settings_form(client)
     answer = client.post("/staff/settings", data={"csrf_token": token, "ask": typed})
@@ -178,7 +178,7 @@ def test_stored_settings_that_cannot_be_used_leave_the_ask_online(app: Flask) ->
         save_ask_config(good)
         commit()
         # Written around the validation (an old row, a hand edit in the database).
-        db.session.get(Setting, "ask").value = changed(_rename_currency)  # type: ignore[union-attr]
+        db.session.get(Setting, "ask").value = changed(_rename_currency)
         commit()
     app.extensions.pop("ask_config_cache", None)
     reader = app.test_client()
@@ -194,7 +194,7 @@ def _save(client: FlaskClient, data: dict[str, Any]) -> None:
     assert saved.status_code == 303, saved.text
 
 
-def test_versions_are_kept_and_one_can_be_restored(app: Flask, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_versions_are_kept_and_one_can_be_restored(app: Flask, signed_in) -> None:
     client, admin = signed_in(Role.ADMIN)
     first = changed(_set("headline.en", "First headline"))
     second = changed(_set("headline.en", "Second headline"))
@@ -220,7 +220,7 @@ def test_versions_are_kept_and_one_can_be_restored(app: Flask, signed_in) -> Non
     assert restored.status_code == 303
     assert "First headline" in app.test_client().get("/support").text
     with app.app_context():
-        assert db.session.get(Setting, "ask").value["headline"]["en"] == "First headline"  # type: ignore[union-attr]
+        assert db.session.get(Setting, "ask").value["headline"]["en"] == "First headline"
         newest = db.session.scalars(
             select(SettingVersion).order_by(SettingVersion.id.desc())
         ).first()
@@ -242,7 +242,7 @@ def test_versions_are_kept_and_one_can_be_restored(app: Flask, signed_in) -> Non
     )
 
 
-def test_a_version_that_no_longer_validates_is_not_restored(app: Flask, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_a_version_that_no_longer_validates_is_not_restored(app: Flask, signed_in) -> None:
     client, _ = signed_in(Role.ADMIN)
     _save(client, changed(_set("headline.en", "Current headline")))
     with app.app_context():

@@ -28,7 +28,7 @@ from tests.harness import change_settings
 from tests.staff.conftest import PASSWORD, csrf_token, forget_cached_csrf, totp_now
 
 
-def post_password(client, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+def post_password(client, email: str, password: str = PASSWORD):
     forget_cached_csrf()
     page = client.get("/staff/login")
     return client.post(
@@ -37,7 +37,7 @@ def post_password(client, email: str, password: str = PASSWORD):  # type: ignore
     )
 
 
-def post_code(client, code: str, path: str = "/staff/login/code"):  # type: ignore[no-untyped-def]
+def post_code(client, code: str, path: str = "/staff/login/code"):
     forget_cached_csrf()
     page = client.get(path)
     assert page.status_code == 200, page.text
@@ -55,7 +55,7 @@ def actions() -> list[str]:
     return list(db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
 
-def test_first_login_enrols_totp_with_qr_and_manual_key(client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_first_login_enrols_totp_with_qr_and_manual_key(client, ctx, make_staff) -> None:
     staff = make_staff(Role.FINANCE, enrolled=False)
     assert client.get("/staff/").status_code == 302
     answer = post_password(client, staff.email)
@@ -83,7 +83,7 @@ def test_first_login_enrols_totp_with_qr_and_manual_key(client, ctx, make_staff)
     assert other.get("/staff/login/enrol").headers["Location"].endswith("/staff/login/code")
 
 
-def test_login_with_password_and_totp(client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_login_with_password_and_totp(client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     assert post_password(client, staff.email.upper()).status_code == 302
     # The password alone is not a session.
@@ -96,7 +96,7 @@ def test_login_with_password_and_totp(client, ctx, make_staff) -> None:  # type:
     assert staff_row(staff.id).last_login_at is not None
 
 
-def test_a_totp_code_cannot_be_replayed(app, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_a_totp_code_cannot_be_replayed(app, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     code = totp_now(staff)
     first, second = app.test_client(), app.test_client()
@@ -115,7 +115,7 @@ def test_a_totp_code_cannot_be_replayed(app, ctx, make_staff) -> None:  # type: 
     assert {"reason": "totp_replayed"} in reasons
 
 
-def test_wrong_password_and_unknown_email_look_the_same(client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_and_unknown_email_look_the_same(client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     wrong = post_password(client, staff.email, "not the password!")
     unknown = post_password(client, "nobody@newsroom.org")
@@ -132,14 +132,14 @@ def test_wrong_password_and_unknown_email_look_the_same(client, ctx, make_staff)
     ]
 
 
-def test_login_is_rate_limited_per_address(app, client, ctx, make_staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_login_is_rate_limited_per_address(app, client, ctx, make_staff, monkeypatch) -> None:
     change_settings(monkeypatch, app, staff_login_rate_limit="3 per minute")
     for _ in range(3):
         assert post_password(client, "a@newsroom.org", "whatever password").status_code == 401
     assert post_password(client, "a@newsroom.org", "whatever password").status_code == 429
 
 
-def test_session_id_changes_at_login(client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_session_id_changes_at_login(client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     with client.session_transaction() as session:
         session[SESSION_KEY] = "planted-by-an-attacker"
@@ -158,7 +158,7 @@ def test_session_id_changes_at_login(client, ctx, make_staff) -> None:  # type: 
     assert db.session.scalar(select(func.count()).select_from(StaffSession)) == 2
 
 
-def test_logout_kills_the_session_on_the_server(app, client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_logout_kills_the_session_on_the_server(app, client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     post_password(client, staff.email)
     post_code(client, totp_now(staff))
@@ -181,7 +181,7 @@ def test_logout_kills_the_session_on_the_server(app, client, ctx, make_staff) ->
     assert actions()[-1] == "logout"
 
 
-def test_logout_needs_the_csrf_token(client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_logout_needs_the_csrf_token(client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     post_password(client, staff.email)
     post_code(client, totp_now(staff))
@@ -196,7 +196,7 @@ def test_logout_needs_the_csrf_token(client, ctx, make_staff) -> None:  # type: 
         (timedelta(hours=12, minutes=1), timedelta(minutes=1), "absolute_timeout"),
     ],
 )
-def test_session_timeouts(signed_in, ctx, created_ago, seen_ago, reason) -> None:  # type: ignore[no-untyped-def]
+def test_session_timeouts(signed_in, ctx, created_ago, seen_ago, reason) -> None:
     client, _ = signed_in(Role.VIEWER)
     assert client.get("/staff/").status_code == 200
     row = db.session.scalar(select(StaffSession))
@@ -215,7 +215,7 @@ def test_session_timeouts(signed_in, ctx, created_ago, seen_ago, reason) -> None
     assert ended.details["reason"] == reason
 
 
-def test_activity_keeps_the_session_alive(signed_in, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_activity_keeps_the_session_alive(signed_in, ctx) -> None:
     client, _ = signed_in(Role.VIEWER)
     row = db.session.scalar(select(StaffSession))
     row.last_seen_at = utcnow() - timedelta(minutes=29)
@@ -225,14 +225,14 @@ def test_activity_keeps_the_session_alive(signed_in, ctx) -> None:  # type: igno
     assert utcnow() - db.session.scalar(select(StaffSession.last_seen_at)) < timedelta(minutes=1)
 
 
-def test_deactivated_staff_are_signed_out(signed_in, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_deactivated_staff_are_signed_out(signed_in, ctx) -> None:
     client, staff = signed_in(Role.ADMIN)
     staff_row(staff.id).active = False
     commit()
     assert client.get("/staff/").status_code == 302
 
 
-def test_password_is_rehashed_when_parameters_change(client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_password_is_rehashed_when_parameters_change(client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     staff_row(staff.id).password_hash = weak
@@ -243,7 +243,7 @@ def test_password_is_rehashed_when_parameters_change(client, ctx, make_staff) ->
     assert not PasswordHasher().check_needs_rehash(rehashed)
 
 
-def test_next_is_followed_only_within_the_back_office(client, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_next_is_followed_only_within_the_back_office(client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
     forget_cached_csrf()
     bounced = client.get("/staff/supporters?q=ada")
@@ -267,7 +267,7 @@ def test_next_is_followed_only_within_the_back_office(client, ctx, make_staff) -
     assert post_code(evil, totp_now(staff, 1)).headers["Location"].endswith("/staff/")
 
 
-def test_audit_log_is_append_only(app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_audit_log_is_append_only(app, ctx) -> None:
     entry = audit("test.entry", target="x", amount=5)
     commit()
     entry.action = "changed"
@@ -299,7 +299,7 @@ def _same_page(html: str, email: str) -> str:
 
 
 @pytest.fixture
-def slow_waits(monkeypatch):  # type: ignore[no-untyped-def]
+def slow_waits(monkeypatch):
     """Waits of a minute, so that none runs out while a test (on a busy machine) looks at it."""
     from donations.staff import services
 
@@ -307,7 +307,7 @@ def slow_waits(monkeypatch):  # type: ignore[no-untyped-def]
         monkeypatch.setitem(services.THROTTLE_RULES, scope, services.ThrottleRule(rule.free, 60))
 
 
-def from_address(app, ip: str):  # type: ignore[no-untyped-def]
+def from_address(app, ip: str):
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = ip
     return client
@@ -315,10 +315,10 @@ def from_address(app, ip: str):  # type: ignore[no-untyped-def]
 
 def test_failures_slow_down_any_address_typed_alike(
     app, ctx, make_staff, slow_waits, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     change_settings(monkeypatch, app, staff_login_rate_limit="1000 per minute")
     staff = make_staff(Role.ADMIN)
-    answers: dict[str, list] = {}  # type: ignore[type-arg]
+    answers: dict[str, list] = {}
     for email in (staff.email, "nobody@newsroom.org"):
         client = from_address(app, "203.0.113.9")
         answers[email] = [post_password(client, email, "wrong password!!") for _ in range(4)]
@@ -350,14 +350,14 @@ def test_failures_slow_down_any_address_typed_alike(
     assert all(row.account_hash != account_hash(staff.email) for row in _throttle_rows())
 
 
-def test_waits_double_and_stop_at_fifteen_minutes(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_waits_double_and_stop_at_fifteen_minutes(ctx) -> None:
     waits = [record_login_failure("someone@newsroom.org", "192.0.2.1") for _ in range(16)]
     assert waits[:3] == [0, 0, 0]
     assert waits[3:8] == [2, 4, 8, 16, 32]
     assert waits[-1] == 900
 
 
-def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(  # type: ignore[no-untyped-def]
+def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(
     app, ctx, make_staff, slow_waits, monkeypatch
 ) -> None:
     change_settings(monkeypatch, app, staff_login_rate_limit="1000 per minute")
@@ -387,7 +387,7 @@ def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(  # type: ig
     assert post_password(other, staff.email).status_code == 429
 
 
-def test_unknown_wrong_and_waiting_cost_the_same(app, ctx, make_staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_wrong_and_waiting_cost_the_same(app, ctx, make_staff, monkeypatch) -> None:
     """One argon2 verification on every path; medians within a factor (loose: a shared machine)."""
     change_settings(monkeypatch, app, staff_login_rate_limit="10000 per minute")
     staff = make_staff(Role.FINANCE)
@@ -429,7 +429,7 @@ def test_unknown_wrong_and_waiting_cost_the_same(app, ctx, make_staff, monkeypat
     assert len(bodies["unknown"] | bodies["wrong"]) == 1  # one answer for both
 
 
-def test_wrong_codes_slow_down_and_burn_the_pending_step(  # type: ignore[no-untyped-def]
+def test_wrong_codes_slow_down_and_burn_the_pending_step(
     client, ctx, make_staff, slow_waits
 ) -> None:
     staff = make_staff(Role.FINANCE)
@@ -450,7 +450,7 @@ def test_wrong_codes_slow_down_and_burn_the_pending_step(  # type: ignore[no-unt
     assert client.get("/staff/").status_code == 302
 
 
-def test_the_pending_step_is_single_use_short_and_bound_to_the_browser(  # type: ignore[no-untyped-def]
+def test_the_pending_step_is_single_use_short_and_bound_to_the_browser(
     app, ctx, make_staff
 ) -> None:
     staff = make_staff(Role.FINANCE)

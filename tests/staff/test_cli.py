@@ -15,7 +15,7 @@ def count_staff() -> int:
     return db.session.scalar(select(func.count()).select_from(StaffUser)) or 0
 
 
-def test_create_with_password_from_environment(app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_create_with_password_from_environment(app, ctx) -> None:
     result = app.test_cli_runner().invoke(
         args=["staff", "create", "Fin@Newsroom.org", "--role", "finance"],
         env={"STAFF_PASSWORD": PASSWORD},
@@ -34,7 +34,7 @@ def test_create_with_password_from_environment(app, ctx) -> None:  # type: ignor
     assert (entry.action, entry.actor, entry.details["role"]) == ("staff.created", "cli", "finance")
 
 
-def test_create_prompts_for_the_password_twice(app, ctx, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_create_prompts_for_the_password_twice(app, ctx, monkeypatch) -> None:
     monkeypatch.delenv("STAFF_PASSWORD", raising=False)
     runner = app.test_cli_runner()
     result = runner.invoke(
@@ -54,7 +54,7 @@ def test_create_prompts_for_the_password_twice(app, ctx, monkeypatch) -> None:  
         (["staff", "create", "x@newsroom.org"], "--role"),
     ],
 )
-def test_bad_input_is_refused_and_creates_nothing(app, ctx, args, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_refused_and_creates_nothing(app, ctx, args, message) -> None:
     result = app.test_cli_runner().invoke(args=args, env={"STAFF_PASSWORD": PASSWORD})
     assert result.exit_code != 0
     assert message in result.output
@@ -74,7 +74,7 @@ def test_bad_input_is_refused_and_creates_nothing(app, ctx, args, message) -> No
 )
 def test_common_breached_and_guessable_passwords_are_refused(
     app, ctx, make_staff, password, message
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     runner = app.test_cli_runner()
     refused = runner.invoke(
         args=["staff", "create", "editor@newsroom.org", "--role", "viewer"],
@@ -91,7 +91,7 @@ def test_common_breached_and_guessable_passwords_are_refused(
     assert message in changed.output
 
 
-def test_short_password_and_duplicates_are_refused(app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_short_password_and_duplicates_are_refused(app, ctx) -> None:
     runner = app.test_cli_runner()
     short = runner.invoke(
         args=["staff", "create", "a@newsroom.org", "--role", "viewer"],
@@ -114,7 +114,7 @@ def test_short_password_and_duplicates_are_refused(app, ctx) -> None:  # type: i
     assert count_staff() == 1
 
 
-def test_unlock_and_reset_2fa(app, ctx, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_unlock_and_reset_2fa(app, ctx, make_staff) -> None:
     from donations.staff.models import LoginThrottle
     from donations.staff.services import record_login_failure
 

@@ -78,7 +78,7 @@ def rows(result: list[dash.MoneyRow]) -> dict[str, tuple[int, int, int, int, int
     return {r.currency: (r.count, r.gross, r.fees, r.refunds, r.net) for r in result}
 
 
-def test_totals_per_period_in_the_reporting_time_zone(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_totals_per_period_in_the_reporting_time_zone(ctx) -> None:
     seed()
     data = dash.dashboard(NY, NOW)
     assert [p.key for p in data.periods] == ["today", "month", "year"]
@@ -94,7 +94,7 @@ def test_totals_per_period_in_the_reporting_time_zone(ctx) -> None:  # type: ign
     assert data.lapsed_supporters == {"today": 0, "month": 1, "year": 1}
 
 
-def test_breakdowns_and_recurring_revenue(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_breakdowns_and_recurring_revenue(ctx) -> None:
     seed()
     data = dash.dashboard(NY, NOW)
     assert {(r.key, r.currency, r.count, r.gross) for r in data.by_frequency["year"]} == {
@@ -113,7 +113,7 @@ def test_breakdowns_and_recurring_revenue(ctx) -> None:  # type: ignore[no-untyp
     ]
 
 
-def test_monthly_revenue_for_the_chart(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_monthly_revenue_for_the_chart(ctx) -> None:
     seed()
     series = dash.monthly_revenue(NY, NOW)
     assert set(series) == {"EUR", "USD"}
@@ -125,7 +125,7 @@ def test_monthly_revenue_for_the_chart(ctx) -> None:  # type: ignore[no-untyped-
     assert sum(g for _, g, _ in usd) == 3950
 
 
-def test_dashboard_page_shows_totals_and_a_chart(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_page_shows_totals_and_a_chart(app, signed_in) -> None:
     with app.app_context():
         owner = factories.supporter()
         factories.donation(owner, 1050, fee=61, succeeded_at=utcnow())
@@ -144,7 +144,7 @@ def test_dashboard_page_shows_totals_and_a_chart(app, signed_in) -> None:  # typ
     assert "<script" not in html
 
 
-def test_empty_dashboard(signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_empty_dashboard(signed_in) -> None:
     client, _ = signed_in(Role.VIEWER)
     page = client.get("/staff/")
     assert page.status_code == 200

@@ -10,7 +10,7 @@ from tests.staff import factories
 from tests.staff.conftest import csrf_token
 
 
-def _supporter_with_a_card_gift(app) -> int:  # type: ignore[no-untyped-def]
+def _supporter_with_a_card_gift(app) -> int:
     with app.app_context():
         owner = factories.supporter()
         factories.donation(
@@ -20,7 +20,7 @@ def _supporter_with_a_card_gift(app) -> int:  # type: ignore[no-untyped-def]
         return owner.id
 
 
-def test_the_back_office_is_english_whatever_the_browser_says(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_the_back_office_is_english_whatever_the_browser_says(app, signed_in) -> None:
     supporter_id = _supporter_with_a_card_gift(app)
     client, _ = signed_in(Role.ADMIN)
     client.get("/support?lang=ru")  # a reader-side choice in the same browser
@@ -34,7 +34,7 @@ def test_the_back_office_is_english_whatever_the_browser_says(app, signed_in) ->
     assert "г." not in page
 
 
-def test_each_staff_member_chooses_their_language(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_each_staff_member_chooses_their_language(app, signed_in) -> None:
     supporter_id = _supporter_with_a_card_gift(app)
     client, staff = signed_in(Role.FINANCE)
     account = client.get("/staff/account")
@@ -62,12 +62,12 @@ def test_each_staff_member_chooses_their_language(app, signed_in) -> None:  # ty
         from donations.db import db
         from donations.staff.models import AuditEntry, StaffUser
 
-        assert db.session.get(StaffUser, staff.id).locale == "ru"  # type: ignore[union-attr]
+        assert db.session.get(StaffUser, staff.id).locale == "ru"
         entry = db.session.query(AuditEntry).filter_by(action="staff.locale_changed").one()
         assert entry.details == {"before": "en", "after": "ru"}
 
 
-def test_a_russian_staff_member_refunds_in_their_own_numbers(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_a_russian_staff_member_refunds_in_their_own_numbers(app, signed_in) -> None:
     with app.app_context():
         owner = factories.supporter()
         gift = factories.donation(owner, 5000, "EUR", stripe_payment_intent_id="pi_locale")
@@ -78,7 +78,7 @@ def test_a_russian_staff_member_refunds_in_their_own_numbers(app, signed_in) -> 
         from donations.db import db
         from donations.staff.models import StaffUser
 
-        db.session.get(StaffUser, staff.id).locale = "ru"  # type: ignore[union-attr]
+        db.session.get(StaffUser, staff.id).locale = "ru"
         commit()
     form = client.get(f"/staff/donations/{gift_id}/refund")
     answer = client.post(
@@ -90,7 +90,7 @@ def test_a_russian_staff_member_refunds_in_their_own_numbers(app, signed_in) -> 
     assert "1 250" not in answer.text.replace("\u00a0", " ")
 
 
-def test_audit_amounts_are_formatted(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_audit_amounts_are_formatted(app, signed_in) -> None:
     client, _staff = signed_in(Role.ADMIN)
     with app.app_context():
         audit("refund.created", target="donation:1", amount=Money(1000, "USD"), status="pending")

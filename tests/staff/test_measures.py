@@ -91,7 +91,7 @@ def more() -> None:
 
 
 @pytest.fixture
-def board(ctx):  # type: ignore[no-untyped-def]
+def board(ctx):
     seed()
     more()
     commit()
@@ -102,7 +102,7 @@ def filters_of(period: dash.Period, **narrow: object) -> ReportFilters:
     """The report filters for the same days as the dashboard's period (inclusive dates)."""
     first = period.start.astimezone(NY).date()
     last = (period.end.astimezone(NY) - timedelta(days=1)).date()
-    return ReportFilters(start=first, end=last, **narrow)  # type: ignore[arg-type]
+    return ReportFilters(start=first, end=last, **narrow)
 
 
 def major(row: dash.MoneyRow) -> tuple[object, ...]:
@@ -121,7 +121,7 @@ PERIODS = ("today", "month", "year")
 
 
 @pytest.mark.parametrize("key", PERIODS)
-def test_money_totals_agree(board, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_money_totals_agree(board, key: str) -> None:
     period = next(p for p in board.periods if p.key == key)
     on_board = [major(r) for r in board.totals[key]]
     assert on_board  # every period has money in it
@@ -130,7 +130,7 @@ def test_money_totals_agree(board, key: str) -> None:  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("key", PERIODS)
-def test_breakdowns_agree(board, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_breakdowns_agree(board, key: str) -> None:
     period = next(p for p in board.periods if p.key == key)
     for by, rows in (("frequency", board.by_frequency[key]), ("method", board.by_method[key])):
         for row in rows:
@@ -144,7 +144,7 @@ def test_breakdowns_agree(board, key: str) -> None:  # type: ignore[no-untyped-d
 
 
 @pytest.mark.parametrize("key", PERIODS)
-def test_supporter_counts_agree(board, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_supporter_counts_agree(board, key: str) -> None:
     period = next(p for p in board.periods if p.key == key)
     (report,) = supporter_totals(filters_of(period), NY).rows
     assert (report[3], report[4]) == (board.new_supporters[key], board.lapsed_supporters[key])
@@ -153,7 +153,7 @@ def test_supporter_counts_agree(board, key: str) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize("key", PERIODS)
-def test_refund_states_agree(board, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_refund_states_agree(board, key: str) -> None:
     period = next(p for p in board.periods if p.key == key)
     names = [c.key for c in LEDGER_COLUMNS]
     counted: dict[str, int] = defaultdict(int)
@@ -166,7 +166,7 @@ def test_refund_states_agree(board, key: str) -> None:  # type: ignore[no-untype
         assert set(counted) >= {"partially_refunded", "refunded", "dispute_lost", "disputed"}
 
 
-def test_recurring_revenue_agrees(board) -> None:  # type: ignore[no-untyped-def]
+def test_recurring_revenue_agrees(board) -> None:
     plans = {row[0]: row for row in plan_totals(ReportFilters(), NY).rows}
     assert board.recurring
     for row in board.recurring:
@@ -180,7 +180,7 @@ def test_recurring_revenue_agrees(board) -> None:  # type: ignore[no-untyped-def
     assert next(r.mrr for r in board.recurring if r.currency == "GBP") == 1500 + 517
 
 
-def test_the_chart_agrees_with_the_monthly_summary(board) -> None:  # type: ignore[no-untyped-def]
+def test_the_chart_agrees_with_the_monthly_summary(board) -> None:
     year = next(p for p in board.periods if p.key == "year")
     summed: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for month, currency, _, _, gross, _, _, net, _, _ in monthly_rows(filters_of(year), NY):

@@ -15,7 +15,7 @@ from tests.staff.conftest import csrf_token, forget_cached_csrf
 
 def test_a_parked_event_is_shown_to_admins_and_retried(
     app, ctx, client, simulator, signed_in
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings = app.config["SETTINGS"]
     app.config["SETTINGS"] = replace(settings, webhook_max_attempts=1)
     try:

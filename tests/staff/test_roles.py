@@ -88,7 +88,7 @@ def test_every_staff_route_is_in_the_matrix(app: Flask) -> None:
         assert declared == expected, endpoint
 
 
-def test_role_matrix(app: Flask, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_role_matrix(app: Flask, make_staff) -> None:
     other = make_staff(Role.VIEWER, "other@newsroom.org")
     with app.app_context():
         owner = factories.supporter()
@@ -148,7 +148,7 @@ PERSONAL = ("privacy.subject@example.org", "Prudence Subject")
 
 
 @pytest.mark.parametrize("visitor", list(Role))
-def test_personal_data_needs_finance(app: Flask, make_staff, visitor: Role) -> None:  # type: ignore[no-untyped-def]
+def test_personal_data_needs_finance(app: Flask, make_staff, visitor: Role) -> None:
     """Every GET screen of the back office, as each role: a viewer sees no one's email or name."""
     from donations.staff.reports.catalogue import REPORTS
 
@@ -185,7 +185,7 @@ def test_personal_data_needs_finance(app: Flask, make_staff, visitor: Role) -> N
         assert "Supporters" not in client.get("/staff/").text.split("<main", 1)[0]
 
 
-def test_actions_are_shown_to_finance_and_the_page_refused_to_viewers(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_actions_are_shown_to_finance_and_the_page_refused_to_viewers(app, signed_in) -> None:
     with app.app_context():
         owner = factories.supporter()
         factories.donation(owner, stripe_payment_intent_id="pi_hidden")

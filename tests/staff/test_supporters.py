@@ -20,7 +20,7 @@ from tests.staff import factories
 from tests.staff.conftest import csrf_token, forget_cached_csrf
 
 
-def stripe_refunds(simulator, payment_intent: str) -> list[dict]:  # type: ignore[no-untyped-def]
+def stripe_refunds(simulator, payment_intent: str) -> list[dict]:
     answer = requests.get(
         f"{simulator.url}/v1/refunds",
         params={"payment_intent": payment_intent},
@@ -31,7 +31,7 @@ def stripe_refunds(simulator, payment_intent: str) -> list[dict]:  # type: ignor
     return answer.json()["data"]
 
 
-def paid_donation(app, simulator, amount: int = 1000):  # type: ignore[no-untyped-def]
+def paid_donation(app, simulator, amount: int = 1000):
     """A donation paid for real at the simulator, recorded as the webhook would."""
     with app.test_request_context():
         owner = factories.supporter()
@@ -54,7 +54,7 @@ def paid_donation(app, simulator, amount: int = 1000):  # type: ignore[no-untype
         return donation.id, owner.id, intent.id
 
 
-def refund_via_pages(client, donation_id: int, amount: str, reason: str = "asked by reader"):  # type: ignore[no-untyped-def]
+def refund_via_pages(client, donation_id: int, amount: str, reason: str = "asked by reader"):
     form = client.get(f"/staff/donations/{donation_id}/refund")
     assert form.status_code == 200
     review = client.post(
@@ -71,7 +71,7 @@ def refund_via_pages(client, donation_id: int, amount: str, reason: str = "asked
     return client.post(f"/staff/donations/{donation_id}/refund", data=fields), fields
 
 
-def test_search_by_email_name_and_stripe_ids(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_search_by_email_name_and_stripe_ids(app, signed_in) -> None:
     with app.app_context():
         ada = factories.supporter("Ada@Example.org", "Ada Lovelace", stripe_customer_id="cus_ada")
         factories.donation(ada, stripe_payment_intent_id="pi_ada", stripe_charge_id="ch_ada")
@@ -97,7 +97,7 @@ def test_search_by_email_name_and_stripe_ids(app, signed_in) -> None:  # type: i
     assert found("") == []
 
 
-def test_supporter_page_timeline(app, signed_in, make_staff) -> None:  # type: ignore[no-untyped-def]
+def test_supporter_page_timeline(app, signed_in, make_staff) -> None:
     author = make_staff(Role.FINANCE, "author@newsroom.org")
     with app.app_context():
         owner = factories.supporter()
@@ -127,7 +127,7 @@ def test_supporter_page_timeline(app, signed_in, make_staff) -> None:  # type: i
     assert client.get("/staff/supporters/999999").status_code == 404
 
 
-def test_add_note(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_add_note(app, signed_in) -> None:
     with app.app_context():
         supporter_id = factories.supporter().id
         commit()
@@ -150,7 +150,7 @@ def test_add_note(app, signed_in) -> None:  # type: ignore[no-untyped-def]
         assert db.session.scalar(select(func.count()).select_from(SupporterNote)) == 1
 
 
-def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) -> None:
     donation_id, supporter_id, intent = paid_donation(app, simulator, 1000)
     client, staff = signed_in(Role.FINANCE)
 
@@ -205,7 +205,7 @@ def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) 
 
 
 @pytest.mark.parametrize("amount", ["abc", "0", "-1", "1.234", "NaN", "1e3", "10.00.0"])
-def test_bad_refund_amounts_change_nothing(app, signed_in, amount) -> None:  # type: ignore[no-untyped-def]
+def test_bad_refund_amounts_change_nothing(app, signed_in, amount) -> None:
     with app.app_context():
         owner = factories.supporter()
         donation_id = factories.donation(owner, 1000, stripe_payment_intent_id="pi_bad").id
@@ -217,7 +217,7 @@ def test_bad_refund_amounts_change_nothing(app, signed_in, amount) -> None:  # t
         assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
 
 
-def test_refund_refused_by_stripe_is_recorded(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_refund_refused_by_stripe_is_recorded(app, signed_in) -> None:
     with app.app_context():
         owner = factories.supporter()
         donation_id = factories.donation(owner, 1000, stripe_payment_intent_id="pi_unknown").id
@@ -238,7 +238,7 @@ def test_refund_refused_by_stripe_is_recorded(app, signed_in) -> None:  # type: 
         )
 
 
-def test_resend_receipt(app, simulator, signed_in, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_resend_receipt(app, simulator, signed_in, mailbox) -> None:
     donation_id, supporter_id, _ = paid_donation(app, simulator, 1500)
     assert len(mailbox.wait_for(1)) == 1
     client, _ = signed_in(Role.FINANCE)
@@ -269,7 +269,7 @@ def test_resend_receipt(app, simulator, signed_in, mailbox) -> None:  # type: ig
         )
 
 
-def test_resent_receipt_states_the_refund(app, simulator, signed_in, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_resent_receipt_states_the_refund(app, simulator, signed_in, mailbox) -> None:
     donation_id, supporter_id, _ = paid_donation(app, simulator, 1500)
     client, _ = signed_in(Role.FINANCE)
     done, _ = refund_via_pages(client, donation_id, "")
@@ -292,7 +292,7 @@ def test_resent_receipt_states_the_refund(app, simulator, signed_in, mailbox) ->
     assert stated in resent.get_body(("html",)).get_content()
 
 
-def test_resend_without_a_receipt_is_refused(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_resend_without_a_receipt_is_refused(app, signed_in) -> None:
     with app.app_context():
         owner = factories.supporter()
         donation_id = factories.donation(owner, status=DonationStatus.PENDING).id
@@ -307,7 +307,7 @@ def test_resend_without_a_receipt_is_refused(app, signed_in) -> None:  # type: i
     assert "no receipt to resend" in client.get(answer.headers["Location"]).text
 
 
-def test_cancel_plan(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_plan(app, signed_in) -> None:
     with app.app_context():
         owner = factories.supporter()
         plan_id = factories.plan(owner, status=PlanStatus.INCOMPLETE).id
@@ -334,7 +334,7 @@ def test_cancel_plan(app, signed_in) -> None:  # type: ignore[no-untyped-def]
         assert entry.details["reason"] == "moved abroad"
 
 
-def test_audit_log_pages(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_audit_log_pages(app, signed_in) -> None:
     from donations.staff.services import audit
 
     with app.app_context():
@@ -353,7 +353,7 @@ def test_audit_log_pages(app, signed_in) -> None:  # type: ignore[no-untyped-def
     assert client.get("/staff/audit?page=x").status_code == 200
 
 
-def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, signed_in) -> None:
     from tests.harness import signed_event
     from tests.support.test_recurring import start_plan, thanks_url
 
@@ -388,7 +388,7 @@ def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, sig
     assert (plan.status, plan.cancellation_reason) == (PlanStatus.CANCELED, "asked by phone")
 
 
-def test_supporter_page_status_and_stripe_side_movements(app, signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_supporter_page_status_and_stripe_side_movements(app, signed_in) -> None:
     from datetime import UTC, datetime
 
     from donations.payments.models import Dispute, DisputeStatus, Payout, PayoutStatus

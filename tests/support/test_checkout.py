@@ -19,7 +19,7 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
-def details_form(client, amount: str = "10", currency: str = "USD", frequency: str = "once"):  # type: ignore[no-untyped-def]
+def details_form(client, amount: str = "10", currency: str = "USD", frequency: str = "once"):
     page = client.get(
         f"/support/checkout?frequency={frequency}&amount={amount}&currency={currency}"
     )
@@ -45,14 +45,14 @@ def client_secret_of(html: str) -> str:
     return match.group(1)
 
 
-def test_ask_page_offers_the_choices(client) -> None:  # type: ignore[no-untyped-def]
+def test_ask_page_offers_the_choices(client) -> None:
     page = client.get("/support")
     assert page.status_code == 200
     for label in ("Once", "Monthly", "Annual", "Continue", "Remind me later"):
         assert label in page.text
 
 
-def test_ask_prefills_from_query(client) -> None:  # type: ignore[no-untyped-def]
+def test_ask_prefills_from_query(client) -> None:
     page = client.get("/support?frequency=once&amount=50&currency=EUR").text
     assert re.search(r'id="frequency-once" value="once"\s+checked', page)
     assert re.search(r'<option value="EUR" selected>', page)
@@ -62,7 +62,7 @@ def test_ask_prefills_from_query(client) -> None:  # type: ignore[no-untyped-def
 @pytest.mark.parametrize(
     "query", ["frequency=weekly", "amount=-5", "currency=XXX", "amount=NaN", "amount=1e9"]
 )
-def test_ask_ignores_bad_prefill(client, query: str) -> None:  # type: ignore[no-untyped-def]
+def test_ask_ignores_bad_prefill(client, query: str) -> None:
     assert client.get(f"/support?{query}").status_code == 200
 
 
@@ -81,20 +81,20 @@ def test_ask_ignores_bad_prefill(client, query: str) -> None:  # type: ignore[no
 )
 def test_bad_amounts_get_a_message_and_create_nothing(
     client, ctx, amount: str, message: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     page = client.get(f"/support/checkout?frequency=once&amount={amount}&currency=USD")
     assert page.status_code == 400
     assert message in page.text
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 0
 
 
-def test_unknown_currency_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_currency_is_refused(client) -> None:
     page = client.get("/support/checkout?frequency=once&amount=10&currency=XXX")
     assert page.status_code == 400
     assert "currencies offered" in page.text
 
 
-def test_tampered_hidden_amount_is_revalidated(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_hidden_amount_is_revalidated(client, ctx) -> None:
     form = details_form(client)
     form["amount"] = "0.01"
     page = client.post("/support/checkout", data=form)
@@ -102,14 +102,14 @@ def test_tampered_hidden_amount_is_revalidated(client, ctx) -> None:  # type: ig
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 0
 
 
-def test_post_without_csrf_token_is_refused(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_post_without_csrf_token_is_refused(client, ctx) -> None:
     form = details_form(client)
     del form["csrf_token"]
     assert client.post("/support/checkout", data=form).status_code == 400
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 0
 
 
-def test_invalid_email_is_refused(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_email_is_refused(client, ctx) -> None:
     form = details_form(client)
     form["email"] = "not-an-email\r\nBcc: x@y.z"
     page = client.post("/support/checkout", data=form)
@@ -118,7 +118,7 @@ def test_invalid_email_is_refused(client, ctx) -> None:  # type: ignore[no-untyp
     assert db.session.scalar(select(func.count()).select_from(Supporter)) == 0
 
 
-def test_one_off_gift_end_to_end(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_one_off_gift_end_to_end(client, ctx, simulator, mailbox) -> None:
     form = details_form(client, amount="10")
     started = client.post("/support/checkout", data=form)
     assert started.status_code == 303
@@ -151,7 +151,7 @@ def test_one_off_gift_end_to_end(client, ctx, simulator, mailbox) -> None:  # ty
     assert db.session.scalar(select(func.count()).select_from(EmailMessage)) == 1
 
 
-def test_double_submit_creates_one_payment(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_double_submit_creates_one_payment(client, ctx, simulator) -> None:
     form = details_form(client)
     first = client.post("/support/checkout", data=form)
     second = client.post("/support/checkout", data=form)
@@ -162,7 +162,7 @@ def test_double_submit_creates_one_payment(client, ctx, simulator) -> None:  # t
     assert client_secret_of(client.get(url).text) == client_secret_of(client.get(url).text)
 
 
-def test_same_attempt_with_other_email_is_refused(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_same_attempt_with_other_email_is_refused(client, ctx) -> None:
     form = details_form(client)
     client.post("/support/checkout", data=form)
     form["email"] = "someone.else@example.org"
@@ -171,7 +171,7 @@ def test_same_attempt_with_other_email_is_refused(client, ctx) -> None:  # type:
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 1
 
 
-def test_decline_then_retry_succeeds(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_decline_then_retry_succeeds(client, ctx, simulator, mailbox) -> None:
     started = client.post("/support/checkout", data=details_form(client))
     pay_url = started.headers["Location"]
     secret = client_secret_of(client.get(pay_url).text)
@@ -195,7 +195,7 @@ def test_decline_then_retry_succeeds(client, ctx, simulator, mailbox) -> None:  
     assert len(mailbox.wait_for(1)) == 1
 
 
-def test_three_d_secure_success(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_three_d_secure_success(client, ctx, simulator) -> None:
     pay_url = client.post("/support/checkout", data=details_form(client)).headers["Location"]
     secret = client_secret_of(client.get(pay_url).text)
     assert simulator.confirm(secret, card="4000002500003155").json()["status"] == "requires_action"
@@ -206,7 +206,7 @@ def test_three_d_secure_success(client, ctx, simulator) -> None:  # type: ignore
     assert db.session.scalar(select(Donation.status)) is DonationStatus.SUCCEEDED
 
 
-def test_three_d_secure_failure_without_decline_code(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_three_d_secure_failure_without_decline_code(client, ctx, simulator) -> None:
     # Stripe's last_payment_error for a failed 3DS challenge has no decline_code.
     pay_url = client.post("/support/checkout", data=details_form(client)).headers["Location"]
     secret = client_secret_of(client.get(pay_url).text)
@@ -225,7 +225,7 @@ def test_three_d_secure_failure_without_decline_code(client, ctx, simulator) -> 
     assert donation.failure_code == "payment_intent_authentication_failure"
 
 
-def test_unknown_token_is_404(client) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_token_is_404(client) -> None:
     assert client.get(f"/support/pay/{uuid.uuid4().hex}").status_code == 404
     assert client.get("/support/thanks/" + "x" * 300).status_code == 404
 
@@ -234,7 +234,7 @@ def test_unknown_token_is_404(client) -> None:  # type: ignore[no-untyped-def]
     ("typed", "lang", "major"),
     [("1,000", "en", "1000.00"), ("1 000,50", "ru", "1000.50"), ("1000,5", "ru", "1000.50")],
 )
-def test_typed_amount_is_read_in_the_readers_locale(  # type: ignore[no-untyped-def]
+def test_typed_amount_is_read_in_the_readers_locale(
     client, typed: str, lang: str, major: str
 ) -> None:
     page = client.get(
@@ -245,7 +245,7 @@ def test_typed_amount_is_read_in_the_readers_locale(  # type: ignore[no-untyped-
     assert f'name="amount" type="hidden" value="{major}"' in page.text
 
 
-def test_ambiguous_typed_amount_gets_an_example_in_the_locale(client) -> None:  # type: ignore[no-untyped-def]
+def test_ambiguous_typed_amount_gets_an_example_in_the_locale(client) -> None:
     page = client.get(
         "/support/checkout",
         query_string={"frequency": "once", "currency": "EUR", "custom_amount": "5,5", "lang": "en"},

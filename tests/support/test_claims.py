@@ -39,7 +39,7 @@ def owner_profile() -> tuple[str, str | None, str, bool]:
     return supporter.name, supporter.country, supporter.locale, supporter.newsletter_opt_in
 
 
-def existing_owner(client, simulator) -> tuple[str, str | None, str, bool]:  # type: ignore[no-untyped-def]
+def existing_owner(client, simulator) -> tuple[str, str | None, str, bool]:
     """The owner has given once, as "Ada Reader" from GB (tests.payments.stripe_flows)."""
     give(client, simulator, email=OWNER)
     profile = owner_profile()
@@ -47,7 +47,7 @@ def existing_owner(client, simulator) -> tuple[str, str | None, str, bool]:  # t
     return profile
 
 
-def strangers_checkout(client, frequency: str = "once", **fields: str):  # type: ignore[no-untyped-def]
+def strangers_checkout(client, frequency: str = "once", **fields: str):
     form = details_form(client, frequency=frequency)
     form.update({"email": "OWNER@example.org", "name": "", "country": "", "newsletter": "y"})
     form.update(fields)
@@ -63,7 +63,7 @@ def assert_nothing_of_the_owner_in(page: str) -> None:
 
 
 @pytest.mark.parametrize("frequency", ["once", "monthly"])
-def test_an_unpaid_checkout_shows_and_changes_nothing_of_the_owner(  # type: ignore[no-untyped-def]
+def test_an_unpaid_checkout_shows_and_changes_nothing_of_the_owner(
     client, ctx, simulator, frequency
 ) -> None:
     before = existing_owner(client, simulator)
@@ -102,7 +102,7 @@ def test_an_unpaid_checkout_shows_and_changes_nothing_of_the_owner(  # type: ign
     assert consent.wording_version == wording_version(ConsentTopic.NEWSLETTER)
 
 
-def test_a_declined_payment_changes_nothing(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_a_declined_payment_changes_nothing(client, ctx, simulator) -> None:
     before = existing_owner(client, simulator)
     pay_url = strangers_checkout(client, name="Mallory", country="US")
     secret = client_secret_of(client.get(pay_url).text)
@@ -116,7 +116,7 @@ def test_a_declined_payment_changes_nothing(client, ctx, simulator) -> None:  # 
     assert owner_profile() == before
 
 
-def test_a_successful_payment_applies_what_was_given(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_successful_payment_applies_what_was_given(client, ctx, simulator, mailbox) -> None:
     existing_owner(client, simulator)
     pay_url = strangers_checkout(client, name="Ada Lovelace", country="FR")
     assert simulator.confirm(client_secret_of(client.get(pay_url).text)).json()["status"] == (
@@ -130,7 +130,7 @@ def test_a_successful_payment_applies_what_was_given(client, ctx, simulator, mai
     assert consent.applied_at is not None
 
 
-def test_an_empty_name_keeps_the_stored_one_after_payment(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_name_keeps_the_stored_one_after_payment(client, ctx, simulator) -> None:
     existing_owner(client, simulator)
     pay_url = strangers_checkout(client)
     simulator.confirm(client_secret_of(client.get(pay_url).text))
@@ -141,7 +141,7 @@ def test_an_empty_name_keeps_the_stored_one_after_payment(client, ctx, simulator
     assert (name, country, newsletter) == ("Ada Reader", "GB", True)
 
 
-def test_the_webhook_applies_the_details_without_the_thank_you_page(  # type: ignore[no-untyped-def]
+def test_the_webhook_applies_the_details_without_the_thank_you_page(
     client, ctx, simulator
 ) -> None:
     existing_owner(client, simulator)
@@ -154,7 +154,7 @@ def test_the_webhook_applies_the_details_without_the_thank_you_page(  # type: ig
     assert owner_profile()[:2] == ("Paid By Webhook", "DE")
 
 
-def test_a_plan_applies_its_details_with_its_first_payment(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_a_plan_applies_its_details_with_its_first_payment(client, ctx, simulator) -> None:
     before = existing_owner(client, simulator)
     pay_url = strangers_checkout(client, "monthly", name="Monthly Ada", country="IT")
     secret = client_secret_of(client.get(pay_url).text)
@@ -178,7 +178,7 @@ def test_a_plan_applies_its_details_with_its_first_payment(client, ctx, simulato
     assert owner_profile()[0] == "Changed Since"
 
 
-def test_a_new_address_is_stored_bare_until_it_pays(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_address_is_stored_bare_until_it_pays(client, ctx, simulator) -> None:
     form = details_form(client)
     form.update(email="new@example.org", name="New Reader", country="GB", newsletter="y")
     pay_url = client.post("/support/checkout", data=form).headers["Location"]
@@ -196,7 +196,7 @@ def test_a_new_address_is_stored_bare_until_it_pays(client, ctx, simulator) -> N
     )
 
 
-def test_the_reminder_form_shows_and_changes_nothing_of_the_owner(  # type: ignore[no-untyped-def]
+def test_the_reminder_form_shows_and_changes_nothing_of_the_owner(
     client, ctx, simulator, mailbox
 ) -> None:
     before = existing_owner(client, simulator)
@@ -208,7 +208,7 @@ def test_the_reminder_form_shows_and_changes_nothing_of_the_owner(  # type: igno
     assert owner_profile() == before
 
 
-def test_the_consent_wording_is_the_one_the_form_shows(app) -> None:  # type: ignore[no-untyped-def]
+def test_the_consent_wording_is_the_one_the_form_shows(app) -> None:
     from donations.support.forms import DetailsForm
 
     with app.test_request_context("/"):

@@ -13,12 +13,12 @@ from tests.support.test_checkout import client_secret_of, details_form
 
 
 @pytest.fixture
-def strict_app(make_app):  # type: ignore[no-untyped-def]
+def strict_app(make_app):
     """The same database and simulator with the production rate limits."""
     return make_app(CHECKOUT_RATE_LIMIT=None)
 
 
-def test_two_hundred_attempts_create_at_most_ten_payment_intents(strict_app, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_two_hundred_attempts_create_at_most_ten_payment_intents(strict_app, ctx) -> None:
     client = strict_app.test_client()
     statuses = []
     for n in range(200):
@@ -36,7 +36,7 @@ def test_two_hundred_attempts_create_at_most_ten_payment_intents(strict_app, ctx
     assert statuses.count(429) == 200 - created
 
 
-def test_one_email_cannot_start_many_checkouts_from_many_addresses(strict_app) -> None:  # type: ignore[no-untyped-def]
+def test_one_email_cannot_start_many_checkouts_from_many_addresses(strict_app) -> None:
     client = strict_app.test_client()
     codes = []
     for n in range(15):
@@ -49,7 +49,7 @@ def test_one_email_cannot_start_many_checkouts_from_many_addresses(strict_app) -
     assert codes.count(429) >= 5
 
 
-def test_repeated_declines_block_new_checkouts(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_declines_block_new_checkouts(client, ctx, simulator) -> None:
     for _ in range(5):
         pay_url = client.post("/support/checkout", data=details_form(client)).headers["Location"]
         secret = client_secret_of(client.get(pay_url).text)
@@ -67,19 +67,19 @@ def test_repeated_declines_block_new_checkouts(client, ctx, simulator) -> None: 
     assert "Too many declined payments" in blocked.text
 
 
-def test_decline_report_needs_csrf(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_decline_report_needs_csrf(client, ctx) -> None:
     pay_url = client.post("/support/checkout", data=details_form(client)).headers["Location"]
     assert client.post(pay_url + "/declined").status_code == 400
 
 
-def test_honeypot_creates_nothing(client, ctx) -> None:  # type: ignore[no-untyped-def]
+def test_honeypot_creates_nothing(client, ctx) -> None:
     form = details_form(client)
     form["website"] = "http://spam.example"
     assert client.post("/support/checkout", data=form).status_code == 400
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 0
 
 
-def test_fee_cover_is_shown_and_stored_apart(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_fee_cover_is_shown_and_stored_apart(client, ctx, simulator) -> None:
     form = details_form(client, amount="20")
     page = client.get("/support/checkout?frequency=once&amount=20&currency=USD").text
     assert "Add $0.91 to cover the processing fee" in page  # 2.9% + 30, grossed up
@@ -103,12 +103,12 @@ def test_fee_cover_is_shown_and_stored_apart(client, ctx, simulator) -> None:  #
         ("fr", "USD"),
     ],
 )
-def test_currency_follows_the_readers_region(client, accept_language: str, currency: str) -> None:  # type: ignore[no-untyped-def]
+def test_currency_follows_the_readers_region(client, accept_language: str, currency: str) -> None:
     page = client.get("/support", headers={"Accept-Language": accept_language}).text
     assert f'<option value="{currency}" selected>' in page
 
 
-def test_currency_can_be_changed(client) -> None:  # type: ignore[no-untyped-def]
+def test_currency_can_be_changed(client) -> None:
     page = client.get("/support?currency=GBP&frequency=monthly").text
     assert '<option value="GBP" selected>' in page
     assert "£10.00" in page

@@ -58,7 +58,7 @@ def test_the_page_s_example() -> None:
 # -- shown before paying -----------------------------------------------------------------
 
 
-def details(client, amount: str, currency: str, lang: str = "en") -> str:  # type: ignore[no-untyped-def]
+def details(client, amount: str, currency: str, lang: str = "en") -> str:
     page = client.get(
         f"/support/checkout?frequency=once&amount={amount}&currency={currency}&lang={lang}"
     )
@@ -66,14 +66,14 @@ def details(client, amount: str, currency: str, lang: str = "en") -> str:  # typ
     return " ".join(page.text.replace("\u00a0", " ").replace("\u202f", " ").split())
 
 
-def test_the_cover_is_shown_before_paying_in_english_and_russian(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_cover_is_shown_before_paying_in_english_and_russian(client) -> None:
     page = details(client, "10", "USD")
     assert "Add $0.61 to cover the processing fee, so all of $10.00 reaches the newsroom" in page
     russian = details(client, "10", "USD", "ru")
     assert "Добавить 0,61 $ на оплату комиссии, чтобы редакция получила все 10,00 $" in russian
 
 
-def test_euros_show_the_cover_for_each_method(client) -> None:  # type: ignore[no-untyped-def]
+def test_euros_show_the_cover_for_each_method(client) -> None:
     page = details(client, "10", "EUR")
     assert "Cover the processing fee, so all of €10.00 reaches the newsroom" in page
     assert "Add €0.41, paying by card" in page
@@ -87,7 +87,7 @@ def test_euros_show_the_cover_for_each_method(client) -> None:  # type: ignore[n
 # -- through the checkout, the payment and its webhook -------------------------------
 
 
-def checkout_with_cover(  # type: ignore[no-untyped-def]
+def checkout_with_cover(
     client, amount: str, currency: str, method: str = "card", **extra: str
 ) -> Gift:
     page = client.get(f"/support/checkout?frequency=once&amount={amount}&currency={currency}")
@@ -128,7 +128,7 @@ def checkout_with_cover(  # type: ignore[no-untyped-def]
         ("GBP", "333.33", "card"),
     ],
 )
-def test_with_the_simulator_s_fees_net_equals_the_gift(  # type: ignore[no-untyped-def]
+def test_with_the_simulator_s_fees_net_equals_the_gift(
     client, ctx, simulator, currency: str, amount: str, method: str
 ) -> None:
     gift_amount = Money.from_major(amount, currency).amount
@@ -153,7 +153,7 @@ def test_with_the_simulator_s_fees_net_equals_the_gift(  # type: ignore[no-untyp
     assert donation.fee == cover
 
 
-def test_the_client_never_sends_the_cover(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_the_client_never_sends_the_cover(client, ctx, simulator) -> None:
     gift = checkout_with_cover(
         client, "10", "USD", "sepa_debit", fee_cover_amount="5000", fee_cover="5000"
     )
@@ -162,7 +162,7 @@ def test_the_client_never_sends_the_cover(client, ctx, simulator) -> None:  # ty
     assert (donation.fee_cover_amount, donation.method) == (61, "card")
 
 
-def test_no_cover_no_shortfall(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_no_cover_no_shortfall(client, ctx, simulator) -> None:
     from tests.payments.stripe_flows import give
 
     plain = give(client, simulator, amount="10").donation()
@@ -174,7 +174,7 @@ def test_no_cover_no_shortfall(client, ctx, simulator) -> None:  # type: ignore[
     assert db.session.scalar(select(Donation.fee_cover_amount).where(Donation.id == plain.id)) == 0
 
 
-def test_a_monthly_plan_s_payments_net_the_gift(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_a_monthly_plan_s_payments_net_the_gift(client, ctx, simulator) -> None:
     from tests.support.test_recurring import thanks_url
 
     page = client.get("/support/checkout?frequency=monthly&amount=10&currency=GBP")

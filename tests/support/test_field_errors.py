@@ -96,7 +96,7 @@ def count(app: Flask, model: type) -> int:
 )
 def test_a_refused_amount_is_said_at_the_amount(
     client, lang: str, amount: str, message: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     answer = client.get(
         f"/support/checkout?frequency=monthly&currency=USD&custom_amount={amount}",
         headers={"Accept-Language": lang},
@@ -124,7 +124,7 @@ def test_a_refused_amount_is_said_at_the_amount(
          "Выберите одну из предложенных валют."),
     ],
 )  # fmt: skip
-def test_a_refused_frequency_or_currency_is_said_at_its_choice(  # type: ignore[no-untyped-def]
+def test_a_refused_frequency_or_currency_is_said_at_its_choice(
     client, lang: str, query: str, field: str, target: str, message: str
 ) -> None:
     answer = client.get(f"/support/checkout?{query}", headers={"Accept-Language": lang})
@@ -154,7 +154,7 @@ def test_a_refused_frequency_or_currency_is_said_at_its_choice(  # type: ignore[
         ("ru", "Введите адрес электронной почты в формате name@example.org.", None, None),
     ],
 )  # fmt: skip
-def test_details_errors_are_said_at_each_field(  # type: ignore[no-untyped-def]
+def test_details_errors_are_said_at_each_field(
     client,
     app,
     lang: str,
@@ -181,7 +181,7 @@ def test_details_errors_are_said_at_each_field(  # type: ignore[no-untyped-def]
     assert count(app, Donation) == 0
 
 
-def test_a_missing_email_is_said_at_the_email(client) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_email_is_said_at_the_email(client) -> None:
     answer = client.post("/support/checkout", data={**details_form(client), "email": ""})
     page = elements(answer.text)
     said_at(page, "email", "Enter your email address so we can send your receipt.")
@@ -200,7 +200,7 @@ def test_a_missing_email_is_said_at_the_email(client) -> None:  # type: ignore[n
         ("ru", "Введите адрес электронной почты в формате name@example.org."),
     ],
 )
-def test_reminder_errors_are_said_at_the_field(client, app, lang: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_reminder_errors_are_said_at_the_field(client, app, lang: str, message: str) -> None:
     data = signup_form(client, email="nobody", months="7")
     answer = client.post("/reminders/new", data=data, headers={"Accept-Language": lang})
     assert answer.status_code == 400

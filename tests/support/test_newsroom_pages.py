@@ -23,7 +23,7 @@ NEWSROOM = {
 )
 def test_the_built_in_pages_name_the_newsroom(
     make_app, lang: str, privacy: str, imprint: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client = make_app(**NEWSROOM).test_client()
     for path, title in (("/privacy", privacy), ("/imprint", imprint)):
         page = client.get(path, headers={"Accept-Language": lang})
@@ -39,14 +39,14 @@ def test_the_built_in_pages_name_the_newsroom(
         assert "Set-Cookie" not in page.headers
 
 
-def test_the_contact_defaults_to_the_sender_of_our_emails(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_contact_defaults_to_the_sender_of_our_emails(client) -> None:
     text = client.get("/privacy").get_data(as_text=True)
     # The session app sends as "Newsroom <support@newsroom.test>".
     assert 'href="mailto:support@newsroom.test"' in text
     assert "NEWSROOM_NAME" in text  # says what the operator has still to set
 
 
-def test_every_reader_page_links_the_built_in_pages(client) -> None:  # type: ignore[no-untyped-def]
+def test_every_reader_page_links_the_built_in_pages(client) -> None:
     for path in (
         "/support",
         "/reminders/new",
@@ -57,7 +57,7 @@ def test_every_reader_page_links_the_built_in_pages(client) -> None:  # type: ig
         assert '<a href="/imprint">Imprint and terms</a>' in text, path
 
 
-def test_the_newsrooms_own_pages_replace_the_built_in_ones(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_the_newsrooms_own_pages_replace_the_built_in_ones(make_app) -> None:
     app: Flask = make_app(
         PRIVACY_POLICY_URL="https://valley.example/privacy?from=donate",
         IMPRINT_URL="https://valley.example/imprint",

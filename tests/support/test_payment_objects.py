@@ -33,7 +33,7 @@ def setup_intents(simulator: Simulator, customer: str) -> list[str]:
     return [s["id"] for s in listed["data"] if s.get("customer") == customer]
 
 
-def plan_with_failed_first_payment(client, simulator: Simulator) -> tuple[str, RecurringPlan]:  # type: ignore[no-untyped-def]
+def plan_with_failed_first_payment(client, simulator: Simulator) -> tuple[str, RecurringPlan]:
     pay_url, secret = start_plan(client)
     assert simulator.confirm_setup(secret, card=FAILING_CARD).json()["status"] == "succeeded"
     back = client.get(thanks_url(pay_url))
@@ -75,7 +75,7 @@ def test_the_dunning_link_reuses_the_open_setup_intent(client, ctx, simulator) -
 
 
 @pytest.fixture
-def limited_app(make_app) -> Flask:  # type: ignore[no-untyped-def]
+def limited_app(make_app) -> Flask:
     return make_app(CHECKOUT_RATE_LIMIT="10 per minute")
 
 

@@ -15,7 +15,7 @@ UK = {"Accept-Language": "en-GB,en;q=0.9"}
 
 
 @pytest.fixture
-def anonymous(app: Flask):  # type: ignore[no-untyped-def]
+def anonymous(app: Flask):
     """A client that never keeps a cookie: each request is a new anonymous reader."""
     return app.test_client(use_cookies=False)
 
@@ -38,7 +38,7 @@ def flask_requests(app: Flask) -> Iterator[list[str]]:
     request_started.disconnect(started, app)
 
 
-def test_anonymous_ask_is_public_and_sets_no_cookie(anonymous) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_ask_is_public_and_sets_no_cookie(anonymous) -> None:
     page = anonymous.get("/support", headers=UK)
     assert page.status_code == 200
     assert 'id="ask-form"' in page.text
@@ -55,7 +55,7 @@ def test_anonymous_ask_is_public_and_sets_no_cookie(anonymous) -> None:  # type:
     assert again.data == page.data
 
 
-def test_repeat_is_answered_without_running_flask(anonymous, flask_requests) -> None:  # type: ignore[no-untyped-def]
+def test_repeat_is_answered_without_running_flask(anonymous, flask_requests) -> None:
     anonymous.get("/support?frequency=once&p=1", headers=UK)
     anonymous.get("/support?frequency=once&p=1", headers=UK)
     anonymous.get("/support?frequency=once&p=1", headers=UK)
@@ -66,7 +66,7 @@ def test_repeat_is_answered_without_running_flask(anonymous, flask_requests) -> 
     assert flask_requests == ["/support", "/support"]
 
 
-def test_if_none_match_gets_304(anonymous) -> None:  # type: ignore[no-untyped-def]
+def test_if_none_match_gets_304(anonymous) -> None:
     page = anonymous.get("/support", headers=UK)
     etag = page.headers["ETag"]
     unchanged = anonymous.get("/support", headers={**UK, "If-None-Match": etag})
@@ -78,7 +78,7 @@ def test_if_none_match_gets_304(anonymous) -> None:  # type: ignore[no-untyped-d
     assert other.status_code == 200
 
 
-def test_etag_and_page_change_with_the_settings(app: Flask, anonymous) -> None:  # type: ignore[no-untyped-def]
+def test_etag_and_page_change_with_the_settings(app: Flask, anonymous) -> None:
     before = anonymous.get("/support", headers=UK)
     changed = copy.deepcopy(DEMO_ASK)
     changed["headline"]["en"] = "A brand new headline for the appeal"
@@ -94,7 +94,7 @@ def test_etag_and_page_change_with_the_settings(app: Flask, anonymous) -> None: 
     assert stale.status_code == 200
 
 
-def test_reader_with_a_cookie_gets_a_private_answer(client) -> None:  # type: ignore[no-untyped-def]
+def test_reader_with_a_cookie_gets_a_private_answer(client) -> None:
     """A chosen language lives in the reader's cookie: their page is theirs."""
     assert client.get("/language/ru?next=/support").status_code == 302
     page = client.get("/support", headers=UK)
@@ -104,7 +104,7 @@ def test_reader_with_a_cookie_gets_a_private_answer(client) -> None:  # type: ig
     assert "public" not in page.headers["Cache-Control"]
 
 
-def test_language_chosen_in_the_url_is_never_public(anonymous) -> None:  # type: ignore[no-untyped-def]
+def test_language_chosen_in_the_url_is_never_public(anonymous) -> None:
     for _ in range(2):
         page = anonymous.get("/support?lang=ru", headers=UK)
         assert '<html lang="ru">' in page.text

@@ -69,7 +69,7 @@ def reference(html: str) -> str:
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
-def test_the_thank_you_page_says_when_with_the_zone(app, client, simulator, lang: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_thank_you_page_says_when_with_the_zone(app, client, simulator, lang: str) -> None:
     # No app context held open by the test: the requests' own pick their language.
     gift = give(client, simulator)
     page = client.get(gift.thanks_url, headers={"Accept-Language": lang}).text
@@ -85,7 +85,7 @@ def test_the_thank_you_page_says_when_with_the_zone(app, client, simulator, lang
     assert reference(page) == donation.stripe_payment_intent_id
 
 
-def test_the_plan_thank_you_page_gives_the_reference_of_its_receipt(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_the_plan_thank_you_page_gives_the_reference_of_its_receipt(client, ctx, simulator) -> None:
     plan = subscribe(client, simulator, email="plan-reference@example.org")
     page = client.get(f"/support/thanks/{plan.public_token}").text
     first = db.session.scalar(select(Donation).where(Donation.recurring_plan_id == plan.id))
@@ -157,7 +157,7 @@ def refund_row(locale: str) -> EmailMessage:
 )
 def test_receipt_and_refund_emails_say_the_zone(
     make_app, zone: str | None, locale: str, expected: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     app: Flask = make_app(REPORTING_TIME_ZONE=zone)
     with app.test_request_context():
         for row in (receipt_row(locale), refund_row(locale)):

@@ -15,7 +15,7 @@ from tests.harness import signed_event
 from tests.support.test_checkout import client_secret_of, details_form
 
 
-def start_plan(client, frequency: str = "monthly", amount: str = "10", currency: str = "USD"):  # type: ignore[no-untyped-def]
+def start_plan(client, frequency: str = "monthly", amount: str = "10", currency: str = "USD"):
     form = details_form(client, amount=amount, currency=currency, frequency=frequency)
     started = client.post("/support/checkout", data=form)
     assert started.status_code == 303, started.text
@@ -39,7 +39,7 @@ def emails(template: str) -> list[EmailMessage]:
 @pytest.mark.parametrize(
     ("frequency", "wording"), [("monthly", "every month"), ("annual", "every year")]
 )
-def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, wording: str) -> None:  # type: ignore[no-untyped-def]
+def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, wording: str) -> None:
     pay_url, secret = start_plan(client, frequency=frequency, amount="15")
     assert simulator.confirm_setup(secret).json()["status"] == "succeeded"
 
@@ -75,7 +75,7 @@ def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, word
 
 def test_monthly_by_sepa_is_pending_until_the_debit_settles(
     client, ctx, simulator, mailbox
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     page_html = client.get("/support/checkout?frequency=monthly&amount=10&currency=EUR").text
     assert "SEPA Direct Debit" in page_html
     pay_url, secret = start_plan(client, currency="EUR")
@@ -100,13 +100,13 @@ def test_monthly_by_sepa_is_pending_until_the_debit_settles(
     assert len(emails("receipt")) == 1
 
 
-def test_sepa_is_not_offered_for_dollars(client) -> None:  # type: ignore[no-untyped-def]
+def test_sepa_is_not_offered_for_dollars(client) -> None:
     assert (
         "SEPA" not in client.get("/support/checkout?frequency=monthly&amount=10&currency=USD").text
     )
 
 
-def test_three_d_secure_on_first_payment(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_three_d_secure_on_first_payment(client, ctx, simulator) -> None:
     pay_url, secret = start_plan(client)
     assert simulator.confirm_setup(secret, "4000002500003155").json()["status"] == "requires_action"
     assert simulator.complete_setup_authentication(secret).json()["status"] == "succeeded"
@@ -128,7 +128,7 @@ def test_three_d_secure_on_first_payment(client, ctx, simulator) -> None:  # typ
     assert plan.status is PlanStatus.ACTIVE
 
 
-def test_failed_renewal_then_new_card(client, ctx, simulator, mailbox) -> None:  # type: ignore[no-untyped-def]
+def test_failed_renewal_then_new_card(client, ctx, simulator, mailbox) -> None:
     pay_url, secret = start_plan(client)
     simulator.confirm_setup(secret)
     client.get(thanks_url(pay_url))
@@ -192,13 +192,13 @@ def test_failed_renewal_then_new_card(client, ctx, simulator, mailbox) -> None: 
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 2
 
 
-def test_tampered_payment_method_link(client) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_payment_method_link(client) -> None:
     page = client.get("/support/plan/not-a-real-token/payment-method")
     assert page.status_code == 404
     assert "not valid" in page.text
 
 
-def test_subscription_ended_on_stripe_ends_the_plan(client, ctx, simulator) -> None:  # type: ignore[no-untyped-def]
+def test_subscription_ended_on_stripe_ends_the_plan(client, ctx, simulator) -> None:
     pay_url, secret = start_plan(client)
     simulator.confirm_setup(secret)
     client.get(thanks_url(pay_url))
@@ -217,7 +217,7 @@ def test_subscription_ended_on_stripe_ends_the_plan(client, ctx, simulator) -> N
 @pytest.mark.parametrize(
     ("amount", "message"), [("1.50", "smallest gift"), ("1000.01", "largest gift")]
 )
-def test_monthly_limits(client, ctx, amount: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_monthly_limits(client, ctx, amount: str, message: str) -> None:
     page = client.get(f"/support/checkout?frequency=monthly&amount={amount}&currency=USD")
     assert page.status_code == 400
     assert message in page.text

@@ -60,7 +60,7 @@ def both(filters: ReportFilters, zone: ZoneInfo) -> tuple[bytes, bytes, int]:
     return copied, written, progress.rows
 
 
-def test_same_bytes_for_every_zone_and_filter(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_same_bytes_for_every_zone_and_filter(ctx) -> None:
     seed()
     bulk_ledger(4000)
     commit()
@@ -78,12 +78,12 @@ def test_same_bytes_for_every_zone_and_filter(ctx) -> None:  # type: ignore[no-u
     assert copied.count(b"\r\n") == 4008 + 1 + copied.count(b"crlf\r\ninside")
 
 
-def test_the_download_uses_copy(signed_in, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_download_uses_copy(signed_in, app, monkeypatch) -> None:
     with app.app_context():
         seed()
         commit()
 
-    def no_python_rows(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def no_python_rows(*args, **kwargs):
         raise AssertionError("the ledger CSV should come from COPY on PostgreSQL")
 
     monkeypatch.setattr("donations.staff.reports.views.csv_chunks", no_python_rows)
@@ -93,7 +93,7 @@ def test_the_download_uses_copy(signed_in, app, monkeypatch) -> None:  # type: i
     assert answer.get_data().count(b"\r\n") == 9
 
 
-def test_full_width_formulas_and_control_characters_alike(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_full_width_formulas_and_control_characters_alike(ctx) -> None:
     for n, name in enumerate(["＝HYPERLINK(1)", "＋1", "－2", "＠SUM(A1)", "Ada\x1b\x7f Reader"]):
         owner = factories.supporter(email=f"wide{n}@example.org", name=name)
         factories.donation(owner, campaign="\x07＠home")
@@ -138,7 +138,7 @@ def both_xlsx(filters: ReportFilters, zone: ZoneInfo) -> tuple[bytes, bytes, int
     return copied, written, progress.rows
 
 
-def test_xlsx_same_cells_for_every_zone_and_filter(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_xlsx_same_cells_for_every_zone_and_filter(ctx) -> None:
     seed()
     bulk_ledger(1500)
     commit()
@@ -157,7 +157,7 @@ def test_xlsx_same_cells_for_every_zone_and_filter(ctx) -> None:  # type: ignore
     assert 0 in sizes
 
 
-def test_xlsx_text_is_never_a_formula_and_numbers_keep_formats(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_xlsx_text_is_never_a_formula_and_numbers_keep_formats(ctx) -> None:
     ledger = seed()
     owner = factories.supporter(email="x@example.org", name='_x0041_ <b>&amp; "q" ＝1\x1b')
     factories.donation(owner, amount=1050, currency="KWD", campaign="line\nbreak\r\nend")
@@ -183,12 +183,12 @@ def test_xlsx_text_is_never_a_formula_and_numbers_keep_formats(ctx) -> None:  # 
     assert sheet.cell(values.index(kwd) + 1, 2).number_format == "yyyy-mm-dd hh:mm:ss"
 
 
-def test_the_xlsx_download_uses_copy(signed_in, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_xlsx_download_uses_copy(signed_in, app, monkeypatch) -> None:
     with app.app_context():
         seed()
         commit()
 
-    def no_python_rows(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def no_python_rows(*args, **kwargs):
         raise AssertionError("the ledger XLSX should come from PostgreSQL on PostgreSQL")
 
     monkeypatch.setattr("donations.staff.reports.views.xlsx_chunks", no_python_rows)

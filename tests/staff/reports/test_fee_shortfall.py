@@ -17,7 +17,7 @@ from tests.support.test_fee_cover import checkout_with_cover
 INTERNATIONAL_CARD = "4000000760000002"
 
 
-def test_an_international_card_s_shortfall_has_its_own_column(  # type: ignore[no-untyped-def]
+def test_an_international_card_s_shortfall_has_its_own_column(
     client, ctx, simulator, signed_in
 ) -> None:
     gift = checkout_with_cover(client, "10", "USD")

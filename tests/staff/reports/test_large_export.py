@@ -43,7 +43,7 @@ def measure(env: dict[str, str], mode: str, url: str) -> dict[str, float]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def finished_rows(app: Flask) -> int:
@@ -57,7 +57,7 @@ def finished_rows(app: Flask) -> int:
         return int(entry.details["rows"])
 
 
-def test_200000_rows_stream_in_flat_memory(  # type: ignore[no-untyped-def]
+def test_200000_rows_stream_in_flat_memory(
     app, big_ledger, database_url, simulator, app_port, tmp_path
 ) -> None:
     env = make_env(database_url, simulator, app_port, tmp_path)

@@ -48,7 +48,7 @@ def seed() -> None:
     factories.donation(reader, 9900)
 
 
-def test_per_variant_by_hand(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_per_variant_by_hand(ctx) -> None:
     seed()
     commit()
     rows = list(placement_rows(ReportFilters(), UTC))
@@ -66,7 +66,7 @@ def test_per_variant_by_hand(ctx) -> None:  # type: ignore[no-untyped-def]
     ]
 
 
-def test_dates_and_campaign_narrow_it(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_dates_and_campaign_narrow_it(ctx) -> None:
     seed()
     count_event(EmbedEvent.IMPRESSION, Attribution("old", "autumn", None), day=date(2026, 1, 5))
     commit()
@@ -78,7 +78,7 @@ def test_dates_and_campaign_narrow_it(ctx) -> None:  # type: ignore[no-untyped-d
     assert [r[:3] for r in autumn] == [("old", "autumn", "")]
 
 
-def test_the_report_downloads(signed_in, app) -> None:  # type: ignore[no-untyped-def]
+def test_the_report_downloads(signed_in, app) -> None:
     with app.app_context():
         seed()
         commit()

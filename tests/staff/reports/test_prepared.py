@@ -60,7 +60,7 @@ def exports(app: Flask) -> list[ReportExport]:
         return list(rows)
 
 
-def ask(client, fmt: str, **params: str):  # type: ignore[no-untyped-def]
+def ask(client, fmt: str, **params: str):
     forget_cached_csrf()
     page = client.get("/staff/reports/ledger", query_string=MARCH)
     form = {"csrf_token": csrf_token(page.text), **params}
@@ -73,7 +73,7 @@ def cells(body: bytes) -> list[tuple[object, ...]]:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
-def test_a_prepared_file_is_the_download(signed_in, seeded, export_dir, app, fmt) -> None:  # type: ignore[no-untyped-def]
+def test_a_prepared_file_is_the_download(signed_in, seeded, export_dir, app, fmt) -> None:
     client, _ = signed_in(Role.FINANCE)
     answer = ask(client, fmt, **MARCH)
     assert answer.status_code == 303
@@ -108,7 +108,7 @@ def test_a_prepared_file_is_the_download(signed_in, seeded, export_dir, app, fmt
     assert actions == ["export.requested", "export.finished", "export.downloaded"]
 
 
-def test_only_the_staff_member_who_asked_sees_the_file(signed_in, seeded, export_dir, app) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_staff_member_who_asked_sees_the_file(signed_in, seeded, export_dir, app) -> None:
     mine, _ = signed_in(Role.FINANCE)
     url = ask(mine, "csv", **MARCH).headers["Location"]
     forget_cached_csrf()
@@ -121,7 +121,7 @@ def test_only_the_staff_member_who_asked_sees_the_file(signed_in, seeded, export
     assert len(exports(app)) == 1
 
 
-def test_bad_filters_and_a_missing_token_change_nothing(signed_in, seeded, export_dir, app) -> None:  # type: ignore[no-untyped-def]
+def test_bad_filters_and_a_missing_token_change_nothing(signed_in, seeded, export_dir, app) -> None:
     client, _ = signed_in(Role.FINANCE)
     bad = ask(client, "csv", **{"from": "2026-13-01", "to": "2026-03-31"})
     assert bad.status_code == 400
@@ -134,7 +134,7 @@ def test_bad_filters_and_a_missing_token_change_nothing(signed_in, seeded, expor
     assert not export_dir.exists()
 
 
-def test_at_most_three_exports_wait_at_once(signed_in, seeded, export_dir, app) -> None:  # type: ignore[no-untyped-def]
+def test_at_most_three_exports_wait_at_once(signed_in, seeded, export_dir, app) -> None:
     client, staff = signed_in(Role.FINANCE)
     with app.app_context():
         for _ in range(MAX_UNFINISHED):
@@ -155,7 +155,7 @@ def test_at_most_three_exports_wait_at_once(signed_in, seeded, export_dir, app) 
     assert len(exports(app)) == MAX_UNFINISHED
 
 
-def test_old_files_are_deleted(signed_in, seeded, export_dir, app) -> None:  # type: ignore[no-untyped-def]
+def test_old_files_are_deleted(signed_in, seeded, export_dir, app) -> None:
     client, _ = signed_in(Role.FINANCE)
     url = ask(client, "csv", **MARCH).headers["Location"]
     (export,) = exports(app)
@@ -175,7 +175,7 @@ def test_old_files_are_deleted(signed_in, seeded, export_dir, app) -> None:  # t
 @pytest.mark.skipif(
     BACKEND != "postgresql", reason="progress is written while the stream runs on PostgreSQL"
 )
-def test_a_worker_shows_progress_then_the_file(app, ctx, export_dir, make_staff, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_shows_progress_then_the_file(app, ctx, export_dir, make_staff, tmp_path) -> None:
     fast_ledger(60_000)
     staff_id = make_staff(Role.FINANCE, "progress@newsroom.org").id
     with app.test_request_context():

@@ -23,22 +23,22 @@ D = Decimal
 ANY = ReportFilters()
 
 
-def rows(name: str, filters: ReportFilters = ANY) -> list[tuple]:  # type: ignore[type-arg]
+def rows(name: str, filters: ReportFilters = ANY) -> list[tuple]:
     return list(REPORTS[name].rows(filters, NY))
 
 
-def totals(name: str, filters: ReportFilters = ANY) -> list[tuple]:  # type: ignore[type-arg]
+def totals(name: str, filters: ReportFilters = ANY) -> list[tuple]:
     return REPORTS[name].totals(filters, NY).rows
 
 
 @pytest.fixture
-def ledger(ctx):  # type: ignore[no-untyped-def]
+def ledger(ctx):
     seeded = seed()
     commit()
     return seeded.ids
 
 
-def test_ledger_rows_in_march(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_rows_in_march(ledger) -> None:
     got = rows("ledger", MARCH)
     assert [r[0] for r in got] == [ledger[k] for k in ("d5", "d2", "d1", "d7", "d4", "d6")]
     by_id = {r[0]: r for r in got}
@@ -65,7 +65,7 @@ def test_ledger_rows_in_march(ledger) -> None:  # type: ignore[no-untyped-def]
     assert (d5[1].isoformat(" "), d5[13]) == ("2026-03-10 08:00:00", "failed")
 
 
-def test_ledger_totals_match_the_dashboard(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_totals_match_the_dashboard(ledger) -> None:
     assert totals("ledger", MARCH) == [
         ("JPY", 1, D("3000"), D("100"), D("0"), D("2900")),
         ("KWD", 1, D("1.500"), D("0.045"), D("0.000"), D("1.455")),
@@ -81,9 +81,9 @@ def test_ledger_totals_match_the_dashboard(ledger) -> None:  # type: ignore[no-u
     assert board["JPY"] == (1, 3000, 100, 0, 2900)
 
 
-def test_ledger_filters(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_filters(ledger) -> None:
     def ids(**narrow: object) -> list[int]:
-        filters = ReportFilters(start=date(2026, 3, 1), end=date(2026, 3, 31), **narrow)  # type: ignore[arg-type]
+        filters = ReportFilters(start=date(2026, 3, 1), end=date(2026, 3, 31), **narrow)
         return [r[0] for r in rows("ledger", filters)]
 
     assert ids(status="failed") == [ledger["d5"]]
@@ -99,7 +99,7 @@ def test_ledger_filters(ledger) -> None:  # type: ignore[no-untyped-def]
     assert len(everything) == 8
 
 
-def test_monthly_summary(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_monthly_summary(ledger) -> None:
     assert rows("monthly", Q1) == [
         ("2026-01", "EUR", "monthly", 0, D("0.00"), D("0.00"), D("0.00"), D("0.00"), 1, 0),
         ("2026-01", "USD", "monthly", 0, D("0.00"), D("0.00"), D("0.00"), D("0.00"), 1, 0),
@@ -128,7 +128,7 @@ def test_monthly_summary(ledger) -> None:  # type: ignore[no-untyped-def]
     ]
 
 
-def test_recurring_plans(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_recurring_plans(ledger) -> None:
     got = rows("plans")
     assert [r[0] for r in got] == [ledger[k] for k in ("p4", "p3", "p2", "p1", "p5")]
     p1 = got[3]
@@ -146,7 +146,7 @@ def test_recurring_plans(ledger) -> None:  # type: ignore[no-untyped-def]
     assert [r[0] for r in rows("plans", active)] == [ledger["p2"], ledger["p1"]]
 
 
-def test_payouts_reconciliation(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_payouts_reconciliation(ledger) -> None:
     assert rows("payouts") == [
         ("po_1", date(2026, 3, 20), "paid", "USD", D("27.03"), 2, D("30.50"), D("1.47"),
          1, D("2.00"), D("27.03"), D("0.00"), "yes"),
@@ -160,14 +160,14 @@ def test_payouts_reconciliation(ledger) -> None:  # type: ignore[no-untyped-def]
     assert [r[0] for r in rows("payouts", ReportFilters(status="in_transit"))] == ["po_2"]
 
 
-def test_reminders_funnel(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_reminders_funnel(ledger) -> None:
     assert rows("reminders") == [("2026-02", 1, 1, 1, 0), ("2026-03", 4, 2, 1, 2)]
     assert totals("reminders") == [(5, 3, 2, 2, "60.0%", "66.7%")]
     assert rows("reminders", MARCH) == [("2026-03", 4, 2, 1, 2)]
     assert totals("reminders", ReportFilters(start=date(2025, 1, 1), end=date(2025, 1, 31))) == []
 
 
-def test_retention(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_retention(ledger) -> None:
     assert rows("retention") == [
         ("2026-02", "not_reading", 1, 1, 1, 0, 0, 0, 0, 0),
         ("2026-02", "other", 1, 0, 0, 0, 0, 0, 0, 1),
@@ -178,7 +178,7 @@ def test_retention(ledger) -> None:  # type: ignore[no-untyped-def]
     assert totals("retention", ReportFilters(start=date(2025, 1, 1), end=date(2025, 1, 31))) == []
 
 
-def test_supporters_with_consent(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_supporters_with_consent(ledger) -> None:
     everyone = rows("supporters")
     assert len(everyone) == 1 + len(PAYLOADS)  # the erased supporter is left out
     first = everyone[0]
@@ -198,7 +198,7 @@ def test_supporters_with_consent(ledger) -> None:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
-def test_every_report_is_empty_on_an_empty_ledger(ctx, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_report_is_empty_on_an_empty_ledger(ctx, name: str) -> None:
     assert rows(name) == []
     assert totals(name) == []
     for row in rows(name):
@@ -206,7 +206,7 @@ def test_every_report_is_empty_on_an_empty_ledger(ctx, name: str) -> None:  # ty
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
-def test_rows_have_one_value_per_column(ledger, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_rows_have_one_value_per_column(ledger, name: str) -> None:
     got = rows(name)
     assert got
     for row in got:

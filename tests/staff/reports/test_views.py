@@ -41,7 +41,7 @@ def read_csv(body: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
 
 
-def test_index_lists_every_report(signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_index_lists_every_report(signed_in) -> None:
     client, _ = signed_in(Role.VIEWER)
     page = client.get("/staff/reports/")
     assert page.status_code == 200
@@ -51,7 +51,7 @@ def test_index_lists_every_report(signed_in) -> None:  # type: ignore[no-untyped
     assert "Downloads need the finance role" in page.text
 
 
-def test_screen_shows_totals_and_first_rows(signed_in, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_screen_shows_totals_and_first_rows(signed_in, seeded) -> None:
     client, _ = signed_in(Role.FINANCE)
     page = client.get(f"/staff/reports/ledger?{MARCH}&status=all")
     assert page.status_code == 200
@@ -64,7 +64,7 @@ def test_screen_shows_totals_and_first_rows(signed_in, seeded) -> None:  # type:
     assert "America/New_York" in text
 
 
-def test_viewer_sees_the_totals_but_not_the_rows(signed_in, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_viewer_sees_the_totals_but_not_the_rows(signed_in, seeded) -> None:
     client, _ = signed_in(Role.VIEWER)
     page = client.get(f"/staff/reports/ledger?{MARCH}&status=all")
     assert page.status_code == 200
@@ -77,7 +77,7 @@ def test_viewer_sees_the_totals_but_not_the_rows(signed_in, seeded) -> None:  # 
     assert "Downloads need the finance role" in text
 
 
-def test_screen_shows_at_most_the_first_rows(signed_in, app) -> None:  # type: ignore[no-untyped-def]
+def test_screen_shows_at_most_the_first_rows(signed_in, app) -> None:
     from tests.staff import factories
 
     with app.app_context():
@@ -93,14 +93,14 @@ def test_screen_shows_at_most_the_first_rows(signed_in, app) -> None:  # type: i
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
-def test_viewer_may_not_download(signed_in, app, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_viewer_may_not_download(signed_in, app, name: str) -> None:
     client, _ = signed_in(Role.VIEWER)
     for fmt in ("csv", "xlsx"):
         assert client.get(f"/staff/reports/{name}.{fmt}").status_code == 403
     assert audit_entries(app) == []
 
 
-def test_ledger_csv_download(signed_in, seeded, app) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_csv_download(signed_in, seeded, app) -> None:
     client, staff = signed_in(Role.FINANCE)
     answer = client.get(f"/staff/reports/ledger.csv?{MARCH}&currency=usd&status=all")
     assert answer.status_code == 200
@@ -142,7 +142,7 @@ def test_ledger_csv_download(signed_in, seeded, app) -> None:  # type: ignore[no
     assert finished.details["format"] == "csv"
 
 
-def test_every_payload_is_neutralised_in_the_supporters_csv(signed_in, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_every_payload_is_neutralised_in_the_supporters_csv(signed_in, seeded) -> None:
     client, _ = signed_in(Role.ADMIN)
     table = read_csv(client.get("/staff/reports/supporters.csv").get_data())
     names = {row[1]: row[2] for row in table[1:]}
@@ -151,14 +151,14 @@ def test_every_payload_is_neutralised_in_the_supporters_csv(signed_in, seeded) -
     assert names["one@example.org"] == "Zoë O'Brien, Jr."
 
 
-def test_plans_csv_neutralises_the_cancellation_reason(signed_in, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_plans_csv_neutralises_the_cancellation_reason(signed_in, seeded) -> None:
     client, _ = signed_in(Role.FINANCE)
     table = read_csv(client.get("/staff/reports/plans.csv?status=canceled").get_data())
     assert len(table) == 2
     assert table[1][13] == "'=cmd|' /C calc'!A0"
 
 
-def test_ledger_xlsx_download_reads_back(signed_in, seeded, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_xlsx_download_reads_back(signed_in, seeded, app, tmp_path) -> None:
     client, _ = signed_in(Role.FINANCE)
     answer = client.get(f"/staff/reports/ledger.xlsx?{MARCH}")
     assert answer.status_code == 200
@@ -190,7 +190,7 @@ def test_ledger_xlsx_download_reads_back(signed_in, seeded, app, tmp_path) -> No
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
-def test_every_report_downloads(signed_in, seeded, name: str, fmt: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_every_report_downloads(signed_in, seeded, name: str, fmt: str, tmp_path) -> None:
     client, _ = signed_in(Role.FINANCE)
     answer = client.get(f"/staff/reports/{name}.{fmt}")
     assert answer.status_code == 200
@@ -222,7 +222,7 @@ def test_every_report_downloads(signed_in, seeded, name: str, fmt: str, tmp_path
         ("campaign=" + "x" * 101, "at most 100 characters"),
     ],
 )
-def test_bad_filters_are_refused(signed_in, app, query: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_filters_are_refused(signed_in, app, query: str, message: str) -> None:
     client, _ = signed_in(Role.FINANCE)
     for url in (f"/staff/reports/ledger.csv?{query}", f"/staff/reports/ledger?{query}"):
         answer = client.get(url)
@@ -232,14 +232,14 @@ def test_bad_filters_are_refused(signed_in, app, query: str, message: str) -> No
     assert audit_entries(app) == []
 
 
-def test_consent_filter_is_checked(signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_consent_filter_is_checked(signed_in) -> None:
     client, _ = signed_in(Role.FINANCE)
     answer = client.get("/staff/reports/supporters.xlsx?consent=maybe")
     assert answer.status_code == 400
     assert "'consent' must be all, yes or no" in answer.text.replace("&#39;", "'")
 
 
-def test_an_interrupted_download_is_audited(signed_in, app) -> None:  # type: ignore[no-untyped-def]
+def test_an_interrupted_download_is_audited(signed_in, app) -> None:
     with app.app_context():
         fast_ledger(1500)
         commit()

@@ -58,7 +58,10 @@ class HostGuard:
 
 def _control_character(text: str) -> bool:
     # Tab, CR and LF are ordinary in a textarea; every other C0/C1 control and
-    # NUL are not something a person types.
+    # NUL are not something a person types. A printable string has none (the
+    # usual case, checked in C); only others are looked at character by character.
+    if text.isprintable():
+        return False
     return any(unicodedata.category(ch) == "Cc" and ch not in "\t\r\n" for ch in text)
 
 

@@ -145,6 +145,10 @@ class Settings:
         (key, "") for key in ("too_expensive", "not_reading", "other_causes", "temporary", "other")
     )
     cancel_offers: tuple[str, ...] = ("pause", "lower_amount", "annual", "reminder")
+    # RECEIPT_UPGRADE_OFFER: what a monthly plan's receipt proposes through an
+    # upgrade link -- ("annual", N): annual at N months' gifts; ("raise", P): P %
+    # more each month, rounded up to a whole unit -- or None: nothing.
+    receipt_upgrade_offer: tuple[str, int] | None = None
 
     @property
     def simulated_payments(self) -> bool:
@@ -259,6 +263,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         statement_tax_text=_statement_tax_text(read),
         cancel_reasons=_cancel_reasons(read),
         cancel_offers=_cancel_offers(read),
+        receipt_upgrade_offer=_receipt_upgrade_offer(read),
         secret_key_fallbacks=fallbacks,
         newsroom=_newsroom(read.env, mail_from, stripe.live, read.problems),
     )
@@ -551,6 +556,30 @@ def _cancel_offers(read: _Environment) -> tuple[str, ...]:
         )
         return tuple(_DEFAULTS["cancel_offers"])
     return offers
+
+
+_UPGRADE_OFFER_PROBLEM = (
+    "RECEIPT_UPGRADE_OFFER must be none, annual, annual:N (N months' gifts a year, 6-12) "
+    "or raise:P (P percent more each month, 1-100)."
+)
+
+
+def _receipt_upgrade_offer(read: _Environment) -> tuple[str, int] | None:
+    """RECEIPT_UPGRADE_OFFER: the change a monthly plan's receipt proposes, if any."""
+    raw = read.text("RECEIPT_UPGRADE_OFFER").lower()
+    if raw in ("", "none"):
+        return None
+    kind, _, number = raw.partition(":")
+    limits = {"annual": (6, 12), "raise": (1, 100)}.get(kind)
+    if kind == "annual" and not number:
+        number = "12"
+    if limits is None or not (number.isascii() and number.isdigit()):
+        read.problems.append(_UPGRADE_OFFER_PROBLEM)
+        return None
+    if not limits[0] <= int(number) <= limits[1]:
+        read.problems.append(_UPGRADE_OFFER_PROBLEM)
+        return None
+    return kind, int(number)
 
 
 def _metrics_token(read: _Environment) -> str | None:

@@ -306,3 +306,23 @@ def test_bad_webhook_max_attempts_are_refused(value: str) -> None:
     assert problems({**GOOD, "WEBHOOK_MAX_ATTEMPTS": value}) == [
         "WEBHOOK_MAX_ATTEMPTS must be a number of attempts between 1 and 100."
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        ("", None),
+        ("none", None),
+        ("annual", ("annual", 12)),
+        ("Annual:10", ("annual", 10)),
+        ("raise:25", ("raise", 25)),
+    ],
+)
+def test_receipt_upgrade_offer(raw: str, rule: tuple[str, int] | None) -> None:
+    assert load_settings({**GOOD, "RECEIPT_UPGRADE_OFFER": raw}).receipt_upgrade_offer == rule
+
+
+@pytest.mark.parametrize("raw", ["annual:5", "annual:13", "raise", "raise:0", "raise:101", "x:1"])
+def test_a_bad_receipt_upgrade_offer_is_refused(raw: str) -> None:
+    (problem,) = problems({**GOOD, "RECEIPT_UPGRADE_OFFER": raw})
+    assert problem.startswith("RECEIPT_UPGRADE_OFFER must be none, annual")

@@ -16,18 +16,22 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
+from flask import current_app, g
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from donations.ask.config import GiftError
 from donations.db import db
 from donations.mail.services import queue_email
 from donations.manage import plans
-from donations.money import Money
+from donations.money import Money, exponent
+from donations.reminders.services import external_url
 from donations.security import signing_keys
 from donations.staff.models import StaffUser
 from donations.staff.services import audit
-from donations.supporters.models import Frequency, RecurringPlan
+from donations.supporters.models import Donation, Frequency, RecurringPlan
 
 OFFER_MAX_AGE = timedelta(days=21)
 MAX_TOKEN_LENGTH = 600
@@ -65,6 +69,48 @@ def make_offer(
     otherwise the plan keeps its own choice.
     """
     return plans.propose_change(plan, amount, frequency, cover_fee=cover_fee or None)
+
+
+def receipt_offer(donation_id: int) -> dict[str, Any] | None:
+    """The upgrade link a monthly plan's receipt carries (RECEIPT_UPGRADE_OFFER), or None.
+
+    Worked out when the receipt is rendered, from the plan as it is then: a
+    plan that cannot be changed, or a proposal outside the ask's limits,
+    proposes nothing.
+    """
+    # The text and HTML parts of one receipt carry the same link.
+    made: dict[int, dict[str, Any] | None] = g.setdefault("receipt_offers", {})
+    if donation_id not in made:
+        made[donation_id] = _receipt_offer(donation_id)
+    return made[donation_id]
+
+
+def _receipt_offer(donation_id: int) -> dict[str, Any] | None:
+    rule = current_app.config["SETTINGS"].receipt_upgrade_offer
+    donation = db.session.get(Donation, donation_id) if rule is not None else None
+    plan_id = donation.recurring_plan_id if donation is not None else None
+    plan = db.session.get(RecurringPlan, plan_id) if plan_id is not None else None
+    if rule is None or plan is None:
+        return None
+    if plan.frequency is not Frequency.MONTHLY or not plans.can_change(plan):
+        return None
+    kind, number = rule
+    if kind == "annual":
+        amount, frequency = Money(plan.amount * number, plan.currency), Frequency.ANNUAL
+    else:
+        unit = 10 ** exponent(plan.currency)
+        raised = -(-plan.amount * (100 + number) // (100 * unit)) * unit
+        amount, frequency = Money(raised, plan.currency), Frequency.MONTHLY
+    try:
+        change = make_offer(plan, amount.major_text(), frequency.value)
+    except (GiftError, plans.ChangeRefused):
+        return None
+    return {
+        "url": external_url("manage.offer", token=offer_token(plan, change)),
+        "amount": change.total.amount,
+        "currency": plan.currency,
+        "frequency": change.frequency.value,
+    }
 
 
 def offer_token(plan: RecurringPlan, change: plans.PlanChange) -> str:

@@ -30,6 +30,7 @@ from donations.manage import (
     email_change,
     erasure,
     export,
+    offers,
     receipts,
     services,
     statements,
@@ -58,6 +59,8 @@ def _register_template_globals(state: Any) -> None:
     app.jinja_env.globals["manage_link"] = services.manage_link
     app.jinja_env.globals["manage_sign_in_url"] = services.sign_in_url
     app.jinja_env.globals["manage_email_change_url"] = email_change.confirm_url
+    # A monthly plan's receipt proposes an upgrade when RECEIPT_UPGRADE_OFFER says so.
+    app.jinja_env.globals["receipt_upgrade_offer"] = offers.receipt_offer
 
 
 def _locale() -> str:

@@ -3,9 +3,11 @@ seeing it; a tampered, expired or already used link changes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -186,3 +188,42 @@ def test_covering_the_fee_is_refused_where_the_ask_does_not_offer_it(
     assert refused.status_code == 400
     assert "Covering the processing fee is not offered for this plan." in refused.text
     assert stripe_item(simulator, plan)["price"]["unit_amount"] == 1000
+
+
+@pytest.mark.parametrize(
+    ("rule", "proposal", "price"),
+    [
+        (("annual", 10), "Would you give $100.00 every year instead", (10000, "year")),
+        (("raise", 25), "Would you give $13.00 every month instead", (1300, "month")),
+    ],
+)
+def test_a_monthly_receipt_carries_the_upgrade_the_newsroom_chose(
+    app: Flask, client, ctx, simulator, mailbox, monkeypatch, rule, proposal, price
+) -> None:
+    monkeypatch.setitem(
+        app.config,
+        "SETTINGS",
+        dataclasses.replace(app.config["SETTINGS"], receipt_upgrade_offer=rule),
+    )
+    plan = subscribe(client, simulator, amount="10", email="receipt-offer@example.org")
+    (receipt,) = [m for m in mailbox.wait_for(2) if "receipt" in str(m["Subject"]).lower()]
+    text = receipt.get_body(("plain",)).get_content()
+    assert proposal in text
+    html = receipt.get_body(("html",)).get_content()
+    (link,) = links_in(receipt, "/manage/offer/")
+    assert link in html  # the same link in both parts
+    page = other_browser(client).get(link)
+    assert page.status_code == 200, page.text
+    assert client.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 200
+    item = stripe_item(simulator, plan)
+    assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == price
+    assert fresh(plan).amount == price[0]
+
+
+def test_no_upgrade_in_receipts_by_default(
+    app: Flask, client, ctx, simulator, mailbox
+) -> None:
+    assert app.config["SETTINGS"].receipt_upgrade_offer is None
+    subscribe(client, simulator, amount="10", email="plain-receipt@example.org")
+    for message in mailbox.wait_for(2):
+        assert links_in(message, "/manage/offer/") == []

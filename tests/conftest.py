@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from donations import create_app
 from donations.db import db
@@ -215,15 +215,16 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     with application.app_context():
         db.session.remove()
         # The live server may still be recording a late webhook of this test's
-        # objects (a refund after its parent's table was emptied): empty again.
-        for attempt in range(3):
+        # objects (a refund after its parent's table was emptied, or a row it is
+        # updating while we delete: a deadlock on PostgreSQL): empty again.
+        for attempt in range(5):
             try:
                 _empty_tables()
                 break
-            except IntegrityError:
-                if attempt == 2:
+            except (IntegrityError, OperationalError):
+                if attempt == 4:
                     raise
-                time.sleep(0.2)
+                time.sleep(0.2 * (attempt + 1))
         limiter.reset()
         application.extensions.pop("ask_config_cache", None)
         # Per-process caches of what the embed serves (an experiment kept 30 s would leak).

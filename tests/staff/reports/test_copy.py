@@ -86,7 +86,7 @@ def test_the_download_uses_copy(signed_in, app, monkeypatch) -> None:
     def no_python_rows(*args, **kwargs):
         raise AssertionError("the ledger CSV should come from COPY on PostgreSQL")
 
-    monkeypatch.setattr("donations.staff.reports.views.csv_chunks", no_python_rows)
+    monkeypatch.setattr("donations.staff.reports.exports.csv_chunks", no_python_rows)
     client, _ = signed_in(Role.FINANCE)
     answer = client.get("/staff/reports/ledger.csv")
     assert answer.status_code == 200
@@ -191,7 +191,7 @@ def test_the_xlsx_download_uses_copy(signed_in, app, monkeypatch) -> None:
     def no_python_rows(*args, **kwargs):
         raise AssertionError("the ledger XLSX should come from PostgreSQL on PostgreSQL")
 
-    monkeypatch.setattr("donations.staff.reports.views.xlsx_chunks", no_python_rows)
+    monkeypatch.setattr("donations.staff.reports.exports.xlsx_chunks", no_python_rows)
     client, _ = signed_in(Role.FINANCE)
     answer = client.get("/staff/reports/ledger.xlsx")
     assert answer.status_code == 200

@@ -313,11 +313,7 @@ def receipt_pdf(row: ManageSession, donation_id: int) -> ResponseReturnValue:
         "receipt_downloaded", row.supporter, source=row.source, target=f"donation:{donation.id}"
     )
     commit()
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{receipts.receipt_filename(donation)}"'
-    )
-    return response
+    return _download(pdf, "application/pdf", receipts.receipt_filename(donation))
 
 
 @bp.get("/statements/<int:year>.pdf")
@@ -334,11 +330,7 @@ def statement_pdf(row: ManageSession, year: int) -> ResponseReturnValue:
         "statement_downloaded", row.supporter, source=row.source, target=f"statement:{year}"
     )
     commit()
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{statements.statement_filename(found)}"'
-    )
-    return response
+    return _download(pdf, "application/pdf", statements.statement_filename(found))
 
 
 # -- email choices and reminders ------------------------------------------------------------

@@ -175,3 +175,36 @@ def run_load(
     total.seconds = wall
     total.client_cpu_seconds = time.process_time() - cpu0
     return total
+
+
+class KeepAliveGet:
+    """A ``send`` for ``harness.paced``: ``GET path`` on one keep-alive connection
+    (reopened when the server closes it); the status, or None when it failed."""
+
+    def __init__(self, host: str, port: int, path: str, headers: dict[str, str] | None = None):
+        if host not in LOOPBACK:
+            raise ValueError("the load generator only talks to loopback")
+        self.address = (host, port)
+        self.request = build_request(host, port, path, headers or {})
+        self.buf = bytearray()
+        self.sock: socket.socket | None = None
+
+    def __call__(self) -> int | None:
+        try:
+            if self.sock is None:
+                self.sock = socket.create_connection(self.address, timeout=30)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.buf.clear()
+            self.sock.sendall(self.request)
+            status, _, keep = _read_response(self.sock, self.buf)
+        except (OSError, ProtocolError, ValueError):
+            self.close()
+            return None
+        if not keep:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

@@ -14,7 +14,9 @@ from devtools.simulator.adapt import build_app
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8420)
-    parser.add_argument("--state", type=Path, required=True, help="state file (pickle)")
+    parser.add_argument(
+        "--state", type=Path, help="state file (pickle); without it, state is kept in memory only"
+    )
     parser.add_argument("--webhook-url", action="append", default=[])
     parser.add_argument("--webhook-secret", action="append", default=[])
     parser.add_argument("--from-scratch", action="store_true")

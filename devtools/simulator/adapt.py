@@ -47,7 +47,11 @@ DECLINE_CARDS: dict[str, tuple[str, str, str]] = {
 }
 
 DIFFERENCES: dict[str, str] = {
-    "state_file": "state is kept in a file we choose, not one shared file in /tmp",
+    "state_file": (
+        "state is kept in a file we choose, not one shared file in /tmp, or only in "
+        "memory (no --state: localstripe rewrites the whole file on every change, "
+        "which a load test cannot afford)"
+    ),
     "loopback_only": "listens on 127.0.0.1 only (localstripe binds every interface)",
     "allowed_payment_method_types": (
         "PaymentIntents accept allowed_payment_method_types (the pinned API's name "
@@ -205,16 +209,20 @@ DIFFERENCES: dict[str, str] = {
 STATIC = Path(__file__).parent / "static"
 
 
-def _patch_state_file(state_path: Path) -> None:
+def _patch_state_file(state_path: Path | None) -> None:
     import pickle
 
     def dump_to_disk(self: resources.Store) -> None:
+        if state_path is None:
+            return
         tmp = state_path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             pickle.dump(dict(self), f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(state_path)
 
     def try_load_from_disk(self: resources.Store) -> None:
+        if state_path is None:
+            return
         try:
             with open(state_path, "rb") as f:
                 old = pickle.load(f)  # noqa: S301 - our own file, written above
@@ -870,7 +878,7 @@ async def overrides(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def build_app(
-    state_path: Path, webhooks: list[tuple[str, str]], from_scratch: bool = False
+    state_path: Path | None, webhooks: list[tuple[str, str]], from_scratch: bool = False
 ) -> web.Application:
     """The localstripe app with every adaptation applied."""
     from localstripe.webhooks import register_webhook

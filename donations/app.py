@@ -125,15 +125,7 @@ def content_security_policy(settings: Settings) -> str:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
-    public.init_app(app)
-    import_models()
-    # Batch mode lets Alembic alter tables on SQLite (copy and move).
-    migrate.init_app(
-        app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True
-    )
-    csrf.init_app(app)
-    babel.init_app(app, locale_selector=select_locale)
-    limiter.init_app(app)
+    # Before the page cache wraps the app: kept answers carry the headers.
     talisman.init_app(
         app,
         force_https=settings.secure_cookies,
@@ -149,6 +141,15 @@ def register_extensions(app: Flask, settings: Settings) -> None:
             "payment": "self",
         },
     )
+    public.init_app(app)
+    import_models()
+    # Batch mode lets Alembic alter tables on SQLite (copy and move).
+    migrate.init_app(
+        app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True
+    )
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    limiter.init_app(app)
 
 
 def import_models() -> None:

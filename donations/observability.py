@@ -26,8 +26,8 @@ import hmac
 import logging
 import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +93,7 @@ def configure_logging(fmt: str) -> None:
 def new_request_id(proposed: str | None = None) -> str:
     if proposed and _GOOD_ID.match(proposed):
         return proposed
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 128 random bits, as uuid4 (which builds an object first)
 
 
 # -- metrics -----------------------------------------------------------------
@@ -214,12 +214,31 @@ class RequestMetrics:
         try:
             return self.app(environ, start)
         finally:
-            route = environ.get(ROUTE_KEY, "unmatched")
-            HTTP_REQUESTS.labels(
-                route, environ.get("REQUEST_METHOD", "-")[:10], status_code[0]
-            ).inc()
-            HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+            method = environ.get("REQUEST_METHOD", "")
+            count, latency = _series(
+                environ.get(ROUTE_KEY, "unmatched"),
+                method if method in _METHODS else "other",
+                status_code[0],
+            )
+            count.inc()
+            latency.observe(time.perf_counter() - started)
             REQUEST_ID.reset(token)
+
+
+_SERIES: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _series(route: str, method: str, status: str) -> tuple[Any, Any]:
+    """The request counter and latency histogram of one route, method and status.
+
+    Looked up once per combination (labels() takes a lock and builds a key per
+    call); all three are bounded: URL rules, ``_METHODS`` + other, status codes.
+    """
+    found = _SERIES.get((route, method, status))
+    if found is None:
+        found = HTTP_REQUESTS.labels(route, method, status), HTTP_LATENCY.labels(route)
+        _SERIES[(route, method, status)] = found
+    return found
 
 
 def metrics_allowed(settings: Any, remote_addr: str | None, authorization: str | None) -> bool:
@@ -327,6 +346,7 @@ def migration_heads(app: Flask) -> set[str]:
 def init_app(app: Flask, backlog: Backlog) -> None:
     """``backlog`` reads the areas' queues (the wiring passes it: the kernel imports no area)."""
     from flask import Response, abort, request
+    from flask.globals import request_ctx
 
     settings = app.config["SETTINGS"]
     configure_logging(settings.log_format)
@@ -347,7 +367,8 @@ def init_app(app: Flask, backlog: Backlog) -> None:
 
     @app.before_request
     def _route() -> None:
-        if request.url_rule is not None:
-            request.environ[ROUTE_KEY] = request.url_rule.rule
+        matched = request_ctx.request
+        if matched.url_rule is not None:
+            matched.environ[ROUTE_KEY] = matched.url_rule.rule
 
     app.wsgi_app = RequestMetrics(app.wsgi_app)  # type: ignore[method-assign]

@@ -183,7 +183,9 @@ class SessionInterface(SecureCookieSessionInterface):
     """
 
     def open_session(self, app: Flask, request_: object) -> SecureCookieSession | None:
-        cookies = getattr(request_, "cookies", {})
+        # Without a Cookie header (most readers) there is nothing to parse.
+        has_cookies = "HTTP_COOKIE" in getattr(request_, "environ", {})
+        cookies = getattr(request_, "cookies", {}) if has_cookies else {}
         if app.config["SESSION_COOKIE_NAME"] not in cookies and app.secret_key:
             return self.session_class()
         return super().open_session(app, request_)  # type: ignore[arg-type]

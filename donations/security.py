@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, abort, current_app
+from flask.globals import request_ctx
 from werkzeug.routing import IntegerConverter, Map
 
 if TYPE_CHECKING:
@@ -82,15 +83,20 @@ def takes_json(view: _View) -> _View:
 def refuse_unstorable_input() -> None:
     """``before_request``: 400 for control characters in the path, query or form;
     415 for a JSON body sent to a view that takes forms."""
-    if _control_character(request.path) or _unstorable(request.args.items(multi=True)):
+    req = request_ctx.request
+    if _control_character(req.path):
         abort(400)
-    view = current_app.view_functions.get(request.endpoint or "")
+    if not req.environ.get("QUERY_STRING") and not req.environ.get("CONTENT_TYPE"):
+        return  # no query and no body: nothing more to look at (most GETs)
+    if _unstorable(req.args.items(multi=True)):
+        abort(400)
+    view = current_app.view_functions.get(req.endpoint or "")
     if getattr(view, "takes_json", False):
         return
-    if request.is_json:
+    if req.is_json:
         abort(415)
-    form_body = request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
-    if form_body and _unstorable(request.form.items(multi=True)):
+    form_body = req.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+    if form_body and _unstorable(req.form.items(multi=True)):
         abort(400)
 
 

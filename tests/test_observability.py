@@ -148,6 +148,20 @@ def test_metrics_count_requests_by_route_and_status(client: FlaskClient) -> None
     assert metric(text, "donations_http_requests_total", **unmatched) >= 1
 
 
+def test_a_made_up_method_is_counted_as_other(client: FlaskClient) -> None:
+    before = client.get("/metrics").text
+    for method in ("BREW", "PROPFIND", "X" * 20):
+        assert client.open("/support", method=method).status_code == 405
+    text = client.get("/metrics").text
+    other = {"route": "unmatched", "method": "other", "status": "405"}
+    assert (
+        metric(text, "donations_http_requests_total", **other)
+        - metric(before, "donations_http_requests_total", **other)
+        == 3
+    )
+    assert "BREW" not in text and "PROPFIND" not in text
+
+
 def test_metrics_count_webhook_events_and_show_the_backlog(client: FlaskClient, app: Flask) -> None:
     before = client.get("/metrics").text
     event = {

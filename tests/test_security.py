@@ -105,6 +105,19 @@ def test_unexpected_exception_is_a_plain_500_page(make_app) -> None:
     assert hook.text == "500 Internal Server Error\n"
 
 
+def test_a_view_that_sets_a_security_header_itself_gets_ours_instead(make_app) -> None:
+    app = make_app()
+
+    @app.get("/own-frame-options")
+    def own_frame_options() -> tuple[str, int, dict[str, str]]:
+        return "x", 200, {"X-Frame-Options": "SAMEORIGIN", "X-Custom": "kept"}
+
+    response = app.test_client().get("/own-frame-options")
+    assert response.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert response.headers["X-Custom"] == "kept"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
 # -- health ----------------------------------------------------------------------------
 
 
@@ -176,5 +189,9 @@ def test_checkout_post_is_rate_limited(make_app) -> None:
     )
     assert spoofed.status_code == 429
     assert _donations(limited) == 3
-    # Reading the pages is not limited.
-    assert client.get("/support").status_code == 200
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    # Reading the pages is not limited, and says nothing of limits.
+    page = client.get("/support")
+    assert page.status_code == 200
+    assert not any(name.startswith("X-RateLimit") for name in page.headers.keys())

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, event, select
+from sqlalchemy import DateTime, MetaData, Table, event, select
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -170,24 +170,31 @@ InsertStatement = postgresql.Insert | sqlite.Insert
 ConflictTarget = Sequence[str | InstrumentedAttribute[Any]]
 
 
-def _dialect_insert(model: type[Base]) -> InsertStatement:
-    """``INSERT`` for the session's database, which has its own ``ON CONFLICT``."""
-    if db.session.get_bind().dialect.name == "postgresql":
+def _dialect_insert(model: type[Base] | Table, dialect: str | None = None) -> InsertStatement:
+    """``INSERT`` for the session's database (or ``dialect``), each with its own ``ON CONFLICT``."""
+    if (dialect or db.session.get_bind().dialect.name) == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
 
 
 def insert_ignoring_conflicts(
-    model: type[Base],
+    model: type[Base] | Table,
     values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     conflict_on: ConflictTarget,
+    dialect: str | None = None,
 ) -> InsertStatement:
     """``INSERT ... ON CONFLICT (conflict_on) DO NOTHING`` of one row or many.
 
     Rows whose key is already stored are skipped without an error (and are
-    absent from a ``RETURNING``), however many writers insert at once.
+    absent from a ``RETURNING``), however many writers insert at once. With
+    ``dialect`` and bound parameters as values, the statement can be built
+    once and executed with each row's parameters.
     """
-    return _dialect_insert(model).values(values).on_conflict_do_nothing(index_elements=conflict_on)
+    return (
+        _dialect_insert(model, dialect)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=conflict_on)
+    )
 
 
 def upsert(

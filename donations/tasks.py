@@ -33,6 +33,55 @@ class DonationsTask(Task):  # type: ignore[misc]
         """
         on_commit(lambda: self.delay(*args, **kwargs))
 
+    def wake_on_commit(self) -> None:
+        """Queue one run of this draining task once the transaction commits,
+        unless a run is already queued or running.
+
+        For a task without arguments that works through a table until it
+        finds nothing left: many writers, one queued run. The gate is a Redis
+        key set with NX (one round trip on a kept connection, where a Celery
+        message costs several and a new Redis client each). The task calls
+        :meth:`asleep` when it finds nothing, then looks once more, so a row
+        committed while it was finishing is never left waiting. A run that
+        died leaves the gate shut for at most ``WAKE_GATE_SECONDS``.
+        """
+        on_commit(self._wake)
+
+    def asleep(self) -> None:
+        """Called by the draining task when it found nothing: the next writer wakes it."""
+        gate = _gate()
+        if gate is not None:
+            gate.delete(self._gate_key)
+
+    @property
+    def _gate_key(self) -> str:
+        return f"donations:wake:{self.name}"
+
+    def _wake(self) -> None:
+        gate = _gate()
+        if gate is None or gate.set(self._gate_key, "1", nx=True, ex=WAKE_GATE_SECONDS):
+            self.delay()
+
+
+# How long a woken run keeps other wake-ups out if it never reports asleep.
+WAKE_GATE_SECONDS = 300
+_gates: dict[str, Any] = {}
+
+
+def _gate() -> Any:
+    """The kept Redis client for wake gates (None inline: the task then runs at once)."""
+    from flask import current_app
+
+    url = current_app.config["SETTINGS"].redis_url
+    if not url:
+        return None
+    client = _gates.get(url)
+    if client is None:
+        import redis
+
+        client = _gates[url] = redis.Redis.from_url(url, socket_timeout=5)
+    return client
+
 
 celery_app = Celery("donations", task_cls=DonationsTask)
 

@@ -10,11 +10,13 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     ForeignKey,
+    Index,
     String,
     Text,
     and_,
     case,
     exists,
+    text,
     type_coerce,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -44,6 +46,17 @@ class StripeEvent(Model):
     # attempts reach the cap, when it was parked for an admin to look at.
     next_attempt_at: Mapped[datetime | None]
     parked_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    # What the drain and the sweep look for: the few events not yet processed,
+    # found without reading the many that were.
+    __table_args__ = (
+        Index(
+            "ix_stripe_events_unprocessed",
+            "id",
+            postgresql_where=text("processed_at IS NULL AND parked_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL AND parked_at IS NULL"),
+        ),
+    )
 
     def __repr__(self) -> str:
         return f"<StripeEvent {self.stripe_event_id} {self.type}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -13,7 +14,7 @@ from donations.payments.abandoned import abandoned_checkouts, expire_checkout
 from donations.payments.gateway import GatewayError
 from donations.payments.notices import send_plan_notices
 from donations.payments.reconcile import reconcile
-from donations.payments.webhooks import process_event, process_pending_events
+from donations.payments.webhooks import process_event, process_new_events, process_pending_events
 from donations.tasks import celery_app
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,38 @@ log = logging.getLogger(__name__)
 RECONCILE_DAYS = 3
 
 
-@celery_app.task(
-    name="payments.process_stripe_event",
-    ignore_result=True,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    max_retries=10,
-)
+# A drain run hands over to a new one after this long, so that a steady
+# stream of events does not hold one worker slot for ever.
+DRAIN_SECONDS = 60.0
+
+
+@celery_app.task(name="payments.drain_events", ignore_result=True)
+def drain_stripe_events() -> None:
+    """Process newly stored events, oldest first, until none is left.
+
+    The webhook endpoint wakes it after storing a delivery
+    (:meth:`~donations.tasks.DonationsTask.wake_on_commit`): one queued run
+    for any number of deliveries, where a task per event would cost each
+    delivery a Celery message. Events are claimed one by one
+    (:func:`process_event`), so two runs at once never process one twice;
+    one that fails is retried by the sweep with backoff.
+    """
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while True:
+        if process_new_events():
+            if time.monotonic() > deadline:
+                drain_stripe_events.delay()
+                return
+            continue
+        drain_stripe_events.asleep()
+        # Stored while this run was finishing, woken against the shut gate.
+        if not process_new_events():
+            return
+
+
+@celery_app.task(name="payments.process_stripe_event", ignore_result=True)
 def process_stripe_event(event_id: int) -> None:
+    """One event: what releases before the drain queued; kept for their messages."""
     process_event(event_id)
 
 

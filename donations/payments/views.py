@@ -13,7 +13,7 @@ from donations.extensions import csrf
 from donations.observability import webhook_event
 from donations.payments.gateway import InvalidWebhook
 from donations.payments.services import gateway
-from donations.payments.tasks import process_stripe_event
+from donations.payments.tasks import drain_stripe_events
 from donations.payments.webhooks import process_event, store_event
 from donations.security import takes_json
 
@@ -67,6 +67,6 @@ def stripe_webhook() -> tuple[str, int]:
                 return "failed, retry later\n", 500
         return "ok\n", 200
     if not already_processed:
-        process_stripe_event.delay_on_commit(row_id)
+        drain_stripe_events.wake_on_commit()
     commit()
     return "queued\n", 200

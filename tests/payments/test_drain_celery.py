@@ -1,4 +1,4 @@
-"""Production mode: the webhook endpoint stores deliveries and wakes one drain; a real worker on Redis processes each event once."""
+"""Production mode: deliveries are stored and wake one drain; a real worker processes each once."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from tests.reminders.test_celery import REDIS_URL, process
 
 GATE = f"donations:wake:{drain_stripe_events.name}"
 QUEUE = "celery"  # Celery's default queue: a Redis list of messages
+WORKER = ["worker", "--concurrency", "2", "--without-gossip", "--without-mingle"]
+WORKER += ["--without-heartbeat", "--hostname", "drain-test@%h"]
 
 
 def delivery(event_id: str, secret: str) -> tuple[bytes, dict[str, str]]:
@@ -77,8 +79,7 @@ def test_deliveries_wake_one_drain_and_a_worker_processes_each_event_once(
     worker_log = tmp_path / "worker.log"
     web_log = (tmp_path / "web.log").open("wb")
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4"]
-        + ["--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "--threads", "4", "-b", f"127.0.0.1:{port}", "wsgi:app"],
         cwd=ROOT,
         env=env,
         stdout=web_log,
@@ -99,8 +100,7 @@ def test_deliveries_wake_one_drain_and_a_worker_processes_each_event_once(
         assert all(row.processed_at is None for row in stored(f"{run}a"))
 
         with process(
-            ["worker", "--concurrency", "2", "--without-gossip", "--without-mingle"]
-            + ["--without-heartbeat", "--hostname", "drain-test@%h"],
+            WORKER,
             env,
             worker_log,
         ):

@@ -42,10 +42,18 @@ class DonationsTask(Task):  # type: ignore[misc]
         key set with NX (one round trip on a kept connection, where a Celery
         message costs several and a new Redis client each). The task calls
         :meth:`asleep` when it finds nothing, then looks once more, so a row
-        committed while it was finishing is never left waiting. A run that
-        died leaves the gate shut for at most ``WAKE_GATE_SECONDS``.
+        committed while it was finishing is never left waiting; it calls
+        :meth:`awake` as it works. A run that died (or a message that was
+        lost) keeps the gate shut for at most ``WAKE_GATE_SECONDS``, and the
+        sweep is behind it.
         """
         on_commit(self._wake)
+
+    def awake(self) -> None:
+        """Called by the draining task as it works: wake-ups meanwhile are not needed."""
+        gate = _gate()
+        if gate is not None:
+            gate.set(self._gate_key, "1", ex=WAKE_GATE_SECONDS)
 
     def asleep(self) -> None:
         """Called by the draining task when it found nothing: the next writer wakes it."""
@@ -59,12 +67,18 @@ class DonationsTask(Task):  # type: ignore[misc]
 
     def _wake(self) -> None:
         gate = _gate()
-        if gate is None or gate.set(self._gate_key, "1", nx=True, ex=WAKE_GATE_SECONDS):
+        if gate is None:
             self.delay()
+        elif gate.set(self._gate_key, "1", nx=True, ex=WAKE_GATE_SECONDS):
+            try:
+                self.delay()
+            except Exception:
+                gate.delete(self._gate_key)  # not queued: the next writer tries again
+                raise
 
 
-# How long a woken run keeps other wake-ups out if it never reports asleep.
-WAKE_GATE_SECONDS = 300
+# How long a wake-up keeps others out if the run it queued never reports.
+WAKE_GATE_SECONDS = 30
 _gates: dict[str, Any] = {}
 
 

@@ -43,6 +43,7 @@ def drain_stripe_events() -> None:
     deadline = time.monotonic() + DRAIN_SECONDS
     while True:
         if process_new_events():
+            drain_stripe_events.awake()
             if time.monotonic() > deadline:
                 drain_stripe_events.delay()
                 return

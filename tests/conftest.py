@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher, profiles
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import inspect, text
@@ -36,6 +37,10 @@ from tests.harness import (
 )
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
+# Staff passwords hashed at argon2's cheapest cost: the suite hashes hundreds
+# of throwaway passwords (at the default cost ~0.1-1 s each on this machine).
+# Tests of the cost itself use the ``real_password_cost`` fixture.
+CHEAP_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
 PG_ADMIN = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -131,7 +136,7 @@ def make_app(
                 env.pop(key, None)
             else:
                 env[key] = value
-        built.append(create_app(env, TESTING=True))
+        built.append(create_app(env, TESTING=True, PASSWORD_HASHER=CHEAP_HASHER))
         return built[-1]
 
     yield build
@@ -163,7 +168,7 @@ def app(
         SMTP_URL=smtp[1],
         MAIL_FROM="Newsroom <support@newsroom.test>",
     )
-    application = create_app(env, TESTING=True)
+    application = create_app(env, TESTING=True, PASSWORD_HASHER=CHEAP_HASHER)
     with application.app_context():
         upgrade()  # the real migrations, not create_all
     yield application
@@ -231,6 +236,14 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         application.extensions.pop("served_experiment", None)
         application.extensions.pop("embed_config", None)
         forget_public_pages(application)
+
+
+@pytest.fixture
+def real_password_cost(app: Flask) -> Iterator[None]:
+    """Passwords hashed and verified at argon2's default cost, as in production."""
+    cheap = app.config.pop("PASSWORD_HASHER")
+    yield
+    app.config["PASSWORD_HASHER"] = cheap
 
 
 @pytest.fixture

@@ -52,15 +52,24 @@ TOTP_ISSUER = "Donations staff"
 # Where donations.staff.auth leaves the signed-in StaffUser of a request.
 STAFF_ENVIRON_KEY = "donations.staff"
 
-_hasher = PasswordHasher()
+# argon2-cffi's default: RFC 9106's low-memory profile.
+_DEFAULT_HASHER = PasswordHasher()
+
+
+def _hasher() -> PasswordHasher:
+    """The argon2 hasher: the default, unless the app was built with a
+    ``PASSWORD_HASHER`` (only the tests' app is, to a cheap one: they hash
+    hundreds of throwaway passwords). No setting or variable reaches it."""
+    hasher = current_app.config.get("PASSWORD_HASHER")
+    return hasher if isinstance(hasher, PasswordHasher) else _DEFAULT_HASHER
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def _dummy_hash(hasher: PasswordHasher) -> str:
     """Verified against when the email is unknown, so a wrong address costs the
     same time as a wrong password and does not reveal which staff exist.
     Made at first use, not at import: every process and CLI command imports this."""
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 class StaffError(ValueError):
@@ -188,7 +197,7 @@ def create_staff(email: str, role: Role | str, password: str) -> StaffUser:
     staff = StaffUser(
         email=address,
         email_key=normalise_address(address),
-        password_hash=_hasher.hash(password),
+        password_hash=_hasher().hash(password),
         role=role,
     )
     db.session.add(staff)
@@ -200,7 +209,7 @@ def create_staff(email: str, role: Role | str, password: str) -> StaffUser:
 def change_password(staff: StaffUser, password: str) -> None:
     """A new password; every open session of the account ends."""
     check_password_strength(password, (staff.email,))
-    staff.password_hash = _hasher.hash(password)
+    staff.password_hash = _hasher().hash(password)
     end_all_sessions(staff, "password_changed")
     db.session.flush()
 
@@ -449,11 +458,11 @@ def check_password(
     staff = find_staff(email)
     wait = throttle_wait(email, ip, trusted_device=trusted_device, now=now)
     if wait:
-        _verify(_dummy_hash(), password)
+        _verify(_dummy_hash(_hasher()), password)
         audit("login.failed", actor=email.strip()[:320], reason="throttled", wait_seconds=wait)
         return PasswordCheck(LoginOutcome.THROTTLED, retry_after=wait)
     usable = staff is not None and staff.active
-    verified = _verify(staff.password_hash if usable else _dummy_hash(), password)  # type: ignore[union-attr]
+    verified = _verify(staff.password_hash if usable else _dummy_hash(_hasher()), password)  # type: ignore[union-attr]
     if not (usable and verified):
         reason = "unknown_email" if staff is None else ("inactive" if not usable else "password")
         audit("login.failed", actor=email.strip()[:320], staff=staff, reason=reason)
@@ -462,16 +471,16 @@ def check_password(
             return PasswordCheck(LoginOutcome.THROTTLED, retry_after=wait)
         return PasswordCheck(LoginOutcome.BAD_CREDENTIALS)
     assert staff is not None
-    if _hasher.check_needs_rehash(staff.password_hash):
+    if _hasher().check_needs_rehash(staff.password_hash):
         # argon2 parameters were raised since this hash was made.
-        staff.password_hash = _hasher.hash(password)
+        staff.password_hash = _hasher().hash(password)
     db.session.flush()
     return PasswordCheck(LoginOutcome.OK, staff)
 
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

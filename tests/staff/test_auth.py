@@ -232,7 +232,9 @@ def test_deactivated_staff_are_signed_out(signed_in, ctx) -> None:
     assert client.get("/staff/").status_code == 302
 
 
-def test_password_is_rehashed_when_parameters_change(client, ctx, make_staff) -> None:
+def test_password_is_rehashed_when_parameters_change(
+    real_password_cost, client, ctx, make_staff
+) -> None:
     staff = make_staff(Role.VIEWER)
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     staff_row(staff.id).password_hash = weak
@@ -387,7 +389,9 @@ def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(
     assert post_password(other, staff.email).status_code == 429
 
 
-def test_unknown_wrong_and_waiting_cost_the_same(app, ctx, make_staff, monkeypatch) -> None:
+def test_unknown_wrong_and_waiting_cost_the_same(
+    real_password_cost, app, ctx, make_staff, monkeypatch
+) -> None:
     """One argon2 verification on every path; medians within a factor (loose: a shared machine)."""
     change_settings(monkeypatch, app, staff_login_rate_limit="10000 per minute")
     staff = make_staff(Role.FINANCE)

@@ -1,4 +1,4 @@
-"""An export of 200,000 rows, run in a fresh process with its peak memory measured."""
+"""An export of 120,000 rows, run in a fresh process with its peak memory measured."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from donations.staff.models import AuditEntry
 from tests.conftest import make_env
 from tests.staff.reports.seed import fast_ledger
 
-ROWS = 200_000
+ROWS = 120_000
 ROOT = Path(__file__).resolve().parents[3]
-# What the export may add to the process at its peak. Holding the CSV
-# (about 38 MB here) or the rows (several hundred MB as Python objects)
+# What the export may add to the process at its peak: streaming adds about
+# 8 MB whatever the row count (measured at 80,000 and 120,000 rows). Holding
+# the CSV (about 19 MB here) or the rows (a few hundred MB as Python objects)
 # would blow through it.
-MAX_GROWTH_MB = 25
+MAX_GROWTH_MB = 15
 
 
 @pytest.fixture
@@ -57,14 +58,14 @@ def finished_rows(app: Flask) -> int:
         return int(entry.details["rows"])
 
 
-def test_200000_rows_stream_in_flat_memory(
+def test_a_large_export_streams_in_flat_memory(
     app, big_ledger, database_url, simulator, app_port, tmp_path
 ) -> None:
     env = make_env(database_url, simulator, app_port, tmp_path)
     # The download as a browser gets it: COPY on PostgreSQL, Python rows on SQLite.
     http = measure(env, "http", "/staff/reports/ledger.csv")
     assert finished_rows(app) == ROWS
-    assert http["bytes"] > 30 * 2**20
+    assert http["bytes"] > 18 * 2**20  # more than the growth allowed
     assert http["peak_mb"] - http["before_mb"] < MAX_GROWTH_MB, http
     # The Python rows (a server-side cursor on PostgreSQL) as CSV.
     rows = measure(env, "rows", "/staff/reports/ledger.csv")

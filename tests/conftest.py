@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -19,7 +20,8 @@ import pytest
 from argon2 import PasswordHasher, profiles
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import event, inspect, text
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from donations import create_app
@@ -175,6 +177,10 @@ def app(
         MAIL_FROM="Newsroom <support@newsroom.test>",
     )
     application = create_app(env, TESTING=True, PASSWORD_HASHER=CHEAP_HASHER)
+    # Every app's sessions (one db object): joining a rolled-back test's connection.
+    db.session = db._make_scoped_session(
+        {"class_": JoiningSession, "join_transaction_mode": "create_savepoint"}
+    )
     with application.app_context():
         if db.engine.dialect.name == "sqlite":
             # A commit need not wait for the disk: nothing here outlives the session.
@@ -220,12 +226,73 @@ def _empty_tables() -> None:
             conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
 
 
-@pytest.fixture(autouse=True)
-def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "app" not in request.fixturenames:
-        return
-    application: Flask = request.getfixturevalue("app")
+# -- each test's writes: rolled back, or (where others must see them) swept --
+#
+# A test that uses the database in-process (the test client, the CLI runner,
+# services called directly) runs inside one transaction on one connection,
+# rolled back at its end: every session of the test's thread joins it, and a
+# commit() releases a savepoint instead (so after-commit work still runs).
+# A test that needs its writes committed -- a live server, a subprocess,
+# another app's engine, other threads or connections -- commits for real and
+# every table is emptied afterwards: it asks with @pytest.mark.sweep, or uses
+# one of these fixtures.
+SWEEP_FIXTURES = frozenset({"live_server", "make_app"})
+
+
+class _Outer:
+    """The rolled-back test's connection, and the thread whose sessions join it."""
+
+    connection: Connection | None = None
+    thread: int | None = None
+
+
+class JoiningSession(FlaskSession):
+    """Flask-SQLAlchemy's session, on the rolled-back test's connection when one is open.
+
+    Sessions of other threads (the live server's, a race's) keep the engine.
+    """
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        if bind is None and _Outer.thread == threading.get_ident():
+            return _Outer.connection
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+def sweeps(request: pytest.FixtureRequest) -> bool:
+    """Whether this test commits for real and has the tables emptied afterwards."""
+    marked = any(request.node.get_closest_marker(name) for name in ("sweep", "e2e"))
+    return marked or not SWEEP_FIXTURES.isdisjoint(request.fixturenames)
+
+
+@contextmanager
+def _rolled_back(application: Flask) -> Iterator[None]:
+    with application.app_context():
+        connection = db.engine.connect()
+    raw = connection.connection.dbapi_connection
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # pysqlite begins a transaction only before a write, and a SAVEPOINT
+        # outside one commits on release: begin it ourselves, before anything,
+        # as a writer (a server thread finishing a write waits, or we wait for it).
+        # https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
+        raw.isolation_level = None
+    transaction = connection.begin()
+    if sqlite:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    _Outer.connection, _Outer.thread = connection, threading.get_ident()
+    try:
+        yield
+    finally:
+        _Outer.connection = _Outer.thread = None
+        with application.app_context():
+            db.session.remove()
+        transaction.rollback()
+        if sqlite:
+            raw.isolation_level = ""  # as the pool handed it out
+        connection.close()
+
+
+def _swept(application: Flask) -> None:
     with application.app_context():
         db.session.remove()
         # The live server may still be recording a late webhook of this test's
@@ -239,6 +306,27 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
                 if attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application: Flask = request.getfixturevalue("app")
+    simulator: Simulator = request.getfixturevalue("simulator")
+    if sweeps(request):
+        simulator.unmute()
+        yield
+        _swept(application)
+    else:
+        # Nothing the simulator sends reaches the live server meanwhile: what
+        # it would record (of this test's objects, or a late one of an earlier
+        # test's) would be committed, past this test's rollback.
+        simulator.mute()
+        with _rolled_back(application):
+            yield
+    with application.app_context():
         limiter.reset()
         application.extensions.pop("ask_config_cache", None)
         # Per-process caches of what the embed serves (an experiment kept 30 s would leak).

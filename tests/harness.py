@@ -100,23 +100,36 @@ class Simulator:
             f"{self.url}/_config/webhooks/test", data={"url": url, "secret": secret}, timeout=10
         ).raise_for_status()
         self._webhook = (url, secret)
+        self._muted = False
 
-    @contextmanager
-    def muted(self) -> Iterator[None]:
-        """No event from the simulator reaches the app meanwhile (a test delivers its own)."""
+    def mute(self) -> None:
+        """From now on no event from the simulator reaches the app (until :meth:`unmute`)."""
         registered = getattr(self, "_webhook", None)
-        if registered is None:
-            yield
+        if registered is None or getattr(self, "_muted", False):
             return
         requests.post(
             f"{self.url}/_config/webhooks/test",
             json={"url": registered[0], "secret": registered[1], "events": ["none.at_all"]},
             timeout=10,
         ).raise_for_status()
+        self._muted = True
+
+    def unmute(self) -> None:
+        registered = getattr(self, "_webhook", None)
+        if registered is not None and getattr(self, "_muted", False):
+            self.register_webhook(*registered)
+
+    @contextmanager
+    def muted(self) -> Iterator[None]:
+        """No event from the simulator reaches the app meanwhile (a test delivers its own)."""
+        if getattr(self, "_muted", False):
+            yield
+            return
+        self.mute()
         try:
             yield
         finally:
-            self.register_webhook(*registered)
+            self.unmute()
 
     def confirm(self, client_secret: str, card: str = "4242424242424242") -> requests.Response:
         """Confirm a PaymentIntent the way the page's Stripe.js does."""

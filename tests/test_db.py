@@ -58,6 +58,7 @@ def _blocked_backends() -> int:
         )
 
 
+@pytest.mark.sweep  # two threads with their own sessions
 def test_two_writers_inserting_one_key_both_get_the_one_row(app: Flask, ctx) -> None:
     """Writer B looks while A's row is uncommitted, finds nothing, and inserts.
 

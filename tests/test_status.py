@@ -32,7 +32,6 @@ from donations.status import InvalidTransition, StatusRules, change_status
 from donations.supporters.models import (
     Donation,
     DonationStatus,
-    Frequency,
     PlanStatus,
     RecurringPlan,
     Supporter,
@@ -43,44 +42,21 @@ from donations.supporters.retention import (
     CancellationTiming,
 )
 from tests.conftest import BACKEND
+from tests.staff import factories
 
 PACKAGE = Path(__file__).resolve().parents[1] / "donations"
 
 
 def _supporter() -> Supporter:
-    email = f"{secrets.token_hex(4)}@example.org"
-    row = Supporter(email=email, email_key=email)
-    db.session.add(row)
-    db.session.flush()
-    return row
+    return factories.supporter(f"{secrets.token_hex(4)}@example.org", "")
 
 
 def _donation(status: StrEnum = DonationStatus.SUCCEEDED) -> Donation:
-    row = Donation(
-        attempt_key=secrets.token_hex(16),
-        public_token=secrets.token_urlsafe(16),
-        supporter=_supporter(),
-        amount=1000,
-        currency="USD",
-        frequency=Frequency.ONCE,
-        status=status,
-    )
-    db.session.add(row)
-    return row
+    return factories.donation(_supporter(), status=status)
 
 
 def _plan(status: StrEnum) -> RecurringPlan:
-    row = RecurringPlan(
-        attempt_key=secrets.token_hex(16),
-        public_token=secrets.token_urlsafe(16),
-        supporter=_supporter(),
-        amount=500,
-        currency="USD",
-        frequency=Frequency.MONTHLY,
-        status=status,
-    )
-    db.session.add(row)
-    return row
+    return factories.plan(_supporter(), status=status)
 
 
 def _refund(status: StrEnum) -> Refund:
@@ -310,6 +286,7 @@ def _two_sessions(name: str, row_id: int) -> tuple[Session, Session, Any, Any]:
 
 
 @MODELS
+@pytest.mark.sweep  # two sessions of their own race
 def test_two_writers_of_the_same_change_one_wins(ctx, name: str) -> None:
     _, _, _, first, _ = CASES[name]
     row_id = made(name)
@@ -324,6 +301,7 @@ def test_two_writers_of_the_same_change_one_wins(ctx, name: str) -> None:
 
 
 @MODELS
+@pytest.mark.sweep  # two sessions of their own race
 def test_a_writer_that_lost_the_race_is_refused_by_the_rules(ctx, name: str) -> None:
     _, _, _, first, other = CASES[name]
     row_id = made(name)

@@ -236,6 +236,7 @@ def outage(app, database_url, simulator, tmp_path):
     proxy.stop()
 
 
+@pytest.mark.sweep  # another app (its own engine) records the retry
 def test_delivery_while_the_database_is_down_is_retried(client, ctx, simulator, outage) -> None:
     flaky, database_down, retried_by = outage
     # Only the deliveries made here: the simulator's own refund events would
@@ -284,6 +285,7 @@ with app.app_context():
 """
 
 
+@pytest.mark.sweep  # the worker is another process
 def test_worker_killed_after_commit_then_redelivery_is_a_no_op(
     client, ctx, simulator, database_url, tmp_path
 ) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import redis
 from flask import Flask
 from sqlalchemy import select
@@ -20,6 +21,8 @@ from donations.reminders.models import Reminder, ReminderStatus
 from tests.harness import ROOT
 from tests.reminders.factories import reminder
 from tests.reminders.processes import app_env
+
+pytestmark = pytest.mark.sweep  # a Celery worker and beat run in other processes
 
 # A database of its own on the machine's Redis, emptied before and after
 # (TEST_REDIS_URL gives concurrent checkouts of the project one each).

@@ -297,6 +297,7 @@ def test_the_cli_sends_what_is_due(app: Flask, ctx, mailbox) -> None:
     assert message["To"].addresses[0].addr_spec == "cli@example.org"
 
 
+@pytest.mark.sweep  # the scheduler is a thread with its own session
 def test_the_embedded_scheduler_sends_due_reminders_by_itself(app: Flask, ctx, mailbox) -> None:
     from donations.tasks import EmbeddedScheduler
 

@@ -58,6 +58,7 @@ def finished_rows(app: Flask) -> int:
         return int(entry.details["rows"])
 
 
+@pytest.mark.sweep  # the export runs in another process
 def test_a_large_export_streams_in_flat_memory(
     app, big_ledger, database_url, simulator, app_port, tmp_path
 ) -> None:

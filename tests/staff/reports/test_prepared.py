@@ -34,6 +34,10 @@ from tests.staff.conftest import csrf_token, forget_cached_csrf
 from tests.staff.reports.seed import fast_ledger, seed
 from tests.test_config import GOOD
 
+# Preparing a file records its progress from a connection of its own (and a
+# worker is another process): what it updates must be committed.
+pytestmark = pytest.mark.sweep
+
 MARCH = {"from": "2026-03-01", "to": "2026-03-31"}
 
 

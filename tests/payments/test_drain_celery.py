@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 import requests
 from flask import Flask
@@ -67,6 +68,7 @@ def wait_until_processed(prefix: str, count: int, worker_log: Path, timeout: flo
     raise AssertionError(f"not all {count} processed:\n{worker_log.read_text()}")
 
 
+@pytest.mark.sweep  # a web server and a worker in other processes
 def test_deliveries_wake_one_drain_and_a_worker_processes_each_event_once(
     app: Flask, ctx, tmp_path: Path
 ) -> None:

@@ -388,13 +388,22 @@ def closed_loop(make_send: Callable[[], Send], connections: int, seconds: float)
     return _total(tallies, time.monotonic() - t0)
 
 
-def paced(make_send: Callable[[], Send], rate: float, seconds: float, clients: int = 16) -> Tally:
+def paced(
+    make_send: Callable[[], Send],
+    rate: float,
+    seconds: float,
+    clients: int = 16,
+    late: float | None = None,
+) -> Tally:
     """``rate`` requests a second on a fixed schedule; latency counted from each due time,
-    so a slow server is not flattered by being sent less (open loop)."""
+    so a slow server is not flattered by being sent less (open loop). With ``late``,
+    sending stops ``late`` seconds after the schedule's end, however far behind it is
+    (what was not sent is not counted); without, every request is sent."""
     slots = int(rate * seconds)
     tallies = [Tally() for _ in range(clients)]
     sends = [make_send() for _ in range(clients)]
     t0 = time.monotonic() + 0.2
+    stop = math.inf if late is None else t0 + seconds + late
 
     def work(index: int, tally: Tally, send: Send) -> None:
         for slot in range(index, slots, clients):
@@ -402,6 +411,8 @@ def paced(make_send: Callable[[], Send], rate: float, seconds: float, clients: i
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+            elif time.monotonic() > stop:
+                return
             tally.record(send(), due)
 
     threads = [
@@ -411,7 +422,7 @@ def paced(make_send: Callable[[], Send], rate: float, seconds: float, clients: i
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(seconds + 120)
+        thread.join(seconds + (late or 0) + 120)
     return _total(tallies, max(time.monotonic() - t0, 1e-9))
 
 

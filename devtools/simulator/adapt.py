@@ -230,6 +230,7 @@ def _patch_state_file(state_path: Path | None) -> None:
             return
         dict.clear(self)
         dict.update(self, old)
+        ledger.reindex()
 
     resources.Store.dump_to_disk = dump_to_disk
     resources.Store.try_load_from_disk = try_load_from_disk

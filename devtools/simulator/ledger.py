@@ -186,12 +186,50 @@ def _created_matches(created: Any) -> Callable[[Any], bool]:
     return matches
 
 
+# -- one type's objects without reading the whole store ---------------------------------
+
+# The store's keys by object type ("refund", "payment_intent", ...), in the
+# order they were added. localstripe lists by scanning every object, and the
+# app lists a charge's refunds with each payment, so each payment would cost
+# more than the one before: a long load test would slow itself down.
+_KEYS: dict[str, dict[str, None]] = {}
+
+
+def objects_of(kind: str) -> list[Any]:
+    """Every stored object of ``kind`` (``cls.object``), oldest first."""
+    store = resources.store
+    return [store[key] for key in _KEYS.get(kind, ()) if key in store]
+
+
+def reindex() -> None:
+    """Index the whole store again (after it was loaded from its file)."""
+    _KEYS.clear()
+    for key in resources.store:
+        _KEYS.setdefault(key.partition(":")[0], {})[key] = None
+
+
+def patch_store_index() -> None:
+    set_item, del_item = resources.Store.__setitem__, resources.Store.__delitem__
+
+    def __setitem__(self: resources.Store, key: str, value: Any) -> None:
+        set_item(self, key, value)
+        _KEYS.setdefault(key.partition(":")[0], {})[key] = None
+
+    def __delitem__(self: resources.Store, key: str) -> None:
+        del_item(self, key)
+        _KEYS.get(key.partition(":")[0], {}).pop(key, None)
+
+    resources.Store.__setitem__ = __setitem__
+    resources.Store.__delitem__ = __delitem__
+    reindex()
+
+
 def _listing(
     cls: Any, url: str, limit: Any, starting_after: Any, keep: Iterable[Callable[[Any], bool]]
 ) -> Any:
     """Every stored ``cls`` object that passes ``keep``, newest first, as Stripe lists them."""
     li = resources.List(url, limit=limit, starting_after=starting_after)
-    found = [v for k, v in resources.store.items() if k.startswith(cls.object + ":")]
+    found = objects_of(cls.object)
     checks = list(keep)
     found = [obj for obj in found if all(check(obj) for check in checks)]
     # Newest first; objects made within the same second keep reverse creation order.
@@ -386,9 +424,7 @@ def patch_disputes() -> None:
 
     resources.Charge._trigger_payment = _trigger_payment
     resources.Charge.disputed = property(
-        lambda self: any(
-            d.charge == self.id for k, d in resources.store.items() if k.startswith("dispute:")
-        )
+        lambda self: any(d.charge == self.id for d in objects_of("dispute"))
     )
 
 
@@ -459,9 +495,8 @@ async def close_dispute(request: web.Request, dispute_id: str) -> web.Response:
 def _available(currency: str) -> list[Any]:
     return [
         txn
-        for key, txn in resources.store.items()
-        if key.startswith("balance_transaction:")
-        and txn.currency == currency
+        for txn in objects_of("balance_transaction")
+        if txn.currency == currency
         and txn.type not in ("payout", "payout_failure")
         and getattr(txn, "_paid_out_in", None) is None
     ]
@@ -556,6 +591,7 @@ async def route(request: web.Request) -> web.StreamResponse | None:
 
 
 def apply() -> None:
+    patch_store_index()
     patch_fees()
     patch_refunds()
     patch_list_filters()

@@ -319,7 +319,7 @@ class Observed:
     recipients: Counter[str]  # at the SMTP server
     outcomes: Counter[str]  # /metrics: webhook events by outcome
     answers: Counter[str]  # /metrics: HTTP answers by status class
-    log_errors: dict[str, int]
+    log_errors: dict[str, list[str]]  # by process
     # /metrics: by route, the upper bound of the latency bucket that holds the 99th percentile
     app_p99: dict[str, float] = field(default_factory=dict)
 
@@ -394,14 +394,18 @@ def simulator_intents(top: Topology) -> dict[str, tuple[str, int]]:
             after = {"starting_after": data["data"][-1]["id"]}
 
 
-def log_errors(logs: Path) -> dict[str, int]:
+def log_errors(logs: Path) -> dict[str, list[str]]:
     """Lines that report an error (or a 5xx in gunicorn's access log), per process."""
     pattern = re.compile(rb'"level": "(ERROR|CRITICAL)"|Traceback|\] ERROR|" 5\d\d \d')
-    counts = {}
+    found: dict[str, list[str]] = {}
     for log in sorted(logs.glob("*.log")):
         with log.open("rb") as lines:
-            counts[log.stem] = sum(1 for line in lines if pattern.search(line))
-    return counts
+            found[log.stem] = [
+                line[:300].decode(errors="replace").strip()
+                for line in lines
+                if pattern.search(line)
+            ]
+    return found
 
 
 def verify(load: Load, seen: Observed) -> tuple[list[str], list[str]]:
@@ -492,8 +496,9 @@ def verify(load: Load, seen: Observed) -> tuple[list[str], list[str]]:
         )
     if seen.answers["5xx"]:
         problems.append(f"/metrics: {seen.answers['5xx']} answers 5xx")
-    if any(seen.log_errors.values()):
-        problems.append(f"errors in the logs: {seen.log_errors}")
+    for name, lines in seen.log_errors.items():
+        if lines:
+            problems.append(f"{len(lines)} errors in {name}'s log, the first: {lines[0]}")
     problems += [f"e.g. {problem}" for problem in load.problems[:5]]
     return found, problems
 

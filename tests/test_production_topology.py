@@ -48,7 +48,8 @@ def test_a_short_load_loses_nothing_and_its_checks_see_what_would_be(
 ) -> None:
     from devtools import load, production
 
-    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    # Its own Redis database: a worker left on another run's queue would take its tasks.
+    redis_url = os.environ.get("TEST_LOAD_REDIS_URL", "redis://127.0.0.1:6379/11")
     monkeypatch.setattr(production, "REDIS_URL", redis_url)
     args = argparse.Namespace(
         minutes=8 / 60, checkouts_per_second=2, views_per_second=50, drain_seconds=60

@@ -260,8 +260,12 @@ class JoiningSession(FlaskSession):
 
 def sweeps(request: pytest.FixtureRequest) -> bool:
     """Whether this test commits for real and has the tables emptied afterwards."""
-    marked = any(request.node.get_closest_marker(name) for name in ("sweep", "e2e"))
-    return marked or not SWEEP_FIXTURES.isdisjoint(request.fixturenames)
+    sweep = request.node.get_closest_marker("sweep")
+    # @pytest.mark.sweep(on=("sqlite",)): only on the databases named.
+    marked = sweep is not None and BACKEND in sweep.kwargs.get("on", (BACKEND,))
+    if marked or request.node.get_closest_marker("e2e") is not None:
+        return True
+    return not SWEEP_FIXTURES.isdisjoint(request.fixturenames)
 
 
 @contextmanager

@@ -61,3 +61,8 @@ def test_a_sweep_test_commits_for_real(ctx) -> None:
 
 def test_and_the_tables_are_emptied_after_it(ctx) -> None:
     assert supporters() == 0
+
+
+@pytest.mark.sweep(on=("no-such-database",))
+def test_a_sweep_on_other_databases_is_rolled_back_here(ctx) -> None:
+    assert _Outer.connection is not None

@@ -209,9 +209,18 @@ def process_cpu(top: Topology) -> dict[str, float]:
         name = raw[raw.find("(") + 1 : raw.rfind(")")]
         if name in ("postgres", "redis-server"):
             values = raw[raw.rfind(")") + 2 :].split()
-            seconds[name] = seconds.get(name, 0.0) + (int(values[11]) + int(values[12])) / tick
+            # By process: one that ended meanwhile is left out, not subtracted.
+            seconds[f"{name}#{entry.name}"] = (int(values[11]) + int(values[12])) / tick
     seconds["load generator"] = time.process_time()
     return seconds
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    used: dict[str, float] = {}
+    for key, seconds in after.items():
+        name = key.partition("#")[0]
+        used[name] = used.get(name, 0.0) + seconds - before.get(key, 0.0)
+    return used
 
 
 @dataclass
@@ -280,7 +289,7 @@ def drive(top: Topology, args: argparse.Namespace) -> Load:
         steps,
         [gift for r in readers for gift in r.gifts],
         [problem for r in readers for problem in r.problems],
-        {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
+        cpu_used(cpu_before, cpu_after),
         wall,
         harness.machine_load(),
     )

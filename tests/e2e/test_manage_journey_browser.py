@@ -141,12 +141,13 @@ def test_a_supporter_manages_their_support_from_the_receipt_on_a_russian_phone(
     dialog = three_d_secure(page)
     expect(dialog).to_be_visible()
     dialog.get_by_role("button", name="Complete authentication").click()
-    # The account page's URL is already this one (step 2): wait for what it says.
+    # The page can say so before the server has finished (its URL is already
+    # the one it returns to): wait for the ledger, then compare it with Stripe.
     expect(card).to_contain_text("3155")
+    poll(lambda: ledger.plan().card_last4 == "3155", "the ledger to record the new card")
     expect(page).to_have_url(re.compile(r"/manage/account#plan-\d+$"))
     method = simulator.api("GET", f"/v1/payment_methods/{at_stripe()['default_payment_method']}")
     assert method["card"]["last4"] == "3155"
-    assert ledger.plan().card_last4 == "3155"
     assert ledger.actions()[-1] == "manage.payment_method_replaced"
 
     # 4. A month's pause, confirmed by Stripe, then resumed.

@@ -180,7 +180,7 @@ def test_old_files_are_deleted(signed_in, seeded, export_dir, app) -> None:
     BACKEND != "postgresql", reason="progress is written while the stream runs on PostgreSQL"
 )
 def test_a_worker_shows_progress_then_the_file(app, ctx, export_dir, make_staff, tmp_path) -> None:
-    fast_ledger(60_000)
+    fast_ledger(100_000)
     staff_id = make_staff(Role.FINANCE, "progress@newsroom.org").id
     with app.test_request_context():
         staff = db.session.get(StaffUser, staff_id)
@@ -237,14 +237,14 @@ def test_a_worker_shows_progress_then_the_file(app, ctx, export_dir, make_staff,
         broker.flushdb()
         broker.close()
     log = (tmp_path / "worker.log").read_text()
-    assert seen[-1] == (ExportStatus.READY, 60_000, 60_000), log[-3000:]
+    assert seen[-1] == (ExportStatus.READY, 100_000, 100_000), log[-3000:]
     partial = [
-        rows for status, rows, _ in seen if status is ExportStatus.RUNNING and 0 < rows < 60_000
+        rows for status, rows, _ in seen if status is ExportStatus.RUNNING and 0 < rows < 100_000
     ]
     assert partial, seen[-5:]  # it was seen part-way
     assert partial == sorted(partial)  # and only ever went forward
     workbook = openpyxl.load_workbook(export_dir / f"export-{export_id}.xlsx", read_only=True)
-    assert sum(1 for _ in workbook.worksheets[0].iter_rows(values_only=True)) == 60_001
+    assert sum(1 for _ in workbook.worksheets[0].iter_rows(values_only=True)) == 100_001
     workbook.close()
     assert (
         os.path.getsize(export_dir / f"export-{export_id}.xlsx")

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     ForeignKey,
     Index,
+    Select,
     String,
+    Subquery,
     Text,
     and_,
     case,
-    exists,
+    func,
+    select,
     text,
     type_coerce,
 )
@@ -264,20 +267,44 @@ class Payout(RuledStatus, Model):
         return f"<Payout {self.stripe_payout_id} {self.status}>"
 
 
-def refund_state_sql() -> ColumnElement[str | None]:
+_S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
+
+
+class RefundStateSQL(NamedTuple):
     """A donation's refund state in SQL, for reports: the same rule as
-    :func:`donations.supporters.models.refund_state_of` (a test holds them together)."""
+    :func:`donations.supporters.models.refund_state_of` (a test holds them together).
+
+    ``column`` is valid in a query from donations that goes through ``join``:
+    the disputes come in by one outer join on their outcome per donation, not a
+    subquery per row, which PostgreSQL would have to run in the leader process
+    (a correlated subquery is parallel-restricted), one donation at a time.
+    """
+
+    column: ColumnElement[str | None]
+    outcomes: Subquery
+
+    def join(self, statement: _S) -> _S:
+        return statement.outerjoin(self.outcomes, self.outcomes.c.donation_id == Donation.id)
+
+
+def refund_state_sql() -> RefundStateSQL:
     status = type_coerce(Dispute.status, String)
+    outcomes = (
+        select(
+            Dispute.donation_id,
+            func.max(case((status == DisputeStatus.LOST.value, 1), else_=0)).label("lost"),
+            func.max(case((status.in_(sorted(OPEN_DISPUTE_STATUSES)), 1), else_=0)).label("open"),
+        )
+        .group_by(Dispute.donation_id)
+        .subquery("dispute_outcomes")
+    )
     refunded = Donation.refunded_amount
     charged = Donation.amount + Donation.fee_cover_amount
-    lost = exists().where(Dispute.donation_id == Donation.id, status == DisputeStatus.LOST.value)
-    disputed = exists().where(
-        Dispute.donation_id == Donation.id, status.in_(sorted(OPEN_DISPUTE_STATUSES))
-    )
-    return case(
-        (lost, RefundState.DISPUTE_LOST.value),
-        (disputed, RefundState.DISPUTED.value),
+    column = case(
+        (outcomes.c.lost == 1, RefundState.DISPUTE_LOST.value),
+        (outcomes.c.open == 1, RefundState.DISPUTED.value),
         (and_(refunded > 0, refunded >= charged), RefundState.REFUNDED.value),
         (refunded > 0, RefundState.PARTIALLY_REFUNDED.value),
         else_=None,
     )
+    return RefundStateSQL(column, outcomes)

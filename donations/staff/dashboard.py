@@ -97,9 +97,9 @@ def refund_states(start: datetime, end: datetime) -> dict[str, int]:
     """How many of the period's donations are partially refunded, refunded, disputed, lost."""
     state = refund_state_sql()
     rows = db.session.execute(
-        select(state, func.count())
-        .where(*_counted_between(start, end), state.is_not(None))
-        .group_by(state)
+        state.join(select(state.column, func.count()).select_from(Donation))
+        .where(*_counted_between(start, end), state.column.is_not(None))
+        .group_by(state.column)
     ).all()
     counts = {str(s): 0 for s in RefundState}
     counts.update({str(key): int(n) for key, n in rows})

@@ -297,7 +297,8 @@ def test_refund_state_is_one_rule_in_python_and_in_sql(ctx) -> None:
     }
     db.session.expire_all()
     in_python = {d.id: d.refund_state for d in db.session.scalars(select(Donation))}
-    rows = db.session.execute(select(Donation.id, refund_state_sql())).all()
+    state = refund_state_sql()
+    rows = db.session.execute(state.join(select(Donation.id, state.column))).all()
     in_sql = {row[0]: row[1] for row in rows}
     assert in_python == expected
     assert in_sql == {k: (str(v) if v else None) for k, v in expected.items()}

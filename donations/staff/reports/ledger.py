@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from donations.db import db
 from donations.payments.measures import (
@@ -90,7 +90,8 @@ def _ledger_select(*columns: Any, filters: ReportFilters, zone: ZoneInfo) -> Any
 
 def ledger_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     """The ledger's rows with the values as stored (minor units, UTC)."""
-    return _ledger_select(
+    state = refund_state_sql()
+    statement = _ledger_select(
         Donation.id,
         LEDGER_DATE,
         Supporter.email,
@@ -109,10 +110,11 @@ def ledger_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
         Donation.stripe_charge_id,
         Donation.stripe_invoice_id,
         Payout.stripe_payout_id,
-        refund_state_sql(),
+        state.column,
         filters=filters,
         zone=zone,
-    ).order_by(LEDGER_DATE, Donation.id)
+    )
+    return state.join(statement).order_by(LEDGER_DATE, Donation.id)
 
 
 def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
@@ -164,7 +166,7 @@ def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
         )
 
 
-def _ledger_cells() -> tuple[Any, ...]:
+def _ledger_cells(refund_state: ColumnElement[str | None]) -> tuple[Any, ...]:
     """The ledger's cells in SQL, as stored (minor units, UTC), in LEDGER_COLUMNS order."""
     return (
         Donation.id,
@@ -186,13 +188,18 @@ def _ledger_cells() -> tuple[Any, ...]:
         Donation.stripe_charge_id,
         Donation.stripe_invoice_id,
         Payout.stripe_payout_id,
-        refund_state_sql(),
+        refund_state,
     )
 
 
-def _with_factors(columns: Sequence[Any], filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
+def _formatted(
+    cells: Callable[[tuple[Any, ...]], Sequence[Any]], filters: ReportFilters, zone: ZoneInfo
+) -> AnySelect:
+    """The ledger with ``cells`` made of its raw cells, and the currency factors joined."""
+    state = refund_state_sql()
+    statement = _ledger_select(*cells(_ledger_cells(state.column)), filters=filters, zone=zone)
     return (
-        _ledger_select(*columns, filters=filters, zone=zone)
+        state.join(statement)
         .outerjoin(CURRENCY_FACTORS, CURRENCY_FACTORS.c.code == Donation.currency)
         .order_by(LEDGER_DATE, Donation.id)
     )
@@ -200,18 +207,20 @@ def _with_factors(columns: Sequence[Any], filters: ReportFilters, zone: ZoneInfo
 
 def ledger_copy_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     """The ledger as CSV-ready text cells, for PostgreSQL's COPY (same rows, same order)."""
-    cells = [
-        copy_cell(column.kind, cell, zone)
-        for column, cell in zip(LEDGER_COLUMNS, _ledger_cells(), strict=True)
-    ]
-    return _with_factors(cells, filters, zone)
+
+    def cells(raw: tuple[Any, ...]) -> list[Any]:
+        return [
+            copy_cell(column.kind, cell, zone)
+            for column, cell in zip(LEDGER_COLUMNS, raw, strict=True)
+        ]
+
+    return _formatted(cells, filters, zone)
 
 
 def ledger_xlsx_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     """The ledger as worksheet rows (SpreadsheetML), one per donation, numbered from 2."""
     number = func.row_number().over(order_by=(LEDGER_DATE, Donation.id)) + 1
-    row = xlsx_row(LEDGER_COLUMNS, _ledger_cells(), number, zone)
-    return _with_factors([row], filters, zone)
+    return _formatted(lambda raw: [xlsx_row(LEDGER_COLUMNS, raw, number, zone)], filters, zone)
 
 
 MONEY_TOTAL_COLUMNS = (

@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from donations.db import db, insert_or_fetch, utcnow
-from donations.mail.services import queue_email
 from donations.money import Money
 from donations.payments import recurring
 from donations.payments.gateway import (
@@ -46,7 +45,7 @@ from donations.payments.models import (
 from donations.payments.services import gateway, record_payment
 from donations.status import InvalidTransition, change_status
 from donations.supporters.models import Donation, DonationStatus, Frequency, Supporter
-from donations.supporters.services import find_or_create_supporter
+from donations.supporters.services import email_supporter, find_or_create_supporter
 
 log = logging.getLogger(__name__)
 
@@ -315,13 +314,11 @@ def _queue_refund_email(donation: Donation, refund: Refund) -> None:
         return
     db.session.flush()
     refunded = refunded_total(donation)
-    queue_email(
+    email_supporter(
+        supporter,
         "refund",
         dedupe_key=f"refund:{refund.stripe_refund_id}",
-        to_address=supporter.email,
-        to_name=supporter.name,
         locale=donation.locale,
-        supporter_id=supporter.id,
         context={
             "donation_id": donation.id,
             "amount": refund.amount,

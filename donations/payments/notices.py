@@ -18,11 +18,11 @@ from sqlalchemy import or_, select
 
 from donations.db import db, utcnow
 from donations.mail.models import EmailMessage
-from donations.mail.services import queue_email
 from donations.payments.gateway import GatewayError
 from donations.payments.recurring import plan_link_token
 from donations.payments.services import gateway
 from donations.supporters.models import Frequency, PlanStatus, RecurringPlan
+from donations.supporters.services import email_supporter
 
 log = logging.getLogger(__name__)
 
@@ -131,16 +131,13 @@ def _common_context(plan: RecurringPlan, renewal: datetime) -> dict[str, object]
 
 
 def _queue_renewal_notice(plan: RecurringPlan, renewal: datetime) -> bool:
-    supporter = plan.supporter
     return (
-        queue_email(
+        email_supporter(
+            plan.supporter,
             RENEWAL_NOTICE,
             # One per plan and period: the period is named by when it renews.
             dedupe_key=f"{RENEWAL_NOTICE}:plan:{plan.id}:{int(renewal.timestamp())}",
-            to_address=supporter.email,
-            to_name=supporter.name,
             locale=plan.locale,
-            supporter_id=supporter.id,
             context=_common_context(plan, renewal),
         )
         is not None
@@ -160,15 +157,12 @@ def _queue_card_notice(plan: RecurringPlan, renewal: datetime) -> bool:
     refresh_plan_card(plan)
     if not expires_before(plan, renewal):
         return False  # another card since, valid on the day
-    supporter = plan.supporter
     return (
-        queue_email(
+        email_supporter(
+            plan.supporter,
             CARD_EXPIRING,
             dedupe_key=_card_key(plan),
-            to_address=supporter.email,
-            to_name=supporter.name,
             locale=plan.locale,
-            supporter_id=supporter.id,
             context={
                 **_common_context(plan, renewal),
                 "card_brand": plan.card_brand,

@@ -15,7 +15,6 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from donations.db import db, insert_or_fetch, utcnow
-from donations.mail.services import queue_email
 from donations.payments.gateway import (
     GatewayError,
     InvoiceSnapshot,
@@ -26,6 +25,7 @@ from donations.payments.services import gateway, record_payment
 from donations.security import signing_keys
 from donations.status import InvalidTransition, change_status
 from donations.supporters.models import Donation, PlanStatus, RecurringPlan
+from donations.supporters.services import email_supporter
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,11 @@ def plan_link_token(plan: RecurringPlan) -> str:
 
 def queue_dunning(plan: RecurringPlan, invoice: InvoiceSnapshot) -> None:
     """One email per failed attempt, with a link to give a new payment method."""
-    supporter = plan.supporter
-    queue_email(
+    email_supporter(
+        plan.supporter,
         "payment_failed",
         dedupe_key=f"dunning:{invoice.id}:{invoice.attempt_count}",
-        to_address=supporter.email,
-        to_name=supporter.name,
         locale=plan.locale,
-        supporter_id=supporter.id,
         context={
             "amount": invoice.amount_due.amount,
             "currency": invoice.amount_due.currency,
@@ -236,14 +233,13 @@ def queue_dunning(plan: RecurringPlan, invoice: InvoiceSnapshot) -> None:
 
 def _queue_welcome(plan: RecurringPlan) -> None:
     supporter = plan.supporter
-    queue_email(
+    email_supporter(
+        supporter,
         "welcome",
         dedupe_key=f"welcome:plan:{plan.id}",
-        to_address=supporter.email,
         # Sent as the plan starts, just before its first payment applies the name.
         to_name=plan.donor_name or supporter.name,
         locale=plan.locale,
-        supporter_id=supporter.id,
         context={
             "amount": plan.amount + plan.fee_cover_amount,
             "currency": plan.currency,

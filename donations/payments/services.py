@@ -13,11 +13,10 @@ from flask import current_app
 from sqlalchemy import select
 
 from donations.db import db, utcnow
-from donations.mail.services import queue_email
 from donations.payments.gateway import PaymentGateway, PaymentSnapshot
 from donations.status import change_status
 from donations.supporters.models import Donation, DonationStatus
-from donations.supporters.services import apply_paid_checkout
+from donations.supporters.services import apply_paid_checkout, email_supporter
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +101,11 @@ def _on_succeeded(donation: Donation) -> None:
     # The payment proves the address: what the checkout was given (name,
     # country, consents) becomes the supporter's now, and only now.
     apply_paid_checkout(donation)
-    supporter = donation.supporter
-    queue_email(
+    email_supporter(
+        donation.supporter,
         "receipt",
         dedupe_key=f"receipt:donation:{donation.id}",
-        to_address=supporter.email,
-        to_name=supporter.name,
         locale=donation.locale,
-        supporter_id=supporter.id,
         context={
             "donation_id": donation.id,
             "amount": donation.amount,

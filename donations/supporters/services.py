@@ -1,13 +1,16 @@
-"""Finding and recording supporters."""
+"""Finding, recording and emailing supporters."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select
 
 from donations.db import db, insert_or_fetch, utcnow
 from donations.mail.addresses import normalise_address
+from donations.mail.models import EmailMessage
+from donations.mail.services import queue_email
 from donations.supporters.consents import apply_checkout_consents
 from donations.supporters.models import Donation, RecurringPlan, Supporter
 
@@ -42,6 +45,32 @@ def find_or_create_supporter(*, email: str, locale: str) -> Supporter:
         },
     )
     return supporter
+
+
+def email_supporter(
+    supporter: Supporter,
+    template: str,
+    *,
+    dedupe_key: str,
+    locale: str,
+    context: dict[str, Any],
+    to_name: str | None = None,
+) -> EmailMessage | None:
+    """Queue ``template`` to the supporter's address, at most once per ``dedupe_key``.
+
+    Addressed by name (``to_name`` when given, else the supporter's) and
+    filed under the supporter, as :func:`donations.mail.services.queue_email`
+    files it; returns the new message, or None when it was queued before.
+    """
+    return queue_email(
+        template,
+        dedupe_key=dedupe_key,
+        to_address=supporter.email,
+        to_name=supporter.name if to_name is None else to_name,
+        locale=locale,
+        supporter_id=supporter.id,
+        context=context,
+    )
 
 
 def apply_paid_checkout(donation: Donation) -> bool:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Text, false
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from donations.db import Model, str_enum, utcnow
 from donations.money import Money
@@ -138,26 +138,34 @@ class Supporter(Model):
         return f"<Supporter {self.id}>"
 
 
-class RecurringPlan(RuledStatus, Model):
-    """One monthly or annual commitment: one Stripe subscription."""
+class Checkout:
+    """The columns a donation and a recurring plan share: what a checkout asked for and gave.
 
-    status_rules: ClassVar[StatusRules[PlanStatus]] = PLAN_RULES
+    A one-off donation and a plan are each a checkout (its own table with
+    these columns); a renewal's donation copies them from its plan.
+    :func:`donations.supporters.services.apply_paid_checkout` makes what was
+    typed the supporter's once a payment succeeds.
+    """
 
-    __tablename__ = "recurring_plans"
-    __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("fee_cover_amount >= 0", name="fee_cover_not_negative"),
-    )
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[CheckConstraint, ...]:
+        return (
+            CheckConstraint("amount > 0", name="amount_positive"),
+            CheckConstraint("fee_cover_amount >= 0", name="fee_cover_not_negative"),
+        )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # The checkout attempt this row stands for: one attempt, one idempotency
+    # key, one PaymentIntent (or SetupIntent), however often the form is posted.
     attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Unguessable handle for the reader's own payment and thank-you pages.
     public_token: Mapped[str] = mapped_column(String(64), unique=True)
     supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    # What the reader chose to give, and (separately) what they added to
+    # cover the processing fee; Stripe is asked for the sum.
     amount: Mapped[int]
     fee_cover_amount: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(String(3))
     frequency: Mapped[Frequency] = mapped_column(str_enum(Frequency, 10))
-    status: Mapped[PlanStatus] = mapped_column(str_enum(PlanStatus), default=PlanStatus.INCOMPLETE)
     method: Mapped[str | None] = mapped_column(String(30))
     locale: Mapped[str] = mapped_column(String(10), default="en")
     campaign: Mapped[str | None] = mapped_column(String(100))
@@ -167,7 +175,7 @@ class RecurringPlan(RuledStatus, Model):
     variant: Mapped[str | None] = mapped_column(String(50))
     # The embed's once-to-monthly offer, when it was made: "accepted" or "declined".
     upsell: Mapped[str | None] = mapped_column(String(10))
-    # The "Remind me later" email this plan was started from, if any (conversion).
+    # The "Remind me later" email the checkout came through, if any (conversion).
     reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
     # What the reader typed on the checkout form (DESIGN.md 2.5): shown back
     # to them on the payment and thank-you pages, and copied onto the
@@ -176,17 +184,41 @@ class RecurringPlan(RuledStatus, Model):
     donor_name: Mapped[str | None] = mapped_column(String(200))
     donor_country: Mapped[str | None] = mapped_column(String(2))
     details_applied_at: Mapped[datetime | None]
-    stripe_setup_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
-    next_renewal_at: Mapped[datetime | None]
-    # The card the next renewal charges, as Stripe last told us: its latest
-    # card payment, or the subscription's default card read before a notice
-    # about its expiry (a card replaced since is then seen).
+    # The card (expiry: month 1-12, four-digit year) as Stripe reported it
+    # with a donation's payment. On a plan, the card its next renewal
+    # charges, as Stripe last told us: its latest card payment, or the
+    # subscription's default card read before a notice about its expiry (a
+    # card replaced since is then seen).
     card_brand: Mapped[str | None] = mapped_column(String(30))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     card_exp_month: Mapped[int | None] = mapped_column(SmallInteger)
     card_exp_year: Mapped[int | None] = mapped_column(SmallInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def charge_total(self) -> Money:
+        """What Stripe is asked to charge: the gift plus any fee cover."""
+        return Money(self.amount + self.fee_cover_amount, self.currency)
+
+    @property
+    def gift(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class RecurringPlan(RuledStatus, Checkout, Model):
+    """One monthly or annual commitment: one Stripe subscription."""
+
+    status_rules: ClassVar[StatusRules[PlanStatus]] = PLAN_RULES
+
+    __tablename__ = "recurring_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[PlanStatus] = mapped_column(str_enum(PlanStatus), default=PlanStatus.INCOMPLETE)
+    stripe_setup_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    next_renewal_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
     cancellation_reason: Mapped[str | None] = mapped_column(String(200))
@@ -198,19 +230,9 @@ class RecurringPlan(RuledStatus, Model):
     cancel_at: Mapped[datetime | None]
     pause_behavior: Mapped[str | None] = mapped_column(String(20))
     paused_until: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     supporter: Mapped[Supporter] = relationship(back_populates="plans")
     donations: Mapped[list[Donation]] = relationship(back_populates="plan")
-
-    @property
-    def charge_total(self) -> Money:
-        return Money(self.amount + self.fee_cover_amount, self.currency)
-
-    @property
-    def gift(self) -> Money:
-        return Money(self.amount, self.currency)
 
     @property
     def can_cancel(self) -> bool:
@@ -230,34 +252,17 @@ class RecurringPlan(RuledStatus, Model):
         return f"<RecurringPlan {self.id} {self.status}>"
 
 
-class Donation(RuledStatus, Model):
+class Donation(RuledStatus, Checkout, Model):
     """One money movement attempt: a one-off payment (or, later, a renewal)."""
 
     status_rules: ClassVar[StatusRules[DonationStatus]] = DONATION_RULES
 
     __tablename__ = "donations"
-    __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("fee_cover_amount >= 0", name="fee_cover_not_negative"),
-    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # The checkout attempt this row stands for: one attempt, one idempotency
-    # key, one PaymentIntent, however often the form is posted.
-    attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
-    # Unguessable handle for the reader's own payment and thank-you pages.
-    public_token: Mapped[str] = mapped_column(String(64), unique=True)
-    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
-    # What the reader chose to give, and (separately) what they added to
-    # cover the processing fee; Stripe is asked for the sum.
-    amount: Mapped[int]
-    fee_cover_amount: Mapped[int] = mapped_column(default=0)
-    currency: Mapped[str] = mapped_column(String(3))
-    frequency: Mapped[Frequency] = mapped_column(str_enum(Frequency, 10))
     status: Mapped[DonationStatus] = mapped_column(
         str_enum(DonationStatus), default=DonationStatus.PENDING
     )
-    method: Mapped[str | None] = mapped_column(String(30))
     # Filled from Stripe's balance transaction once settled.
     fee: Mapped[int | None]
     net: Mapped[int | None]
@@ -266,23 +271,6 @@ class Donation(RuledStatus, Model):
     refunded_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     # The Stripe payout that took this donation's money to the bank.
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True)
-    campaign: Mapped[str | None] = mapped_column(String(100))
-    source: Mapped[str | None] = mapped_column(String(500))
-    # Where the reader was asked (donations.supporters.attribution): the article and the variant.
-    article: Mapped[str | None] = mapped_column(String(300))
-    variant: Mapped[str | None] = mapped_column(String(50))
-    # The embed's once-to-monthly offer, when it was made: "accepted" or "declined".
-    upsell: Mapped[str | None] = mapped_column(String(10))
-    # The "Remind me later" email this gift came through, if any (conversion).
-    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
-    locale: Mapped[str] = mapped_column(String(10), default="en")
-    # What the reader typed on the checkout form (DESIGN.md 2.5): shown back
-    # to them on the payment and thank-you pages, and copied onto the
-    # supporter only when a payment succeeds (details_applied_at).
-    donor_email: Mapped[str | None] = mapped_column(String(320))
-    donor_name: Mapped[str | None] = mapped_column(String(200))
-    donor_country: Mapped[str | None] = mapped_column(String(2))
-    details_applied_at: Mapped[datetime | None]
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Renewals (and first payments) of a plan: one donation per invoice.
@@ -290,16 +278,8 @@ class Donation(RuledStatus, Model):
         ForeignKey("recurring_plans.id"), index=True
     )
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    card_brand: Mapped[str | None] = mapped_column(String(30))
-    card_last4: Mapped[str | None] = mapped_column(String(4))
-    # The card's expiry as Stripe reported it with the payment (month 1-12,
-    # four-digit year), for the notice before a plan charges an expired card.
-    card_exp_month: Mapped[int | None] = mapped_column(SmallInteger)
-    card_exp_year: Mapped[int | None] = mapped_column(SmallInteger)
     failure_code: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     succeeded_at: Mapped[datetime | None]
 
     supporter: Mapped[Supporter] = relationship(back_populates="donations")
@@ -324,15 +304,6 @@ class Donation(RuledStatus, Model):
     def is_paid(self) -> bool:
         """The payment succeeded: the thank-you page says so and a receipt went out."""
         return self.status is DonationStatus.SUCCEEDED
-
-    @property
-    def charge_total(self) -> Money:
-        """What Stripe is asked to charge: the gift plus any fee cover."""
-        return Money(self.amount + self.fee_cover_amount, self.currency)
-
-    @property
-    def gift(self) -> Money:
-        return Money(self.amount, self.currency)
 
     def __repr__(self) -> str:
         return f"<Donation {self.id} {self.status}>"

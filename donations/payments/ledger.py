@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.sql import ColumnElement
 
 from donations.db import db, insert_or_fetch, utcnow
 from donations.money import Money
@@ -513,12 +514,7 @@ def apply_payout(snapshot: PayoutSnapshot) -> tuple[Payout, PayoutLinks]:
     db.session.flush()
     if row.status in (PayoutStatus.FAILED, PayoutStatus.CANCELED):
         for model in (Donation, Refund):
-            db.session.execute(
-                update(model)
-                .where(model.payout_id == row.id)
-                .values(payout_id=None)
-                .execution_options(synchronize_session="fetch")
-            )
+            _set_payout(model, model.payout_id == row.id, None)
         return row, PayoutLinks()
     if not row.automatic:
         # Stripe can only list the transactions of automatic payouts.
@@ -539,20 +535,10 @@ def _link_payout_entries(row: Payout) -> PayoutLinks:
         if entry.source_id is None or entry.type in ("payout", "payout_failure"):
             continue
         if entry.type in ("charge", "payment"):
-            matched = db.session.execute(
-                update(Donation)
-                .where(Donation.stripe_charge_id == entry.source_id)
-                .values(payout_id=row.id)
-                .execution_options(synchronize_session="fetch")
-            ).rowcount  # type: ignore[attr-defined]
+            matched = _set_payout(Donation, Donation.stripe_charge_id == entry.source_id, row.id)
             links.donations += matched
         elif entry.type in ("refund", "payment_refund"):
-            matched = db.session.execute(
-                update(Refund)
-                .where(Refund.stripe_refund_id == entry.source_id)
-                .values(payout_id=row.id)
-                .execution_options(synchronize_session="fetch")
-            ).rowcount  # type: ignore[attr-defined]
+            matched = _set_payout(Refund, Refund.stripe_refund_id == entry.source_id, row.id)
             links.refunds += matched
         else:
             # Dispute movements and fees belong to the payout but to no row.
@@ -565,6 +551,19 @@ def _link_payout_entries(row: Payout) -> PayoutLinks:
         )
     db.session.flush()
     return links
+
+
+def _set_payout(
+    model: type[Donation] | type[Refund], which: ColumnElement[bool], payout_id: int | None
+) -> int:
+    """Mark the rows ``which`` picks as paid out in ``payout_id`` (None: in none); how many."""
+    result = db.session.execute(
+        update(model)
+        .where(which)
+        .values(payout_id=payout_id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -23,10 +23,11 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import select
 
-from donations.db import begin_writing, commit, db
+from donations.db import Base, begin_writing, commit, db
 from donations.money import Money
 from donations.payments import ledger, recurring
 from donations.payments.gateway import (
@@ -46,6 +47,8 @@ from donations.supporters.models import (
 )
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Base)
 
 
 # What is compared, in the order of the passes.
@@ -195,6 +198,17 @@ def _plan_view(plan_id: int) -> Hashable:
     )
 
 
+def _as_stored(model: type[M], **stripe_id: str) -> M | None:
+    """The row with this Stripe id as the database has it now, not as the session last saw it.
+
+    The views compare a row before and after its repair, so what the
+    session holds in memory is read again (``populate_existing``).
+    """
+    return db.session.scalar(
+        select(model).filter_by(**stripe_id).execution_options(populate_existing=True)
+    )
+
+
 def _when(value: datetime | None) -> str | None:
     return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else None
 
@@ -234,10 +248,9 @@ def _check_subscription(subscription_id: str, run: _Run) -> None:
 
 
 def _invoice_view(invoice_id: str) -> Hashable:
-    donation = db.session.scalar(select(Donation).where(Donation.stripe_invoice_id == invoice_id))
+    donation = _as_stored(Donation, stripe_invoice_id=invoice_id)
     if donation is None:
         return None
-    db.session.refresh(donation)
     return (
         ("plan", donation.recurring_plan_id),
         ("payment", donation.stripe_payment_intent_id),
@@ -416,10 +429,9 @@ def _check_payment(snapshot: PaymentSnapshot, run: _Run) -> None:
 
 
 def _charge_view(charge_id: str) -> Hashable:
-    donation = db.session.scalar(select(Donation).where(Donation.stripe_charge_id == charge_id))
+    donation = _as_stored(Donation, stripe_charge_id=charge_id)
     if donation is None:
         return None
-    db.session.refresh(donation)
     refunds = db.session.scalars(
         select(Refund).where(
             Refund.donation_id == donation.id, Refund.stripe_refund_id.is_not(None)
@@ -491,10 +503,9 @@ def _stale_refunds(charge_id: str, run: _Run) -> None:
 
 
 def _dispute_view(dispute_id: str) -> Hashable:
-    row = db.session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == dispute_id))
+    row = _as_stored(Dispute, stripe_dispute_id=dispute_id)
     if row is None:
         return None
-    db.session.refresh(row)
     return (
         ("status", str(row.status)),
         ("amount", row.amount),
@@ -527,10 +538,9 @@ def _disputes(window: tuple[int, int], run: _Run) -> None:
 
 
 def _payout_view(payout_id: str) -> Hashable:
-    row = db.session.scalar(select(Payout).where(Payout.stripe_payout_id == payout_id))
+    row = _as_stored(Payout, stripe_payout_id=payout_id)
     if row is None:
         return None
-    db.session.refresh(row)
     donations = db.session.scalars(
         select(Donation.id).where(Donation.payout_id == row.id).order_by(Donation.id)
     ).all()

@@ -369,36 +369,28 @@ class StripeGateway:
             "limit": 100,
             "expand": ["data.payment_method", "data.latest_charge.balance_transaction"],
         }
-        with _translated_errors():
-            for intent in self._client.v1.payment_intents.list(params).auto_paging_iter():
-                yield _snapshot(intent)
+        return _every(self._client.v1.payment_intents.list, params, _snapshot)
 
     def list_refunds(self, start: int, end: int) -> Iterator[RefundSnapshot]:
         params: stripe.params.RefundListParams = {
             "created": {"gte": start, "lt": end},
             "limit": 100,
         }
-        with _translated_errors():
-            for refund in self._client.v1.refunds.list(params).auto_paging_iter():
-                yield _refund_snapshot(refund)
+        return _every(self._client.v1.refunds.list, params, _refund_snapshot)
 
     def list_disputes(self, start: int, end: int) -> Iterator[DisputeSnapshot]:
         params: stripe.params.DisputeListParams = {
             "created": {"gte": start, "lt": end},
             "limit": 100,
         }
-        with _translated_errors():
-            for dispute in self._client.v1.disputes.list(params).auto_paging_iter():
-                yield _dispute_snapshot(dispute)
+        return _every(self._client.v1.disputes.list, params, _dispute_snapshot)
 
     def list_payouts(self, start: int, end: int) -> Iterator[PayoutSnapshot]:
         params: stripe.params.PayoutListParams = {
             "created": {"gte": start, "lt": end},
             "limit": 100,
         }
-        with _translated_errors():
-            for payout in self._client.v1.payouts.list(params).auto_paging_iter():
-                yield _payout_snapshot(payout)
+        return _every(self._client.v1.payouts.list, params, _payout_snapshot)
 
     def list_invoices(self, start: int, end: int) -> Iterator[InvoiceSnapshot]:
         params: stripe.params.InvoiceListParams = {
@@ -406,9 +398,7 @@ class StripeGateway:
             "limit": 100,
             "expand": ["data.payments"],
         }
-        with _translated_errors():
-            for invoice in self._client.v1.invoices.list(params).auto_paging_iter():
-                yield _invoice_snapshot(invoice)
+        return _every(self._client.v1.invoices.list, params, _invoice_snapshot)
 
     def invoice_of_payment(self, payment_id: str) -> InvoiceSnapshot | None:
         # Since 2025-03-31 a PaymentIntent no longer names its invoice; the
@@ -431,17 +421,7 @@ class StripeGateway:
         # https://docs.stripe.com/payouts/reconciliation -- only automatic
         # payouts can list the transactions they settled.
         params: stripe.params.BalanceTransactionListParams = {"payout": payout_id, "limit": 100}
-        with _translated_errors():
-            for txn in self._client.v1.balance_transactions.list(params).auto_paging_iter():
-                yield BalanceEntry(
-                    id=txn.id,
-                    type=txn.type,
-                    source_id=_source_id(txn),
-                    amount=txn.amount,
-                    fee=txn.fee,
-                    net=txn.net,
-                    currency=txn.currency.upper(),
-                )
+        return _every(self._client.v1.balance_transactions.list, params, _balance_entry)
 
     def redact_customer(self, customer_id: str) -> None:
         # Empty strings unset fields (https://docs.stripe.com/api/customers/update);
@@ -508,6 +488,22 @@ class StripeGateway:
         details = _optional(lambda: parent.subscription_details) if parent is not None else None
         found = _id_of(_optional(lambda: details.subscription)) if details is not None else None
         return _plain_text(found, MAX_EVENT_ID)
+
+
+_ListParams = TypeVar("_ListParams", bound=Mapping[str, Any])
+_Listed = TypeVar("_Listed", bound=stripe.StripeObject)
+_Snapshot = TypeVar("_Snapshot")
+
+
+def _every(
+    list_page: Callable[[_ListParams], stripe.ListObject[_Listed]],
+    params: _ListParams,
+    snapshot: Callable[[_Listed], _Snapshot],
+) -> Iterator[_Snapshot]:
+    """Each object a list call finds, page after page, as ``snapshot`` makes it."""
+    with _translated_errors():
+        for listed in list_page(params).auto_paging_iter():
+            yield snapshot(listed)
 
 
 def _has_requests() -> bool:
@@ -748,6 +744,18 @@ def _settlement(charge: stripe.Charge) -> tuple[int | None, int | None]:
     if isinstance(txn, stripe.BalanceTransaction):
         return txn.fee, txn.net
     return None, None
+
+
+def _balance_entry(txn: stripe.BalanceTransaction) -> BalanceEntry:
+    return BalanceEntry(
+        id=txn.id,
+        type=txn.type,
+        source_id=_source_id(txn),
+        amount=txn.amount,
+        fee=txn.fee,
+        net=txn.net,
+        currency=txn.currency.upper(),
+    )
 
 
 def _source_id(txn: stripe.BalanceTransaction) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -321,13 +321,13 @@ def handle_event(event: StripeEvent) -> None:
         case t if t == UPCOMING_INVOICE_EVENT:
             _upcoming_invoice(event)
         case t if t in CHARGE_EVENTS:
-            _sync_charge(event)
+            _sync_named(event, ledger.sync_charge)
         case t if t in REFUND_EVENTS:
-            _sync_refund(event)
+            _sync_named(event, ledger.sync_refund)
         case t if t in DISPUTE_EVENTS:
-            _sync_dispute(event)
+            _sync_named(event, ledger.sync_dispute)
         case t if t in PAYOUT_EVENTS:
-            _sync_payout(event)
+            _sync_named(event, ledger.sync_payout)
         case _:
             log.info("ignoring Stripe event %s of type %s", event.stripe_event_id, event.type)
 
@@ -382,21 +382,7 @@ def _sync_payment_intent(event: StripeEvent) -> None:
     ledger.sync_payment(snapshot)
 
 
-def _sync_charge(event: StripeEvent) -> None:
+def _sync_named(event: StripeEvent, sync: Callable[[str], object]) -> None:
+    """Record the object the event names as Stripe has it now (``sync`` re-reads it)."""
     if event.object_id:
-        ledger.sync_charge(event.object_id)
-
-
-def _sync_refund(event: StripeEvent) -> None:
-    if event.object_id:
-        ledger.sync_refund(event.object_id)
-
-
-def _sync_dispute(event: StripeEvent) -> None:
-    if event.object_id:
-        ledger.sync_dispute(event.object_id)
-
-
-def _sync_payout(event: StripeEvent) -> None:
-    if event.object_id:
-        ledger.sync_payout(event.object_id)
+        sync(event.object_id)

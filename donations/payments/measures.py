@@ -193,17 +193,11 @@ def mrr(charges: Iterable[tuple[str, int]]) -> int:
 
 def new_supporters(start: datetime | None, end: datetime | None) -> int:
     """People whose first counted donation is dated in ``[start, end)``."""
-    first = func.min(LEDGER_DATE)
-    having = []
-    if start is not None:
-        having.append(first >= start)
-    if end is not None:
-        having.append(first < end)
     firsts = (
         select(Donation.supporter_id)
         .where(COUNTED)
         .group_by(Donation.supporter_id)
-        .having(*having)
+        .having(*between(func.min(LEDGER_DATE), start, end))
         .subquery()
     )
     return int(db.session.scalar(select(func.count()).select_from(firsts)) or 0)

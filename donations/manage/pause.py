@@ -126,18 +126,32 @@ def _recorded(plan: RecurringPlan, snapshot: SubscriptionSnapshot) -> RecurringP
     return synced
 
 
-def _pause_until(plan: RecurringPlan, resumes_at: datetime) -> RecurringPlan:
+def _pause_collection(plan: RecurringPlan, resumes_at: int | None, key: str) -> RecurringPlan:
+    """Stripe's ``pause_collection`` until ``resumes_at`` (None: collect again), recorded."""
     assert plan.stripe_subscription_id is not None
-    stamp = int(resumes_at.timestamp())
     try:
         snapshot = gateway().pause_collection(
-            plan.stripe_subscription_id,
-            resumes_at=stamp,
-            idempotency_key=_key(plan, "pause", str(stamp)),
+            plan.stripe_subscription_id, resumes_at=resumes_at, idempotency_key=key
         )
     except GatewayError as exc:
         raise PlanActionRefused("stripe") from exc
     return _recorded(plan, snapshot)
+
+
+def _pause_until(plan: RecurringPlan, resumes_at: datetime) -> RecurringPlan:
+    stamp = int(resumes_at.timestamp())
+    return _pause_collection(plan, stamp, _key(plan, "pause", str(stamp)))
+
+
+def _cancel_at_period_end(plan: RecurringPlan, cancel: bool, key: str) -> SubscriptionSnapshot:
+    """Stripe's answer to setting ``cancel_at_period_end`` (not yet recorded)."""
+    assert plan.stripe_subscription_id is not None
+    try:
+        return gateway().set_cancel_at_period_end(
+            plan.stripe_subscription_id, cancel=cancel, idempotency_key=key
+        )
+    except GatewayError as exc:
+        raise PlanActionRefused("stripe") from exc
 
 
 def skip_next(session: ManageSession, plan: RecurringPlan) -> RecurringPlan:
@@ -178,16 +192,7 @@ def resume(session: ManageSession, plan: RecurringPlan) -> RecurringPlan:
     """Collect again from the next renewal (what the paused periods owed stays void)."""
     if not can_resume(plan):
         raise PlanActionRefused("not_now")
-    assert plan.stripe_subscription_id is not None
-    try:
-        snapshot = gateway().pause_collection(
-            plan.stripe_subscription_id,
-            resumes_at=None,
-            idempotency_key=_key(plan, "resume", "now"),
-        )
-    except GatewayError as exc:
-        raise PlanActionRefused("stripe") from exc
-    _recorded(plan, snapshot)
+    _pause_collection(plan, None, _key(plan, "resume", "now"))
     record("plan_resumed", session.supporter, source=session.source, target=f"plan:{plan.id}")
     return plan
 
@@ -196,16 +201,7 @@ def keep(session: ManageSession, plan: RecurringPlan) -> RecurringPlan:
     """Call off a cancellation at the period's end: the plan renews as before."""
     if not can_keep(plan):
         raise PlanActionRefused("not_now")
-    assert plan.stripe_subscription_id is not None
-    try:
-        snapshot = gateway().set_cancel_at_period_end(
-            plan.stripe_subscription_id,
-            cancel=False,
-            idempotency_key=_key(plan, "keep", "renewing"),
-        )
-    except GatewayError as exc:
-        raise PlanActionRefused("stripe") from exc
-    _recorded(plan, snapshot)
+    _recorded(plan, _cancel_at_period_end(plan, False, _key(plan, "keep", "renewing")))
     if not plan.ends_at_period_end and plan.status is not PlanStatus.CANCELED:
         plan.cancellation_reason = None
     record("plan_kept", session.supporter, source=session.source, target=f"plan:{plan.id}")
@@ -353,15 +349,7 @@ def _cancel(plan: RecurringPlan, attempt: CancellationAttempt) -> None:
         except InvalidTransition as exc:
             raise PlanActionRefused("not_now") from exc
         return
-    assert plan.stripe_subscription_id is not None
-    try:
-        snapshot = gateway().set_cancel_at_period_end(
-            plan.stripe_subscription_id,
-            cancel=True,
-            idempotency_key=f"manage-cancel-attempt-{attempt.id}",
-        )
-    except GatewayError as exc:
-        raise PlanActionRefused("stripe") from exc
+    snapshot = _cancel_at_period_end(plan, True, f"manage-cancel-attempt-{attempt.id}")
     if not snapshot.cancel_at_period_end:
         raise PlanActionRefused("stripe")
     plan.cancellation_reason = reason

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -16,38 +16,22 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from donations.db import commit, db
 from donations.extensions import limiter
 from donations.manage import pause, plans
-from donations.manage.account import own_plan
 from donations.manage.forms import ActionForm
 from donations.manage.models import ManageSession
-from donations.manage.views import signed_in
+from donations.manage.views import _locale, plan_or_404, private, signed_in
 from donations.supporters.models import PlanStatus, RecurringPlan
 from donations.supporters.retention import CancellationAttempt, CancellationTiming
 
 bp = Blueprint("manage_pause", __name__, url_prefix="/manage/plans")
 
 
-@bp.after_request
-def _private(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
-
-
-def _locale() -> str:
-    return str(get_locale() or "en")
-
-
-def _plan(row: ManageSession, plan_id: int) -> RecurringPlan:
-    plan = own_plan(row.supporter, plan_id)
-    if plan is None:
-        abort(404)  # another supporter's plan is not even acknowledged
-    return plan
+bp.after_request(private)
 
 
 def _problem(code: str) -> str:
@@ -119,14 +103,14 @@ def _render_pause(
 @bp.get("/<int:plan_id>/pause")
 @signed_in
 def pause_page(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    return _render_pause(_plan(row, plan_id), ActionForm())
+    return _render_pause(plan_or_404(row, plan_id), ActionForm())
 
 
 @bp.post("/<int:plan_id>/pause")
 @limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def pause_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan(row, plan_id)
+    plan = plan_or_404(row, plan_id)
     form = ActionForm()
     if not form.validate():
         return _render_pause(plan, form, _("Nothing was changed. Please try again."), 400)
@@ -146,38 +130,35 @@ def pause_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     return _back()
 
 
-@bp.post("/<int:plan_id>/resume")
-@limiter.limit(plans.change_limit, methods=["POST"])
-@signed_in
-def resume_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan(row, plan_id)
+def _one_click(
+    row: ManageSession, plan_id: int, change: Callable[[ManageSession, RecurringPlan], object]
+) -> ResponseReturnValue:
+    """A change made with one button (resume, keep): what Stripe confirmed, or why not."""
+    plan = plan_or_404(row, plan_id)
     if not ActionForm().validate():
         flash(_problem(""))
         return _back()
     try:
-        pause.resume(row, plan)
+        change(row, plan)
     except pause.PlanActionRefused as exc:
         return _refused(exc)
     commit()
     flash(_confirmed(plan))
     return _back()
+
+
+@bp.post("/<int:plan_id>/resume")
+@limiter.limit(plans.change_limit, methods=["POST"])
+@signed_in
+def resume_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
+    return _one_click(row, plan_id, pause.resume)
 
 
 @bp.post("/<int:plan_id>/keep")
 @limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def keep_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan(row, plan_id)
-    if not ActionForm().validate():
-        flash(_problem(""))
-        return _back()
-    try:
-        pause.keep(row, plan)
-    except pause.PlanActionRefused as exc:
-        return _refused(exc)
-    commit()
-    flash(_confirmed(plan))
-    return _back()
+    return _one_click(row, plan_id, pause.keep)
 
 
 # -- cancelling -------------------------------------------------------------------------------
@@ -202,14 +183,14 @@ def _render_reason(
 @bp.get("/<int:plan_id>/cancel")
 @signed_in
 def cancel_page(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    return _render_reason(_plan(row, plan_id), ActionForm())
+    return _render_reason(plan_or_404(row, plan_id), ActionForm())
 
 
 @bp.post("/<int:plan_id>/cancel")
 @limiter.limit(plans.change_limit, methods=["POST"])
 @signed_in
 def start_cancel(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan(row, plan_id)
+    plan = plan_or_404(row, plan_id)
     form = ActionForm()
     if not form.validate():
         return _render_reason(plan, form, _problem(""), 400)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import flash, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
@@ -17,10 +17,9 @@ from donations.ask.config import GiftError
 from donations.db import commit
 from donations.extensions import limiter
 from donations.manage import offers, plans, services
-from donations.manage.account import own_plan
 from donations.manage.forms import ActionForm
 from donations.manage.models import ManageSession
-from donations.manage.views import SESSION_KEY, _locale, bp, signed_in
+from donations.manage.views import SESSION_KEY, _locale, bp, plan_or_404, signed_in
 from donations.payments.gateway import GatewayError
 from donations.reminders.services import external_url
 from donations.support import fraud
@@ -33,13 +32,6 @@ def _session_key() -> str:
     if not isinstance(token, str):
         return "manage-plan:-"
     return "manage-plan:" + hashlib.sha256(token.encode()).hexdigest()[:32]
-
-
-def _plan_or_404(row: ManageSession, plan_id: int) -> RecurringPlan:
-    plan = own_plan(row.supporter, plan_id)
-    if plan is None:
-        abort(404)
-    return plan
 
 
 def _account(plan: RecurringPlan) -> ResponseReturnValue:
@@ -66,7 +58,7 @@ def _change_form(
 @bp.get("/plans/<int:plan_id>/change")
 @signed_in
 def change_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan_or_404(row, plan_id)
+    plan = plan_or_404(row, plan_id)
     if not plans.can_change(plan):
         flash(_("This plan cannot be changed now."))
         return _account(plan)
@@ -76,7 +68,7 @@ def change_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 @bp.post("/plans/<int:plan_id>/change")
 @signed_in
 def review_change(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan_or_404(row, plan_id)
+    plan = plan_or_404(row, plan_id)
     amount = (request.form.get("amount") or "")[:40]
     if not ActionForm().validate():
         return _change_form(plan, _("Nothing was changed. Please try again."), amount, 400)
@@ -98,7 +90,7 @@ def review_change(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 @limiter.limit(plans.change_limit, methods=["POST"], key_func=_session_key, scope="manage-plan")
 @signed_in
 def confirm_change(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan_or_404(row, plan_id)
+    plan = plan_or_404(row, plan_id)
     amount = (request.form.get("amount") or "")[:40]
     if not ActionForm().validate():
         return _change_form(plan, _("Nothing was changed. Please try again."), amount, 400)
@@ -157,7 +149,7 @@ def _method_page(
 @limiter.limit(plans.change_limit, key_func=_session_key, scope="manage-plan-method")
 @signed_in
 def replace_method(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    plan = _plan_or_404(row, plan_id)
+    plan = plan_or_404(row, plan_id)
     if not plans.can_replace_method(plan):
         flash(_("This plan cannot be changed now."))
         return _account(plan)
@@ -175,7 +167,7 @@ def replace_method(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 @signed_in
 def method_saved(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     """Where the page goes once Stripe.js has confirmed the SetupIntent (or the bank)."""
-    plan = _plan_or_404(row, plan_id)
+    plan = plan_or_404(row, plan_id)
     if not plans.can_replace_method(plan):
         return _account(plan)
     was_past_due = plan.status is not PlanStatus.ACTIVE
@@ -218,7 +210,7 @@ def method_saved(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 @bp.post("/plans/<int:plan_id>/payment-method/declined")
 @signed_in
 def method_declined(row: ManageSession, plan_id: int) -> ResponseReturnValue:
-    _plan_or_404(row, plan_id)
+    plan_or_404(row, plan_id)
     fraud.record_decline(get_remote_address())
     return jsonify(blocked=fraud.blocked(get_remote_address()))
 

@@ -35,12 +35,12 @@ from donations.manage import (
     services,
     statements,
 )
-from donations.manage.account import overview, own_gift, own_reminder
+from donations.manage.account import overview, own_gift, own_plan, own_reminder
 from donations.manage.forms import ActionForm, EmailChangeForm, SignInForm
 from donations.manage.models import ErasureStatus, ManageSession
 from donations.manage.receipts import receipt_context
 from donations.manage.tasks import send_sign_in_link_task
-from donations.supporters.models import Supporter
+from donations.supporters.models import Donation, RecurringPlan, Supporter
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -115,11 +115,19 @@ def _start(supporter: Supporter, source: str) -> ResponseReturnValue:
 
 
 @bp.after_request
-def _private(response: Response) -> Response:
-    # Personal data and live state: never from a cache, never indexed.
+def private(response: Response) -> Response:
+    """Personal data and live state: never from a cache, never indexed (every portal page)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
+
+
+def plan_or_404(row: ManageSession, plan_id: int) -> RecurringPlan:
+    """One of the supporter's plans; another supporter's plan is not even acknowledged."""
+    plan = own_plan(row.supporter, plan_id)
+    if plan is None:
+        abort(404)
+    return plan
 
 
 # -- signing in --------------------------------------------------------------------------
@@ -293,27 +301,44 @@ def account(row: ManageSession) -> ResponseReturnValue:
 # -- receipts -------------------------------------------------------------------------------
 
 
-@bp.get("/gifts/<int:donation_id>/receipt")
-@signed_in
-def receipt(row: ManageSession, donation_id: int) -> ResponseReturnValue:
+def _recorded_download(
+    row: ManageSession, action: str, file: tuple[str | bytes, str, str], **details: Any
+) -> Response:
+    """A file for the supporter (body, type, name), handed over once it is on their timeline."""
+    body, mimetype, filename = file
+    services.record(action, row.supporter, source=row.source, **details)
+    commit()
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _paid_gift(row: ManageSession, donation_id: int) -> Donation:
+    """One of the supporter's paid gifts; anyone else's, or an unpaid one, is a 404."""
     donation = own_gift(row.supporter, donation_id)
     if donation is None or not donation.is_paid:
         abort(404)
+    return donation
+
+
+@bp.get("/gifts/<int:donation_id>/receipt")
+@signed_in
+def receipt(row: ManageSession, donation_id: int) -> ResponseReturnValue:
+    donation = _paid_gift(row, donation_id)
     return render_template("manage/receipt.html", **receipt_context(donation))
 
 
 @bp.get("/gifts/<int:donation_id>/receipt.pdf")
 @signed_in
 def receipt_pdf(row: ManageSession, donation_id: int) -> ResponseReturnValue:
-    donation = own_gift(row.supporter, donation_id)
-    if donation is None or not donation.is_paid:
-        abort(404)
+    donation = _paid_gift(row, donation_id)
     pdf = receipts.receipt_pdf(donation, _locale())
-    services.record(
-        "receipt_downloaded", row.supporter, source=row.source, target=f"donation:{donation.id}"
+    return _recorded_download(
+        row,
+        "receipt_downloaded",
+        (pdf, "application/pdf", receipts.receipt_filename(donation)),
+        target=f"donation:{donation.id}",
     )
-    commit()
-    return _download(pdf, "application/pdf", receipts.receipt_filename(donation))
 
 
 @bp.get("/statements/<int:year>.pdf")
@@ -326,51 +351,61 @@ def statement_pdf(row: ManageSession, year: int) -> ResponseReturnValue:
     if found is None:
         abort(404)
     pdf = statements.statement_pdf(found, _locale())
-    services.record(
-        "statement_downloaded", row.supporter, source=row.source, target=f"statement:{year}"
+    return _recorded_download(
+        row,
+        "statement_downloaded",
+        (pdf, "application/pdf", statements.statement_filename(found)),
+        target=f"statement:{year}",
     )
-    commit()
-    return _download(pdf, "application/pdf", statements.statement_filename(found))
 
 
 # -- email choices and reminders ------------------------------------------------------------
 
 
+def _yes_or_no(field: str) -> bool | None:
+    """The answer to a yes/no choice of the account page; None for a stale form or anything else."""
+    wanted = request.form.get(field)
+    if not ActionForm().validate() or wanted not in ("yes", "no"):
+        return None
+    return wanted == "yes"
+
+
+def _to_emails() -> ResponseReturnValue:
+    return redirect(url_for("manage.account") + "#emails", 303)
+
+
 @bp.post("/emails/newsletter")
 @signed_in
 def newsletter(row: ManageSession) -> ResponseReturnValue:
-    form = ActionForm()
-    wanted = request.form.get("subscribe")
-    if not form.validate() or wanted not in ("yes", "no"):
+    wanted = _yes_or_no("subscribe")
+    if wanted is None:
         flash(_("Nothing was changed. Please try again."))
-        return redirect(url_for("manage.account") + "#emails", 303)
-    changed = choices.set_newsletter(row, wanted == "yes", _locale())
-    commit()
-    if changed:
+        return _to_emails()
+    if choices.set_newsletter(row, wanted, _locale()):
         flash(
             _("You will receive the newsletter.")
-            if wanted == "yes"
+            if wanted
             else _("You will no longer receive the newsletter.")
         )
-    return redirect(url_for("manage.account") + "#emails", 303)
+    commit()
+    return _to_emails()
 
 
 @bp.post("/emails/reminders")
 @signed_in
 def reminder_emails(row: ManageSession) -> ResponseReturnValue:
-    form = ActionForm()
-    wanted = request.form.get("allow")
-    if not form.validate() or wanted not in ("yes", "no"):
+    wanted = _yes_or_no("allow")
+    if wanted is None:
         flash(_("Nothing was changed. Please try again."))
-        return redirect(url_for("manage.account") + "#emails", 303)
-    if choices.set_reminder_emails(row, wanted == "yes", _locale()):
+        return _to_emails()
+    if choices.set_reminder_emails(row, wanted, _locale()):
         flash(
             _("We will send the reminders you ask for again.")
-            if wanted == "yes"
+            if wanted
             else _("We will send you no more reminders.")
         )
     commit()
-    return redirect(url_for("manage.account") + "#emails", 303)
+    return _to_emails()
 
 
 @bp.post("/reminders/<int:reminder_id>/cancel")
@@ -383,7 +418,7 @@ def cancel_reminder(row: ManageSession, reminder_id: int) -> ResponseReturnValue
     if form.validate() and choices.cancel_reminder(row, reminder):
         flash(_("The reminder is cancelled."))
     commit()
-    return redirect(url_for("manage.account") + "#emails", 303)
+    return _to_emails()
 
 
 # -- email address ----------------------------------------------------------------------------
@@ -449,31 +484,25 @@ def confirm_email_post(token: str) -> ResponseReturnValue:
 # -- your data --------------------------------------------------------------------------------
 
 
-def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 @bp.get("/data.json")
 @signed_in
 def data_json(row: ManageSession) -> ResponseReturnValue:
     import json
 
     data = export.export_data(row.supporter)
-    services.record("data_exported", row.supporter, source=row.source, format="json")
-    commit()
     body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-    return _download(body, "application/json", f"my-support-{row.supporter_id}.json")
+    name = f"my-support-{row.supporter_id}.json"
+    return _recorded_download(row, "data_exported", (body, "application/json", name), format="json")
 
 
 @bp.get("/gifts.csv")
 @signed_in
 def gifts_csv(row: ManageSession) -> ResponseReturnValue:
     body = export.gifts_csv(row.supporter)
-    services.record("data_exported", row.supporter, source=row.source, format="csv")
-    commit()
-    return _download(body, "text/csv; charset=utf-8", f"my-gifts-{row.supporter_id}.csv")
+    name = f"my-gifts-{row.supporter_id}.csv"
+    return _recorded_download(
+        row, "data_exported", (body, "text/csv; charset=utf-8", name), format="csv"
+    )
 
 
 @bp.get("/erase")

@@ -24,7 +24,6 @@ from sqlalchemy import select
 
 from donations.ask.config import GiftError
 from donations.db import db
-from donations.mail.services import queue_email
 from donations.manage import plans
 from donations.money import Money, exponent
 from donations.reminders.services import external_url
@@ -127,22 +126,13 @@ def offer_token(plan: RecurringPlan, change: plans.PlanChange) -> str:
 def send_offer(plan: RecurringPlan, change: plans.PlanChange, staff: StaffUser) -> str:
     """Email the supporter the link proposing ``change``; audited. Returns the token."""
     token = offer_token(plan, change)
-    supporter = plan.supporter
-    queue_email(
+    plans.queue_plan_email(
+        plan,
         TEMPLATE,
-        dedupe_key=f"offer:{plan.id}:{hashlib.sha256(token.encode()).hexdigest()[:24]}",
-        to_address=supporter.email,
-        to_name=supporter.name or "",
-        locale=plan.locale,
-        supporter_id=supporter.id,
-        context={
-            "amount": plan.charge_total.amount,
-            "currency": plan.currency,
-            "frequency": str(plan.frequency),
-            "new_amount": change.total.amount,
-            "new_frequency": change.frequency.value,
-            "offer_token": token,
-        },
+        f"offer:{plan.id}:{hashlib.sha256(token.encode()).hexdigest()[:24]}",
+        new_amount=change.total.amount,
+        new_frequency=change.frequency.value,
+        offer_token=token,
     )
     audit(
         "plan.upgrade_offered",
@@ -203,20 +193,12 @@ def accept_offer(offer: Offer) -> None:
     plan = offer.plan
     previous = (plan.charge_total, plan.frequency.value)
     snapshot = plans.apply_change(plan, offer.change)
-    from donations.manage.services import record
-
-    record(
-        "plan_changed",
-        plan.supporter,
+    plans.record_change(
+        plan,
+        previous,
+        snapshot,
         source=f"email:{TEMPLATE}",
-        target=f"plan:{plan.id}",
         by="supporter (upgrade link)",
         offer=offer.digest,
-        previous_amount=previous[0],
-        previous_frequency=previous[1],
-        amount=plan.charge_total,
-        frequency=plan.frequency.value,
-        subscription=snapshot.id,
-        price=plan.stripe_price_id,
     )
     plans.queue_change_email(plan, f"offer-{offer.digest}")

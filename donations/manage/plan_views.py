@@ -101,19 +101,7 @@ def confirm_change(row: ManageSession, plan_id: int) -> ResponseReturnValue:
         snapshot = plans.apply_change(plan, change)
     except (GiftError, plans.ChangeRefused) as exc:
         return _change_form(plan, str(exc), amount, 400)
-    services.record(
-        "plan_changed",
-        row.supporter,
-        source=row.source,
-        target=f"plan:{plan.id}",
-        by="supporter (manage)",
-        previous_amount=before[0],
-        previous_frequency=before[1],
-        amount=plan.charge_total,
-        frequency=plan.frequency.value,
-        subscription=snapshot.id,
-        price=plan.stripe_price_id,
-    )
+    plans.record_change(plan, before, snapshot, source=row.source, by="supporter (manage)")
     plans.queue_change_email(plan, f"{before[0].amount}-{before[1]}-to-{plan.stripe_price_id}")
     commit()
     flash(_("Your support is changed. We have emailed you a confirmation."))

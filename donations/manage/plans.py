@@ -17,13 +17,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import current_app
 
 from donations.ask.config import GiftError, parse_gift
 from donations.ask.services import load_ask_config
 from donations.db import db
+from donations.mail.models import EmailMessage
 from donations.mail.services import queue_email
+from donations.manage.services import record
 from donations.money import Money
 from donations.payments.gateway import GatewayError, SetupSnapshot, SubscriptionSnapshot
 from donations.payments.notices import refresh_plan_card
@@ -173,12 +176,14 @@ def apply_change(plan: RecurringPlan, change: PlanChange) -> SubscriptionSnapsho
     return snapshot
 
 
-def queue_change_email(plan: RecurringPlan, change_id: str) -> None:
-    """The confirmation of a change, at most once per change."""
+def queue_plan_email(
+    plan: RecurringPlan, template: str, dedupe_key: str, **context: Any
+) -> EmailMessage | None:
+    """An email to the plan's supporter about the plan, stating what it is now."""
     supporter = plan.supporter
-    queue_email(
-        "plan_changed",
-        dedupe_key=f"plan-changed:{plan.id}:{change_id}"[:200],
+    return queue_email(
+        template,
+        dedupe_key=dedupe_key,
         to_address=supporter.email,
         to_name=supporter.name or "",
         locale=plan.locale,
@@ -187,8 +192,45 @@ def queue_change_email(plan: RecurringPlan, change_id: str) -> None:
             "amount": plan.charge_total.amount,
             "currency": plan.currency,
             "frequency": str(plan.frequency),
-            "next_renewal_at": plan.next_renewal_at.isoformat() if plan.next_renewal_at else None,
+            **context,
         },
+    )
+
+
+def queue_change_email(plan: RecurringPlan, change_id: str) -> None:
+    """The confirmation of a change, at most once per change."""
+    queue_plan_email(
+        plan,
+        "plan_changed",
+        f"plan-changed:{plan.id}:{change_id}"[:200],
+        next_renewal_at=plan.next_renewal_at.isoformat() if plan.next_renewal_at else None,
+    )
+
+
+def record_change(
+    plan: RecurringPlan,
+    previous: tuple[Money, str],
+    snapshot: SubscriptionSnapshot,
+    *,
+    source: str,
+    by: str,
+    **details: Any,
+) -> None:
+    """The change just applied, on the supporter's timeline: from ``previous`` (total,
+    frequency) to what the plan is now, at Stripe's subscription and price."""
+    record(
+        "plan_changed",
+        plan.supporter,
+        source=source,
+        target=f"plan:{plan.id}",
+        by=by,
+        previous_amount=previous[0],
+        previous_frequency=previous[1],
+        amount=plan.charge_total,
+        frequency=plan.frequency.value,
+        subscription=snapshot.id,
+        price=plan.stripe_price_id,
+        **details,
     )
 
 

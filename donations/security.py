@@ -6,6 +6,8 @@
 - ``refuse_unstorable_input``: NUL bytes and control characters in the path,
   the query string or a form are refused with 400 (PostgreSQL cannot store NUL;
   SQLite would, and the two databases must behave alike).
+- ``signing_keys``, ``signed_value``, ``signed_id``: the keys our links are
+  signed with, and what a genuine signed token carries (None for any other).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, abort, current_app
 from flask.globals import request_ctx
+from itsdangerous import BadData, Serializer
 from werkzeug.routing import IntegerConverter, Map
 
 if TYPE_CHECKING:
@@ -147,6 +151,41 @@ def signing_keys() -> list[str]:
     verify, new ones are signed with SECRET_KEY (the last)."""
     fallbacks = current_app.config.get("SECRET_KEY_FALLBACKS") or []
     return [*reversed(fallbacks), current_app.config["SECRET_KEY"]]
+
+
+def signed_value(
+    serializer: Serializer[str],
+    token: str | None,
+    *,
+    max_length: int,
+    max_age: timedelta | None = None,
+) -> Any:
+    """What a genuine ``token`` carries; None for a missing, oversized, tampered or expired one.
+
+    The length is checked first: a token longer than any we sign is refused
+    without spending a signature check on it. ``max_age`` is for a timed
+    serializer's tokens.
+    """
+    if not token or len(token) > max_length:
+        return None
+    try:
+        if max_age is None:
+            return serializer.loads(token)
+        return serializer.loads(token, max_age=int(max_age.total_seconds()))
+    except BadData:
+        return None
+
+
+def signed_id(
+    serializer: Serializer[str],
+    token: str | None,
+    *,
+    max_length: int,
+    max_age: timedelta | None = None,
+) -> int | None:
+    """The row id a genuine ``token`` carries; None for anything else (a bool is not an id)."""
+    value = signed_value(serializer, token, max_length=max_length, max_age=max_age)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # Route arguments that are secrets in the path: whoever reads an access log must

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from donations.db import db, utcnow
@@ -27,7 +27,7 @@ from donations.manage.services import (
     record,
 )
 from donations.reminders.services import external_url
-from donations.security import signing_keys
+from donations.security import signed_id, signing_keys
 from donations.supporters.models import Supporter
 from donations.supporters.services import find_supporter
 
@@ -112,15 +112,8 @@ def request_change(session: ManageSession, new_email: str, locale: str) -> Email
 
 def open_change(token: str) -> EmailChange | None:
     """The pending, unexpired change this token names; None for anything else."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    try:
-        change_id = _serializer().loads(token, max_age=int(LIFETIME.total_seconds()))
-    except BadData:
-        return None
-    if not isinstance(change_id, int) or isinstance(change_id, bool):
-        return None
-    change = db.session.get(EmailChange, change_id)
+    change_id = signed_id(_serializer(), token, max_length=MAX_TOKEN_LENGTH, max_age=LIFETIME)
+    change = db.session.get(EmailChange, change_id) if change_id is not None else None
     if change is None or change.confirmed_at is not None or change.canceled_at is not None:
         return None
     if _aware(change.expires_at) <= utcnow() or change.supporter.erased_at is not None:

@@ -10,12 +10,12 @@ import calendar
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import and_, func, select, update
 
 from donations.db import db, insert_or_fetch, utcnow
@@ -31,7 +31,7 @@ from donations.mail.suppression import (
 from donations.money import Money
 from donations.observability import REMINDERS
 from donations.reminders.models import Reminder, ReminderStatus, SkipReason
-from donations.security import signing_keys
+from donations.security import signed_id, signed_value, signing_keys
 from donations.supporters.attribution import Attribution
 from donations.supporters.consents import apply_consent, record_withdrawal, request_consent
 from donations.supporters.models import (
@@ -105,12 +105,7 @@ def unsubscribe_token(hashed: str) -> str:
 
 def hash_from_unsubscribe_token(token: str) -> str | None:
     """The address hash in a genuine unsubscribe token; None for anything else."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    try:
-        hashed = _serializer(_UNSUBSCRIBE_SALT).loads(token)
-    except BadData:
-        return None
+    hashed = signed_value(_serializer(_UNSUBSCRIBE_SALT), token, max_length=MAX_TOKEN_LENGTH)
     if not isinstance(hashed, str) or len(hashed) != 64:
         return None
     return hashed
@@ -134,15 +129,8 @@ def link_token(reminder_id: int) -> str:
 
 def reminder_from_link(token: str | None) -> Reminder | None:
     """The sent reminder a link in its email names; None if the token is not genuine."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    try:
-        reminder_id = _serializer(_LINK_SALT).loads(token)
-    except BadData:
-        return None
-    if not isinstance(reminder_id, int) or isinstance(reminder_id, bool):
-        return None
-    reminder = db.session.get(Reminder, reminder_id)
+    reminder_id = signed_id(_serializer(_LINK_SALT), token, max_length=MAX_TOKEN_LENGTH)
+    reminder = db.session.get(Reminder, reminder_id) if reminder_id is not None else None
     if reminder is None or reminder.status is not ReminderStatus.SENT:
         return None
     return reminder
@@ -271,7 +259,7 @@ def _update_pending(
 
 _OPT_IN_SALT = "donations.reminders.opt-in"
 # How long the "send me reminders again" link works.
-OPT_IN_MAX_AGE = 14 * 24 * 3600
+OPT_IN_MAX_AGE = timedelta(days=14)
 
 
 def opt_in_token(consent_id: int) -> str:
@@ -280,17 +268,13 @@ def opt_in_token(consent_id: int) -> str:
 
 def consent_from_opt_in_token(token: str) -> Consent | None:
     """The pending-or-applied reminders consent a genuine, unexpired opt-in link names."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    try:
-        consent_id = URLSafeTimedSerializer(signing_keys(), salt=_OPT_IN_SALT).loads(
-            token, max_age=OPT_IN_MAX_AGE
-        )
-    except BadData:
-        return None
-    if not isinstance(consent_id, int) or isinstance(consent_id, bool):
-        return None
-    consent = db.session.get(Consent, consent_id)
+    consent_id = signed_id(
+        URLSafeTimedSerializer(signing_keys(), salt=_OPT_IN_SALT),
+        token,
+        max_length=MAX_TOKEN_LENGTH,
+        max_age=OPT_IN_MAX_AGE,
+    )
+    consent = db.session.get(Consent, consent_id) if consent_id is not None else None
     if consent is None or consent.topic is not ConsentTopic.REMINDERS or not consent.granted:
         return None
     return consent

@@ -5,13 +5,12 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField
-from wtforms.validators import DataRequired, Email, Length
 
-EMAIL_VALIDATORS = [
-    DataRequired(_l("Enter your email address.")),
-    Email(_l("Enter an email address like name@example.org."), check_deliverability=False),
-    Length(max=254, message=_l("That address is too long.")),
-]
+from donations.forms import email_validators
+
+EMAIL_VALIDATORS = email_validators(
+    _l("Enter your email address."), too_long=_l("That address is too long.")
+)
 
 
 class SignInForm(FlaskForm):

@@ -9,9 +9,10 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, RadioField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired
 
 from donations.ask.config import AskConfig, GiftError, parse_gift
+from donations.forms import email_validators
 from donations.reminders.services import DEFAULT_MONTHS, REMINDER_MONTHS, Prefill, due_dates
 from donations.supporters.models import Frequency
 
@@ -25,11 +26,7 @@ def months_label(months: int) -> str:
 class ReminderForm(FlaskForm):
     email = EmailField(
         _l("Email"),
-        validators=[
-            DataRequired(_l("Enter your email address so we can remind you.")),
-            Email(_l("Enter an email address like name@example.org."), check_deliverability=False),
-            Length(max=254),
-        ],
+        validators=email_validators(_l("Enter your email address so we can remind you.")),
     )
     months = RadioField(
         _l("When should we remind you?"),

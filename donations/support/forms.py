@@ -10,9 +10,10 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional
 
 from donations.ask.config import AskConfig, GiftError, parse_gift
+from donations.forms import email_validators
 from donations.money import Money
 
 _ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
@@ -91,11 +92,7 @@ class DetailsForm(GiftMixin, FlaskForm):
     upsell = HiddenField()
     email = EmailField(
         _l("Email"),
-        validators=[
-            DataRequired(_l("Enter your email address so we can send your receipt.")),
-            Email(_l("Enter an email address like name@example.org."), check_deliverability=False),
-            Length(max=254),
-        ],
+        validators=email_validators(_l("Enter your email address so we can send your receipt.")),
     )
     name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
     country = SelectField(_l("Country"), validators=[Optional()], validate_choice=True)

@@ -10,7 +10,8 @@ transaction rolls back.
 Two idioms for rows that concurrent writers may insert at the same moment
 live here and nowhere else: :func:`insert_or_fetch` (the ORM row, whoever
 inserted it) and :func:`insert_ignoring_conflicts` / :func:`upsert` (one
-``INSERT ... ON CONFLICT`` statement in the database's own dialect).
+``INSERT ... ON CONFLICT`` statement in the database's own dialect). And one
+for single-use rows (links, codes): :func:`spend_once`, a compare-and-set.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, Table, event, select
+from sqlalchemy import ColumnElement, DateTime, MetaData, Table, event, select, update
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, registry
@@ -164,6 +166,28 @@ def insert_or_fetch(
             raise
         return found, False
     return row, True
+
+
+def spend_once(
+    row: Base, used_at: InstrumentedAttribute[Any], now: datetime, *also: ColumnElement[bool]
+) -> bool:
+    """Mark a single-use row (a link, a code) used: True for the one writer that did.
+
+    ``UPDATE … SET used_at = now WHERE <its key> AND used_at IS NULL [AND also]``,
+    a compare-and-set, so of two requests spending the same row at once one wins;
+    ``also`` adds what the row must still be at that moment (unexpired, say).
+    The session's copy of ``row`` is not refreshed.
+    """
+    mapper = sa_inspect(row).mapper
+    (key,) = mapper.primary_key
+    (row_id,) = mapper.primary_key_from_instance(row)
+    result = db.session.execute(
+        update(mapper)
+        .where(key == row_id, used_at.is_(None), *also)
+        .values({used_at.key: now})
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 InsertStatement = postgresql.Insert | sqlite.Insert

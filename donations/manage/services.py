@@ -31,9 +31,9 @@ from typing import Any
 
 from flask import current_app, has_request_context, request
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from donations.db import db, utcnow
+from donations.db import db, spend_once, utcnow
 from donations.mail.services import queue_email
 from donations.mail.suppression import address_hash
 from donations.manage.models import ManageSession, SignInLink
@@ -173,15 +173,9 @@ def open_link(token: str, now: datetime | None = None) -> SignInLink | None:
 
 def use_link(link: SignInLink, now: datetime | None = None) -> bool:
     """Spend the link (compare-and-set): True for the one request that did."""
-    now = now or utcnow()
-    result = db.session.execute(
-        update(SignInLink)
-        .where(SignInLink.id == link.id, SignInLink.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    spent = spend_once(link, SignInLink.used_at, now or utcnow())
     db.session.expire(link)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return spent
 
 
 # -- links in our emails ------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from donations.db import db, utcnow
 from donations.mail.addresses import normalise_address
@@ -50,17 +50,18 @@ def confirm_url(change_id: int) -> str:
     return external_url("manage.confirm_email", token=str(_serializer().dumps(change_id)))
 
 
+def _unanswered(supporter: Supporter) -> Select[EmailChange]:
+    """The supporter's changes neither confirmed nor spent (expired ones included)."""
+    return select(EmailChange).where(
+        EmailChange.supporter_id == supporter.id,
+        EmailChange.confirmed_at.is_(None),
+        EmailChange.canceled_at.is_(None),
+    )
+
+
 def pending_change(supporter: Supporter) -> EmailChange | None:
     now = utcnow()
-    for change in db.session.scalars(
-        select(EmailChange)
-        .where(
-            EmailChange.supporter_id == supporter.id,
-            EmailChange.confirmed_at.is_(None),
-            EmailChange.canceled_at.is_(None),
-        )
-        .order_by(EmailChange.id.desc())
-    ):
+    for change in db.session.scalars(_unanswered(supporter).order_by(EmailChange.id.desc())):
         if _aware(change.expires_at) > now:
             return change
     return None
@@ -68,13 +69,7 @@ def pending_change(supporter: Supporter) -> EmailChange | None:
 
 def _spend_others(supporter: Supporter, keep: EmailChange | None = None) -> None:
     now = utcnow()
-    for change in db.session.scalars(
-        select(EmailChange).where(
-            EmailChange.supporter_id == supporter.id,
-            EmailChange.confirmed_at.is_(None),
-            EmailChange.canceled_at.is_(None),
-        )
-    ):
+    for change in db.session.scalars(_unanswered(supporter)):
         if change is not keep:
             change.canceled_at = now
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from donations.ask.config import GiftError
@@ -32,9 +32,7 @@ def _form(plan: RecurringPlan, error: str | None = None, status: int = 200) -> R
 @bp.route("/<int:plan_id>/offer", methods=["GET", "POST"])
 @require_role(Role.FINANCE)
 def offer(plan_id: int) -> ResponseReturnValue:
-    plan = db.session.get(RecurringPlan, plan_id)
-    if plan is None:
-        abort(404)
+    plan = db.get_or_404(RecurringPlan, plan_id)
     if request.method == "GET":
         return _form(plan)
     if not ActionForm().validate():

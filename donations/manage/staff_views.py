@@ -39,9 +39,9 @@ def erasure_requests() -> ResponseReturnValue:
 
 
 def _pending(request_id: int) -> ErasureRequest:
-    row = db.session.get(ErasureRequest, request_id)
-    if row is None or row.status is not ErasureStatus.PENDING:
-        abort(404)
+    row = db.get_or_404(ErasureRequest, request_id)
+    if row.status is not ErasureStatus.PENDING:
+        abort(404)  # decided already: nothing is left to decide here
     return row
 
 

@@ -362,50 +362,51 @@ def statement_pdf(row: ManageSession, year: int) -> ResponseReturnValue:
 # -- email choices and reminders ------------------------------------------------------------
 
 
-def _yes_or_no(field: str) -> bool | None:
-    """The answer to a yes/no choice of the account page; None for a stale form or anything else."""
-    wanted = request.form.get(field)
-    if not ActionForm().validate() or wanted not in ("yes", "no"):
-        return None
-    return wanted == "yes"
-
-
 def _to_emails() -> ResponseReturnValue:
     return redirect(url_for("manage.account") + "#emails", 303)
+
+
+def _email_choice(
+    row: ManageSession,
+    field: str,
+    choose: Callable[[ManageSession, bool, str], bool],
+    said: tuple[str, str],
+) -> ResponseReturnValue:
+    """A yes/no choice of the account's email section; ``said``: what a change to yes,
+    or to no, is told with (nothing when the choice was already so)."""
+    wanted = request.form.get(field)
+    if not ActionForm().validate() or wanted not in ("yes", "no"):
+        flash(_("Nothing was changed. Please try again."))
+        return _to_emails()
+    if choose(row, wanted == "yes", _locale()):
+        flash(said[0] if wanted == "yes" else said[1])
+    commit()
+    return _to_emails()
 
 
 @bp.post("/emails/newsletter")
 @signed_in
 def newsletter(row: ManageSession) -> ResponseReturnValue:
-    wanted = _yes_or_no("subscribe")
-    if wanted is None:
-        flash(_("Nothing was changed. Please try again."))
-        return _to_emails()
-    if choices.set_newsletter(row, wanted, _locale()):
-        flash(
-            _("You will receive the newsletter.")
-            if wanted
-            else _("You will no longer receive the newsletter.")
-        )
-    commit()
-    return _to_emails()
+    return _email_choice(
+        row,
+        "subscribe",
+        choices.set_newsletter,
+        (_("You will receive the newsletter."), _("You will no longer receive the newsletter.")),
+    )
 
 
 @bp.post("/emails/reminders")
 @signed_in
 def reminder_emails(row: ManageSession) -> ResponseReturnValue:
-    wanted = _yes_or_no("allow")
-    if wanted is None:
-        flash(_("Nothing was changed. Please try again."))
-        return _to_emails()
-    if choices.set_reminder_emails(row, wanted, _locale()):
-        flash(
-            _("We will send the reminders you ask for again.")
-            if wanted
-            else _("We will send you no more reminders.")
-        )
-    commit()
-    return _to_emails()
+    return _email_choice(
+        row,
+        "allow",
+        choices.set_reminder_emails,
+        (
+            _("We will send the reminders you ask for again."),
+            _("We will send you no more reminders."),
+        ),
+    )
 
 
 @bp.post("/reminders/<int:reminder_id>/cancel")

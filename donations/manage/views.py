@@ -169,15 +169,25 @@ def _invalid_link() -> ResponseReturnValue:
     return render_template("manage/link_invalid.html", form=SignInForm()), 410
 
 
+def _link_page(
+    template: str, token: str, email: str, expired_form: ActionForm | None = None
+) -> ResponseReturnValue:
+    """The page an emailed link opens: one button, whose POST does what the link is for.
+
+    Mail scanners follow links: the GET only asks, so a scanner cannot spend
+    one. A POST whose form has expired (``expired_form``) shows the page again.
+    """
+    if expired_form is None:
+        return render_template(template, form=ActionForm(), token=token, email=email)
+    return render_template(template, form=expired_form, token=token, email=email, expired=True), 400
+
+
 @bp.get("/link/<token>")
 def link(token: str) -> ResponseReturnValue:
-    # Mail scanners follow links: a GET only asks, so a scanner cannot spend it.
     found = services.open_link(token)
     if found is None:
         return _invalid_link()
-    return render_template(
-        "manage/link.html", form=ActionForm(), token=token, email=found.supporter.email
-    )
+    return _link_page("manage/link.html", token, found.supporter.email)
 
 
 @bp.post("/link/<token>")
@@ -187,9 +197,7 @@ def use_link(token: str) -> ResponseReturnValue:
         return _invalid_link()
     form = ActionForm()
     if not form.validate():
-        return render_template(
-            "manage/link.html", form=form, token=token, email=found.supporter.email, expired=True
-        ), 400
+        return _link_page("manage/link.html", token, found.supporter.email, form)
     supporter = found.supporter
     if not services.use_link(found):
         commit()
@@ -452,9 +460,7 @@ def confirm_email(token: str) -> ResponseReturnValue:
     change = email_change.open_change(token)
     if change is None:
         return _invalid_link()
-    return render_template(
-        "manage/email_confirm.html", form=ActionForm(), token=token, email=change.new_email
-    )
+    return _link_page("manage/email_confirm.html", token, change.new_email)
 
 
 @bp.post("/email/confirm/<token>")
@@ -464,13 +470,7 @@ def confirm_email_post(token: str) -> ResponseReturnValue:
         return _invalid_link()
     form = ActionForm()
     if not form.validate():
-        return render_template(
-            "manage/email_confirm.html",
-            form=form,
-            token=token,
-            email=change.new_email,
-            expired=True,
-        ), 400
+        return _link_page("manage/email_confirm.html", token, change.new_email, form)
     supporter = change.supporter
     outcome = email_change.confirm_change(change, _locale())
     commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField
@@ -23,3 +24,9 @@ class ActionForm(FlaskForm):
 
 class EmailChangeForm(FlaskForm):
     email = EmailField(_l("New email address"), validators=EMAIL_VALIDATORS)
+
+
+def typed_amount() -> str:
+    """The posted form's amount as typed (a plan change parses it against the ask's
+    limits), cut to 40 characters: no amount we accept is written longer."""
+    return (request.form.get("amount") or "")[:40]

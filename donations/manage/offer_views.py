@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from donations.ask.config import GiftError
 from donations.db import commit, db
 from donations.manage import offers, plans
-from donations.manage.forms import ActionForm
+from donations.manage.forms import ActionForm, typed_amount
 from donations.staff.auth import require_role
 from donations.staff.models import Role
 from donations.supporters.models import RecurringPlan
@@ -22,7 +22,7 @@ def _form(plan: RecurringPlan, error: str | None = None, status: int = 200) -> R
         plan=plan,
         form=ActionForm(),
         error=error,
-        amount=(request.form.get("amount") or "")[:40],
+        amount=typed_amount(),
         frequency=request.form.get("frequency") or plan.frequency.value,
         can_change=plans.can_change(plan),
         cover_fee=request.form.get("cover_fee") == "1",
@@ -40,7 +40,7 @@ def offer(plan_id: int) -> ResponseReturnValue:
     try:
         change = offers.make_offer(
             plan,
-            (request.form.get("amount") or "")[:40],
+            typed_amount(),
             request.form.get("frequency") or "",
             cover_fee=request.form.get("cover_fee") == "1",
         )

@@ -22,7 +22,7 @@ from flask_babel import ngettext
 from donations.db import commit, db
 from donations.extensions import limiter
 from donations.manage import pause, plans
-from donations.manage.forms import ActionForm
+from donations.manage.forms import ActionForm, typed_amount
 from donations.manage.models import ManageSession
 from donations.manage.views import _locale, plan_or_404, private, signed_in
 from donations.supporters.models import PlanStatus, RecurringPlan
@@ -263,9 +263,7 @@ def decide(row: ManageSession, plan_id: int, attempt_id: int) -> ResponseReturnV
         months = int(raw)
     if choice != "cancel" and choice not in pause.offers_of(attempt):
         return _render_offers(attempt, form, _problem("offer"), 400)
-    amount = (
-        (request.form.get("amount") or "")[:40] if choice in ("lower_amount", "annual") else None
-    )
+    amount = typed_amount() if choice in ("lower_amount", "annual") else None
     decision = pause.Decision(None if choice == "cancel" else choice, months, amount)
     try:
         pause.decide(row, attempt, decision, _locale())

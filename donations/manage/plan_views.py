@@ -17,7 +17,7 @@ from donations.ask.config import GiftError
 from donations.db import commit
 from donations.extensions import limiter
 from donations.manage import offers, plans, services
-from donations.manage.forms import ActionForm
+from donations.manage.forms import ActionForm, typed_amount
 from donations.manage.models import ManageSession
 from donations.manage.views import SESSION_KEY, _locale, bp, plan_or_404, signed_in
 from donations.payments.gateway import GatewayError
@@ -69,7 +69,7 @@ def change_plan(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 @signed_in
 def review_change(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     plan = plan_or_404(row, plan_id)
-    amount = (request.form.get("amount") or "")[:40]
+    amount = typed_amount()
     if not ActionForm().validate():
         return _change_form(plan, _("Nothing was changed. Please try again."), amount, 400)
     try:
@@ -91,7 +91,7 @@ def review_change(row: ManageSession, plan_id: int) -> ResponseReturnValue:
 @signed_in
 def confirm_change(row: ManageSession, plan_id: int) -> ResponseReturnValue:
     plan = plan_or_404(row, plan_id)
-    amount = (request.form.get("amount") or "")[:40]
+    amount = typed_amount()
     if not ActionForm().validate():
         return _change_form(plan, _("Nothing was changed. Please try again."), amount, 400)
     try:

@@ -25,7 +25,6 @@ from donations.ask.config import GiftError, parse_gift
 from donations.ask.services import load_ask_config
 from donations.db import db
 from donations.mail.models import EmailMessage
-from donations.mail.services import queue_email
 from donations.manage.services import record
 from donations.money import Money
 from donations.payments.gateway import GatewayError, SetupSnapshot, SubscriptionSnapshot
@@ -33,6 +32,7 @@ from donations.payments.notices import refresh_plan_card
 from donations.payments.recurring import sync_subscription
 from donations.payments.services import gateway
 from donations.supporters.models import Frequency, PlanStatus, RecurringPlan
+from donations.supporters.services import email_supporter
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +180,11 @@ def queue_plan_email(
     plan: RecurringPlan, template: str, dedupe_key: str, **context: Any
 ) -> EmailMessage | None:
     """An email to the plan's supporter about the plan, stating what it is now."""
-    supporter = plan.supporter
-    return queue_email(
+    return email_supporter(
+        plan.supporter,
         template,
         dedupe_key=dedupe_key,
-        to_address=supporter.email,
-        to_name=supporter.name or "",
         locale=plan.locale,
-        supporter_id=supporter.id,
         context={
             "amount": plan.charge_total.amount,
             "currency": plan.currency,

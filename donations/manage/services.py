@@ -34,14 +34,13 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from donations.db import db, spend_once, utcnow
-from donations.mail.services import queue_email
 from donations.mail.suppression import address_hash
 from donations.manage.models import ManageSession, SignInLink
 from donations.reminders.services import external_url
 from donations.security import signed_id, signed_value, signing_keys
 from donations.staff.services import audit
 from donations.supporters.models import Supporter
-from donations.supporters.services import find_supporter
+from donations.supporters.services import email_supporter, find_supporter
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +141,11 @@ def send_sign_in_link(email: str, locale: str) -> SignInLink | None:
     )
     db.session.add(link)
     db.session.flush()
-    queue_email(
+    email_supporter(
+        supporter,
         "manage_sign_in",
         dedupe_key=f"manage:sign-in:{link.id}",
-        to_address=supporter.email,
-        to_name=supporter.name,
         locale=locale,
-        supporter_id=supporter.id,
         context={"link_id": link.id, "minutes": int(LINK_LIFETIME.total_seconds() // 60)},
     )
     record("link_sent", supporter, source="sign_in_form", target=f"sign_in_link:{link.id}")

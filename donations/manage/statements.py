@@ -25,7 +25,6 @@ from flask_babel import force_locale
 from sqlalchemy import exists, select
 
 from donations.db import db, insert_ignoring_conflicts, utcnow
-from donations.mail.services import queue_email
 from donations.manage.models import AnnualStatement
 from donations.manage.receipts import PDF_FONTS, no_fetching
 from donations.payments import measures
@@ -39,6 +38,7 @@ from donations.payments.measures import (
     money_totals,
 )
 from donations.supporters.models import Donation, Supporter
+from donations.supporters.services import email_supporter
 
 STATEMENT_EMAIL = "statement"
 BATCH = 100
@@ -212,13 +212,11 @@ def send_statement(supporter: Supporter, year: int) -> bool:
     ).scalar()
     if claimed is None:
         return False
-    message = queue_email(
+    message = email_supporter(
+        supporter,
         STATEMENT_EMAIL,
         dedupe_key=f"{STATEMENT_EMAIL}:supporter:{supporter.id}:{year}",
-        to_address=supporter.email,
-        to_name=supporter.name,
         locale=supporter.locale,
-        supporter_id=supporter.id,
         context=statement_context(found),
     )
     row = db.session.get(AnnualStatement, claimed)

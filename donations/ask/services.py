@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from donations.ask.config import (
 )
 from donations.ask.models import Setting, SettingVersion
 from donations.db import db
+from donations.process_cache import forget_kept, kept_in_process
 from donations.public import forget_public_pages
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ ASK_SETTING = "ask"
 # How long a web process keeps the ask's settings before reading them again:
 # the ask is the busiest page, and an admin's change may take this long to show.
 ASK_CONFIG_TTL_SECONDS = 5.0
+ASK_CONFIG_CACHE = "ask_config_cache"
 
 
 def load_ask_config() -> AskConfig:
@@ -37,16 +38,15 @@ def load_ask_config() -> AskConfig:
     if "ask_config" in g:
         config: AskConfig = g.ask_config
         return config
-    cached = current_app.extensions.get("ask_config_cache")
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        config = cached[0]
-    else:
-        data = db.session.scalar(select(Setting.value).where(Setting.key == ASK_SETTING))
-        config = _usable_config(data)
-        current_app.extensions["ask_config_cache"] = (config, now + ASK_CONFIG_TTL_SECONDS)
+    config = kept_in_process(ASK_CONFIG_CACHE, ASK_CONFIG_TTL_SECONDS, _read_ask_config)
     g.ask_config = config
     return config
+
+
+def _read_ask_config() -> AskConfig:
+    return _usable_config(
+        db.session.scalar(select(Setting.value).where(Setting.key == ASK_SETTING))
+    )
 
 
 def _usable_config(data: Any) -> AskConfig:
@@ -117,7 +117,7 @@ def save_ask_config(
         setting.value = data
     db.session.flush()
     g.pop("ask_config", None)
-    current_app.extensions.pop("ask_config_cache", None)
+    forget_kept(ASK_CONFIG_CACHE)
     forget_public_pages(current_app)
     return version
 

@@ -9,22 +9,22 @@ they succeeded within the campaign's window. A refunded gift stops counting
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import case, func, select
 
 from donations.db import db, utcnow
 from donations.money import Money, normalise_currency
+from donations.process_cache import forget_kept, kept_in_process
 from donations.support.models import Campaign, GoalKind
 from donations.supporters.attribution import first_payments
 from donations.supporters.models import Donation, DonationStatus
 
 # The meter may lag the ledger by this long per web process (it is on the busiest pages).
 METER_TTL_SECONDS = 30.0
+METER_CACHE = "campaign_meter"
 
 
 class CampaignError(ValueError):
@@ -141,19 +141,16 @@ def running_campaign(now: datetime | None = None) -> Campaign | None:
 
 def running_meter() -> Meter | None:
     """The running campaign's meter, kept per process for a few seconds."""
-    cached = current_app.extensions.get("campaign_meter")
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        meter: Meter | None = cached[0]
-        return meter
+    return kept_in_process(METER_CACHE, METER_TTL_SECONDS, _read_running_meter)
+
+
+def _read_running_meter() -> Meter | None:
     campaign = running_campaign()
-    meter = meter_for(campaign) if campaign else None
-    current_app.extensions["campaign_meter"] = (meter, now + METER_TTL_SECONDS)
-    return meter
+    return meter_for(campaign) if campaign else None
 
 
 def forget_meter() -> None:
-    current_app.extensions.pop("campaign_meter", None)
+    forget_kept(METER_CACHE)
 
 
 def meter_text(meter: Meter, locale: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ from donations.embed.experiments.models import (
 from donations.embed.models import EmbedCount, EmbedEvent
 from donations.embed.upsell import upsell_config
 from donations.money import Money
+from donations.process_cache import forget_kept, kept_in_process
 from donations.supporters.attribution import first_payments
 from donations.supporters.models import Donation, DonationStatus, Frequency
 
@@ -51,6 +51,7 @@ VARIANT_KEYS = frozenset(
 TEXT_LIMITS = {"headline": 200, "appeal": 1000}
 # The served experiment is read again after this long per web process.
 SERVED_TTL_SECONDS = 30.0
+SERVED_CACHE = "served_experiment"
 
 
 class ExperimentError(ValueError):
@@ -352,33 +353,30 @@ class ServedExperiment:
 
 def served_experiment() -> ServedExperiment | None:
     """The running experiment as the embed needs it, kept per process for a few seconds."""
-    cached = current_app.extensions.get("served_experiment")
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        served: ServedExperiment | None = cached[0]
-        return served
+    return kept_in_process(SERVED_CACHE, SERVED_TTL_SECONDS, _read_served_experiment)
+
+
+def _read_served_experiment() -> ServedExperiment | None:
     experiment = running_experiment()
-    served = None
-    if experiment is not None:
-        served = ServedExperiment(
-            slug=experiment.slug,
-            seed=experiment.seed,
-            arms=tuple(
-                ServedArm(
-                    value=v.attribution,
-                    share=v.share,
-                    stopped=v.stopped_at is not None,
-                    changes=json.dumps(v.changes, sort_keys=True),
-                )
-                for v in experiment.variants
-            ),
-        )
-    current_app.extensions["served_experiment"] = (served, now + SERVED_TTL_SECONDS)
-    return served
+    if experiment is None:
+        return None
+    return ServedExperiment(
+        slug=experiment.slug,
+        seed=experiment.seed,
+        arms=tuple(
+            ServedArm(
+                value=v.attribution,
+                share=v.share,
+                stopped=v.stopped_at is not None,
+                changes=json.dumps(v.changes, sort_keys=True),
+            )
+            for v in experiment.variants
+        ),
+    )
 
 
 def forget_served_experiment() -> None:
-    current_app.extensions.pop("served_experiment", None)
+    forget_kept(SERVED_CACHE)
     current_app.extensions.pop("embed_config", None)
 
 

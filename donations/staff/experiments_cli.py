@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,13 +17,11 @@ from donations.embed.experiments.models import Experiment
 from donations.embed.experiments.services import (
     ExperimentError,
     create_experiment,
-    end_experiment,
     experiment_results,
     list_experiments,
     parse_variants,
-    start_experiment,
 )
-from donations.staff.experiments import apply_guardrails
+from donations.staff.experiments import apply_guardrails, end_audited, start_audited
 from donations.staff.services import audit
 
 experiments_cli = AppGroup("experiments", help="A/B tests of the ask.")
@@ -98,32 +97,28 @@ def create(
     click.echo(f"Experiment {experiment.slug} created; {results.planned} impressions per variant.")
 
 
+def _change(slug: str, change: Callable[[Experiment], None], outcome: str) -> None:
+    experiment = _experiment(slug)
+    try:
+        change(experiment)
+    except ExperimentError as exc:
+        raise click.ClickException(str(exc)) from None
+    commit()
+    click.echo(f"Experiment {slug} {outcome}.")
+
+
 @experiments_cli.command("start")
 @click.argument("slug")
 def start(slug: str) -> None:
     """Serve the experiment in the embed (one runs at a time)."""
-    experiment = _experiment(slug)
-    try:
-        start_experiment(experiment)
-    except ExperimentError as exc:
-        raise click.ClickException(str(exc)) from None
-    audit("experiment.started", target=f"experiment:{slug}")
-    commit()
-    click.echo(f"Experiment {slug} running.")
+    _change(slug, start_audited, "running")
 
 
 @experiments_cli.command("end")
 @click.argument("slug")
 def end(slug: str) -> None:
     """Stop serving the experiment; its results stay."""
-    experiment = _experiment(slug)
-    try:
-        end_experiment(experiment)
-    except ExperimentError as exc:
-        raise click.ClickException(str(exc)) from None
-    audit("experiment.ended", target=f"experiment:{slug}")
-    commit()
-    click.echo(f"Experiment {slug} ended.")
+    _change(slug, end_audited, "ended")
 
 
 @experiments_cli.command("check")

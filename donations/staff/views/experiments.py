@@ -18,17 +18,15 @@ from donations.embed.experiments.models import Experiment, ExperimentVariant
 from donations.embed.experiments.services import (
     ExperimentError,
     create_experiment,
-    end_experiment,
     experiment_results,
     list_experiments,
     parse_variants,
     planned_for,
-    start_experiment,
     stop_variant,
 )
 from donations.money import exponent
 from donations.staff.auth import require_role
-from donations.staff.experiments import apply_guardrails
+from donations.staff.experiments import apply_guardrails, end_audited, start_audited
 from donations.staff.forms import ActionForm, ExperimentForm
 from donations.staff.models import Role
 from donations.staff.services import audit
@@ -110,17 +108,10 @@ def create_experiment_view() -> ResponseReturnValue:
     return redirect(url_for("staff.experiment", experiment_id=experiment.id), 303)
 
 
-def _experiment(experiment_id: int) -> Experiment:
-    experiment = db.session.get(Experiment, experiment_id)
-    if experiment is None:
-        abort(404)
-    return experiment
-
-
 @bp.get("/experiments/<int:experiment_id>")
 @require_role(Role.VIEWER)
 def experiment(experiment_id: int) -> ResponseReturnValue:
-    found = _experiment(experiment_id)
+    found = db.get_or_404(Experiment, experiment_id)
     return render_template(
         "staff/experiment.html",
         experiment=found,
@@ -143,19 +134,17 @@ EXPERIMENT_ACTIONS = ("start", "end", "check")
 )
 @require_role(Role.ADMIN)
 def experiment_action(experiment_id: int, action: str) -> ResponseReturnValue:
-    found = _experiment(experiment_id)
+    found = db.get_or_404(Experiment, experiment_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     back = redirect(url_for("staff.experiment", experiment_id=found.id), 303)
     try:
         match action:
             case "start":
-                start_experiment(found)
-                audit("experiment.started", target=f"experiment:{found.slug}")
+                start_audited(found)
                 message = _("Running: the embed serves it within a few minutes.")
             case "end":
-                end_experiment(found)
-                audit("experiment.ended", target=f"experiment:{found.slug}")
+                end_audited(found)
                 message = _("Ended: no longer served.")
             case _:
                 stopped = apply_guardrails()
@@ -176,7 +165,7 @@ def experiment_action(experiment_id: int, action: str) -> ResponseReturnValue:
 @bp.post("/experiments/<int:experiment_id>/variants/<int:variant_id>/stop")
 @require_role(Role.ADMIN)
 def stop_experiment_variant(experiment_id: int, variant_id: int) -> ResponseReturnValue:
-    found = _experiment(experiment_id)
+    found = db.get_or_404(Experiment, experiment_id)
     variant = db.session.get(ExperimentVariant, variant_id)
     if variant is None or variant.experiment_id != found.id:
         abort(404)

@@ -8,7 +8,7 @@ import click
 from flask.cli import AppGroup
 
 from donations.db import commit, db
-from donations.staff.models import Role
+from donations.staff.models import Role, StaffUser
 from donations.staff.services import (
     StaffError,
     audit,
@@ -61,7 +61,7 @@ def create(email: str, role: str) -> None:
     )
 
 
-def _existing(email: str):  # type: ignore[no-untyped-def]
+def _existing(email: str) -> StaffUser:
     staff = find_staff(email)
     if staff is None:
         raise click.ClickException(f"there is no staff account for {email}")

@@ -57,9 +57,7 @@ TEAM_ACTIONS = ("unlock", "reset-2fa", "deactivate", "activate", "role")
 @bp.post("/team/<int:staff_id>/<any(" + ", ".join(f"'{a}'" for a in TEAM_ACTIONS) + "):action>")
 @require_role(Role.ADMIN)
 def team_action(staff_id: int, action: str) -> ResponseReturnValue:
-    member = db.session.get(StaffUser, staff_id)
-    if member is None:
-        abort(404)
+    member = db.get_or_404(StaffUser, staff_id)
     form = RoleForm() if action == "role" else ActionForm()
     if not form.validate_on_submit():
         abort(400)

@@ -53,13 +53,6 @@ def supporters() -> ResponseReturnValue:
     return render_template("staff/supporters.html", query=query, results=results)
 
 
-def _supporter_or_404(supporter_id: int) -> Supporter:
-    supporter = db.session.get(Supporter, supporter_id)
-    if supporter is None:
-        abort(404)
-    return supporter
-
-
 def _render_supporter(
     supporter: Supporter, note_form: NoteForm | None = None, status: int = 200
 ) -> ResponseReturnValue:
@@ -87,13 +80,13 @@ def _render_supporter(
 @bp.get("/supporters/<int:supporter_id>")
 @require_role(Role.FINANCE)
 def supporter(supporter_id: int) -> ResponseReturnValue:
-    return _render_supporter(_supporter_or_404(supporter_id))
+    return _render_supporter(db.get_or_404(Supporter, supporter_id))
 
 
 @bp.post("/supporters/<int:supporter_id>/notes")
 @require_role(Role.FINANCE)
 def note(supporter_id: int) -> ResponseReturnValue:
-    supporter = _supporter_or_404(supporter_id)
+    supporter = db.get_or_404(Supporter, supporter_id)
     form = NoteForm()
     if not form.validate_on_submit():
         return _render_supporter(supporter, form, 400)
@@ -101,13 +94,6 @@ def note(supporter_id: int) -> ResponseReturnValue:
     commit()
     flash("Note added.")
     return redirect(url_for("staff.supporter", supporter_id=supporter.id), 303)
-
-
-def _donation_or_404(donation_id: int) -> Donation:
-    donation = db.session.get(Donation, donation_id)
-    if donation is None:
-        abort(404)
-    return donation
 
 
 def refund_outcome(refund: Refund) -> tuple[str, str]:
@@ -129,7 +115,7 @@ def refund_outcome(refund: Refund) -> tuple[str, str]:
 @bp.route("/donations/<int:donation_id>/refund", methods=["GET", "POST"])
 @require_role(Role.FINANCE)
 def refund(donation_id: int) -> ResponseReturnValue:
-    donation = _donation_or_404(donation_id)
+    donation = db.get_or_404(Donation, donation_id)
     left = refundable(donation)
     form = RefundForm(currency=donation.currency)
     if request.method == "GET":
@@ -167,7 +153,7 @@ def refund(donation_id: int) -> ResponseReturnValue:
 @bp.post("/donations/<int:donation_id>/resend-receipt")
 @require_role(Role.FINANCE)
 def resend(donation_id: int) -> ResponseReturnValue:
-    donation = _donation_or_404(donation_id)
+    donation = db.get_or_404(Donation, donation_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
@@ -186,9 +172,7 @@ def resend(donation_id: int) -> ResponseReturnValue:
 @bp.route("/plans/<int:plan_id>/cancel", methods=["GET", "POST"])
 @require_role(Role.FINANCE)
 def cancel(plan_id: int) -> ResponseReturnValue:
-    plan = db.session.get(RecurringPlan, plan_id)
-    if plan is None:
-        abort(404)
+    plan = db.get_or_404(RecurringPlan, plan_id)
     form = CancelPlanForm()
     if request.method == "GET":
         return render_template("staff/cancel_plan.html", plan=plan, form=form)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 
 from donations.db import db
 from donations.mail.models import Suppression, SuppressionReason
@@ -18,8 +17,10 @@ from donations.staff.reports.sql import (
     Table,
     as_text,
     between,
+    count_where,
     local_month,
     prepare_connection,
+    rate_text,
 )
 from donations.supporters.models import Donation, DonationStatus, RecurringPlan
 
@@ -60,17 +61,14 @@ def _funnel(filters: ReportFilters, zone: ZoneInfo) -> list[tuple[str, int, int,
         ),
     )
 
-    def counted(condition: Any) -> Any:
-        return func.sum(case((condition, 1), else_=0))
-
     month = local_month(Reminder.created_at, zone.key).label("month")
     rows = db.session.execute(
         select(
             month,
             func.count(),
-            counted(as_text(Reminder.status) == ReminderStatus.SENT.value),
-            counted(converted),
-            counted(unsubscribed),
+            count_where(as_text(Reminder.status) == ReminderStatus.SENT.value),
+            count_where(converted),
+            count_where(unsubscribed),
         )
         .where(*between(Reminder.created_at, start, end))
         .group_by("month")
@@ -91,10 +89,6 @@ FUNNEL_TOTAL_COLUMNS = (
 )
 
 
-def _rate(part: int, whole: int) -> str:
-    return f"{part / whole:.1%}" if whole else ""
-
-
 def funnel_totals(filters: ReportFilters, zone: ZoneInfo) -> Table:
     months = _funnel(filters, zone)
     if not months:
@@ -103,7 +97,5 @@ def funnel_totals(filters: ReportFilters, zone: ZoneInfo) -> Table:
     sent = sum(row[2] for row in months)
     converted = sum(row[3] for row in months)
     unsubscribed = sum(row[4] for row in months)
-    return Table(
-        FUNNEL_TOTAL_COLUMNS,
-        [(signed, sent, converted, unsubscribed, _rate(sent, signed), _rate(converted, sent))],
-    )
+    rates = (rate_text(sent, signed), rate_text(converted, sent))
+    return Table(FUNNEL_TOTAL_COLUMNS, [(signed, sent, converted, unsubscribed, *rates)])

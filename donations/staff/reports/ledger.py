@@ -16,6 +16,7 @@ from donations.payments.measures import (
     FEE_SHORTFALL,
     GROSS,
     LEDGER_DATE,
+    MoneyTotals,
     money_sums,
     money_totals_of,
 )
@@ -117,30 +118,17 @@ def ledger_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     return state.join(statement).order_by(LEDGER_DATE, Donation.id)
 
 
+# ledger_statement's columns from the currency on are written as they are stored;
+# those before it are converted (local time, major units, gross and net).
+_STORED_FROM = 9
+
+
 def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
     """Donations ledger: one row per donation."""
-    for (
-        donation_id,
-        moment,
-        email,
-        name,
-        amount,
-        cover,
-        fee,
-        refunded,
-        shortfall,
-        currency,
-        method,
-        frequency,
-        status,
-        campaign,
-        payment_intent,
-        charge,
-        invoice,
-        payout,
-        refund_state,
-    ) in stream(ledger_statement(filters, zone)):
-        places = -decimal_places(currency)
+    for row in stream(ledger_statement(filters, zone)):
+        converted, stored = row[:_STORED_FROM], row[_STORED_FROM:]
+        donation_id, moment, email, name, amount, cover, fee, refunded, shortfall = converted
+        places = -decimal_places(stored[0])  # stored[0] is the currency
         gross = amount + cover
         yield (
             donation_id,
@@ -153,16 +141,7 @@ def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
             Decimal(refunded).scaleb(places),
             Decimal(gross - (fee or 0) - refunded).scaleb(places),
             Decimal(shortfall).scaleb(places) if shortfall is not None else None,
-            currency,
-            method,
-            frequency,
-            status,
-            campaign,
-            payment_intent,
-            charge,
-            invoice,
-            payout,
-            refund_state,
+            *stored,
         )
 
 
@@ -233,6 +212,18 @@ MONEY_TOTAL_COLUMNS = (
 )
 
 
+def money_total_cells(total: MoneyTotals) -> Row:
+    """MONEY_TOTAL_COLUMNS' cells after the currency: the count, then the sums in major units."""
+    currency = total.currency
+    return (
+        total.count,
+        major_units(total.gross, currency),
+        major_units(total.fees, currency),
+        major_units(total.refunds, currency),
+        major_units(total.net, currency),
+    )
+
+
 def ledger_totals(filters: ReportFilters, zone: ZoneInfo) -> Table:
     """Counted donations in the selection, per currency: the dashboard's measures."""
     rows = db.session.execute(
@@ -243,15 +234,5 @@ def ledger_totals(filters: ReportFilters, zone: ZoneInfo) -> Table:
     ).all()
     table = Table(MONEY_TOTAL_COLUMNS)
     for total in money_totals_of(rows):
-        currency = total.currency
-        table.rows.append(
-            (
-                currency,
-                total.count,
-                major_units(total.gross, currency),
-                major_units(total.fees, currency),
-                major_units(total.refunds, currency),
-                major_units(total.net, currency),
-            )
-        )
+        table.rows.append((total.currency, *money_total_cells(total)))
     return table

@@ -10,17 +10,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, select
 
 from donations.db import db
-from donations.payments.measures import COUNTED, LEDGER_DATE, money_sums
+from donations.payments.measures import COUNTED, LEDGER_DATE, MoneyTotals, money_sums
 from donations.staff.reports.exporters import Column, Kind
 from donations.staff.reports.filters import ReportFilters
-from donations.staff.reports.ledger import MONEY_TOTAL_COLUMNS
+from donations.staff.reports.ledger import MONEY_TOTAL_COLUMNS, money_total_cells
 from donations.staff.reports.sql import (
     Row,
     Table,
     as_text,
     between,
     local_month,
-    major_units,
     prepare_connection,
 )
 from donations.supporters.models import (
@@ -114,18 +113,8 @@ def monthly_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
         cells, key=lambda k: (k[0], k[1], _FREQUENCY_ORDER.get(k[2], 9))
     ):
         count, gross, fees, refunds, new, cancelled = cells[(month, currency, frequency)]
-        yield (
-            month,
-            currency,
-            frequency,
-            count,
-            major_units(gross, currency),
-            major_units(fees, currency),
-            major_units(refunds, currency),
-            major_units(gross - fees - refunds, currency),
-            new,
-            cancelled,
-        )
+        money = MoneyTotals(currency, count, gross, fees, refunds)
+        yield (month, currency, frequency, *money_total_cells(money), new, cancelled)
 
 
 MONTHLY_TOTAL_COLUMNS = (
@@ -142,16 +131,6 @@ def monthly_totals(filters: ReportFilters, zone: ZoneInfo) -> Table:
     table = Table(MONTHLY_TOTAL_COLUMNS)
     for currency in sorted(sums):
         count, gross, fees, refunds, new, cancelled = sums[currency]
-        table.rows.append(
-            (
-                currency,
-                count,
-                major_units(gross, currency),
-                major_units(fees, currency),
-                major_units(refunds, currency),
-                major_units(gross - fees - refunds, currency),
-                new,
-                cancelled,
-            )
-        )
+        money = MoneyTotals(currency, count, gross, fees, refunds)
+        table.rows.append((currency, *money_total_cells(money), new, cancelled))
     return table

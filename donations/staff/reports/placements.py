@@ -21,7 +21,7 @@ from donations.payments.measures import LEDGER_DATE
 from donations.reminders.models import Reminder
 from donations.staff.reports.exporters import Column, Kind
 from donations.staff.reports.filters import ReportFilters
-from donations.staff.reports.sql import Row, Table, as_text, between, major_units
+from donations.staff.reports.sql import Row, Table, as_text, between, major_units, rate_text
 from donations.supporters.attribution import first_payments
 from donations.supporters.models import Donation, DonationStatus
 
@@ -127,7 +127,7 @@ def _placements(filters: ReportFilters, zone: ZoneInfo) -> dict[Placement, _Line
 
 
 def conversion_rate(gifts: int, impressions: int) -> str:
-    return f"{gifts / impressions:.2%}" if impressions else ""
+    return rate_text(gifts, impressions, decimals=2)
 
 
 def placement_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:

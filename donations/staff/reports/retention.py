@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from donations.db import db
 from donations.staff.reports.exporters import Column, Kind
@@ -16,8 +16,10 @@ from donations.staff.reports.sql import (
     Table,
     as_text,
     between,
+    count_where,
     local_month,
     prepare_connection,
+    rate_text,
 )
 from donations.supporters.retention import AttemptStatus, CancellationAttempt
 
@@ -40,27 +42,25 @@ def _retention(filters: ReportFilters, zone: ZoneInfo) -> list[tuple[Any, ...]]:
     start, end = filters.bounds(zone)
     status = as_text(CancellationAttempt.status)
 
-    def counted(*conditions: Any) -> Any:
-        condition = conditions[0] if len(conditions) == 1 else conditions[0] & conditions[1]
-        return func.sum(case((condition, 1), else_=0))
-
     month = local_month(CancellationAttempt.created_at, zone.key).label("month")
     rows = db.session.execute(
         select(
             month,
             CancellationAttempt.reason,
             func.count(),
-            counted(status == AttemptStatus.CANCELLED.value),
-            counted(
-                status == AttemptStatus.CANCELLED.value,
-                CancellationAttempt.offer_taken == "reminder",
+            count_where(status == AttemptStatus.CANCELLED.value),
+            count_where(
+                (status == AttemptStatus.CANCELLED.value)
+                & (CancellationAttempt.offer_taken == "reminder")
             ),
-            counted(status == AttemptStatus.SAVED.value),
+            count_where(status == AttemptStatus.SAVED.value),
             *(
-                counted(status == AttemptStatus.SAVED.value, CancellationAttempt.offer_taken == o)
+                count_where(
+                    (status == AttemptStatus.SAVED.value) & (CancellationAttempt.offer_taken == o)
+                )
                 for o in ("pause", "lower_amount", "annual")
             ),
-            counted(status == AttemptStatus.OFFERED.value),
+            count_where(status == AttemptStatus.OFFERED.value),
         )
         .where(*between(CancellationAttempt.created_at, start, end))
         .group_by("month", CancellationAttempt.reason)
@@ -87,5 +87,4 @@ def retention_totals(filters: ReportFilters, zone: ZoneInfo) -> Table:
     sums = [sum(row[i] for row in rows) for i in range(2, len(RETENTION_COLUMNS))]
     cancelled, saved = sums[1], sums[3]
     decided = cancelled + saved
-    rate = f"{saved / decided:.1%}" if decided else ""
-    return Table(RETENTION_TOTAL_COLUMNS, [(*sums, rate)])
+    return Table(RETENTION_TOTAL_COLUMNS, [(*sums, rate_text(saved, decided))])

@@ -107,6 +107,16 @@ def as_text(column: Any) -> ColumnElement[str]:
     return type_coerce(column, String)
 
 
+def count_where(condition: Any) -> Any:
+    """How many of a group's rows meet ``condition`` (NULL for an empty group)."""
+    return func.sum(case((condition, 1), else_=0))
+
+
+def rate_text(part: int, whole: int, decimals: int = 1) -> str:
+    """``part / whole`` as a percentage cell ("12.5%"); empty when ``whole`` is 0."""
+    return f"{part / whole:.{decimals}%}" if whole else ""
+
+
 # -- the local month, in SQL ----------------------------------------------------------
 
 

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from donations.db import db
 from donations.payments import measures
 from donations.staff.reports.exporters import Column, Kind
 from donations.staff.reports.filters import Consent, ReportFilters
-from donations.staff.reports.sql import Row, Table, as_text, between, local, stream
+from donations.staff.reports.sql import Row, Table, as_text, between, count_where, local, stream
 from donations.supporters.models import (
     Donation,
     DonationStatus,
@@ -115,7 +115,7 @@ SUPPORTER_TOTAL_COLUMNS = (
 
 
 def supporter_totals(filters: ReportFilters, zone: ZoneInfo) -> Table:
-    yes = func.sum(case((Supporter.newsletter_opt_in.is_(True), 1), else_=0))
+    yes = count_where(Supporter.newsletter_opt_in.is_(True))
     count, opted_in = db.session.execute(
         select(func.count(), yes).where(*_supporter_conditions(filters, zone))
     ).one()

@@ -189,41 +189,45 @@ def prepare_export(export_id: int) -> ExportStatus | None:
         log.exception("export %s failed after %d rows", export_id, progress.rows)
         db.session.rollback()
         partial.unlink(missing_ok=True)
-        change_status(
+        error = type(exc).__name__
+        return _finish(
             export,
             ExportStatus.FAILED,
-            rows_written=progress.rows,
-            error=type(exc).__name__,
-            finished_at=utcnow(),
+            progress.rows,
+            staff,
+            {"error": error},
+            {"error": error, **details},
         )
-        audit(
-            "export.failed",
-            staff=staff,
-            target=f"export:{export_id}",
-            rows=progress.rows,
-            error=type(exc).__name__,
-            **details,
-        )
-        commit()
-        return ExportStatus.FAILED
     db.session.rollback()  # end the reading transaction
-    change_status(
+    return _finish(
         export,
         ExportStatus.READY,
-        rows_written=progress.rows,
-        size=path.stat().st_size,
-        finished_at=utcnow(),
+        progress.rows,
+        staff,
+        {"size": path.stat().st_size},
+        {"background": True, **details},
     )
+
+
+def _finish(
+    export: ReportExport,
+    outcome: ExportStatus,
+    rows: int,
+    staff: StaffUser | None,
+    values: dict[str, Any],
+    noted: dict[str, Any],
+) -> ExportStatus:
+    """Record how the export ended (``values`` on the row, ``noted`` in its audit entry); commit."""
+    change_status(export, outcome, rows_written=rows, **values, finished_at=utcnow())
     audit(
-        "export.finished",
+        "export.failed" if outcome is ExportStatus.FAILED else "export.finished",
         staff=staff,
-        target=f"export:{export_id}",
-        rows=progress.rows,
-        background=True,
-        **details,
+        target=f"export:{export.id}",
+        rows=rows,
+        **noted,
     )
     commit()
-    return ExportStatus.READY
+    return outcome
 
 
 def _count(report: Report, filters: ReportFilters, zone: ZoneInfo) -> int | None:

@@ -112,6 +112,35 @@ def test_a_prepared_file_is_the_download(signed_in, seeded, export_dir, app, fmt
     assert actions == ["export.requested", "export.finished", "export.downloaded"]
 
 
+def test_a_failed_export_says_why_and_leaves_no_file(
+    signed_in, seeded, export_dir, app, monkeypatch
+) -> None:
+    def broken(*args: object) -> Iterator[bytes]:
+        yield b"donation_id\r\n"
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr("donations.staff.reports.exports.export_chunks", broken)
+    client, _ = signed_in(Role.FINANCE)
+    assert ask(client, "csv", **MARCH).status_code == 303
+    (export,) = exports(app)
+    assert export.status is ExportStatus.FAILED
+    assert export.error == "RuntimeError"
+    assert export.finished_at is not None
+    assert list(export_dir.iterdir()) == []  # not even the partial file
+    with app.app_context():
+        entry = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "export.failed")
+        ).one()
+    assert entry.target == f"export:{export.id}"
+    assert entry.details == {
+        "rows": 0,
+        "error": "RuntimeError",
+        "report": "ledger",
+        "format": "csv",
+        "filters": MARCH,
+    }
+
+
 def test_only_the_staff_member_who_asked_sees_the_file(signed_in, seeded, export_dir, app) -> None:
     mine, _ = signed_in(Role.FINANCE)
     url = ask(mine, "csv", **MARCH).headers["Location"]

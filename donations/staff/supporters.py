@@ -132,26 +132,24 @@ def refund_donation(
     if already is not None:
         return refund
     donation = refund.donation
-    if refund.status is RefundStatus.FAILED and refund.stripe_refund_id is None:
-        audit(
-            "refund.failed",
-            supporter_id=donation.supporter_id,
-            target=f"donation:{donation.id}",
-            staff=staff,
-            amount=Money(refund.amount, refund.currency),
-            error=refund.error,
-        )
-    else:
-        audit(
-            "refund.created",
-            supporter_id=donation.supporter_id,
-            target=f"donation:{donation.id}",
-            staff=staff,
-            amount=Money(refund.amount, refund.currency),
-            refund=refund.stripe_refund_id,
-            status=str(refund.status),
-            reason=refund.staff_reason,
-        )
+    failed = refund.status is RefundStatus.FAILED and refund.stripe_refund_id is None
+    outcome = (
+        {"error": refund.error}
+        if failed
+        else {
+            "refund": refund.stripe_refund_id,
+            "status": str(refund.status),
+            "reason": refund.staff_reason,
+        }
+    )
+    audit(
+        "refund.failed" if failed else "refund.created",
+        supporter_id=donation.supporter_id,
+        target=f"donation:{donation.id}",
+        staff=staff,
+        amount=Money(refund.amount, refund.currency),
+        **outcome,
+    )
     return refund
 
 

@@ -89,6 +89,22 @@ def _ledger_select(*columns: Any, filters: ReportFilters, zone: ZoneInfo) -> Any
     )
 
 
+def _stored_cells(refund_state: ColumnElement[str | None]) -> tuple[Any, ...]:
+    """The ledger's cells from the currency on, which every form of it writes as stored."""
+    return (
+        Donation.currency,
+        Donation.method,
+        as_text(Donation.frequency),
+        as_text(Donation.status),
+        Donation.campaign,
+        Donation.stripe_payment_intent_id,
+        Donation.stripe_charge_id,
+        Donation.stripe_invoice_id,
+        Payout.stripe_payout_id,
+        refund_state,
+    )
+
+
 def ledger_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     """The ledger's rows with the values as stored (minor units, UTC)."""
     state = refund_state_sql()
@@ -102,32 +118,18 @@ def ledger_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
         Donation.fee,
         Donation.refunded_amount,
         FEE_SHORTFALL,
-        Donation.currency,
-        Donation.method,
-        as_text(Donation.frequency),
-        as_text(Donation.status),
-        Donation.campaign,
-        Donation.stripe_payment_intent_id,
-        Donation.stripe_charge_id,
-        Donation.stripe_invoice_id,
-        Payout.stripe_payout_id,
-        state.column,
+        *_stored_cells(state.column),
         filters=filters,
         zone=zone,
     )
     return state.join(statement).order_by(LEDGER_DATE, Donation.id)
 
 
-# ledger_statement's columns from the currency on are written as they are stored;
-# those before it are converted (local time, major units, gross and net).
-_STORED_FROM = 9
-
-
 def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
     """Donations ledger: one row per donation."""
     for row in stream(ledger_statement(filters, zone)):
-        converted, stored = row[:_STORED_FROM], row[_STORED_FROM:]
-        donation_id, moment, email, name, amount, cover, fee, refunded, shortfall = converted
+        # The cells before _stored_cells are converted; those, from the currency on, go as read.
+        donation_id, moment, email, name, amount, cover, fee, refunded, shortfall, *stored = row
         places = -decimal_places(stored[0])  # stored[0] is the currency
         gross = amount + cover
         yield (
@@ -158,16 +160,7 @@ def _ledger_cells(refund_state: ColumnElement[str | None]) -> tuple[Any, ...]:
         Donation.refunded_amount,
         GROSS - FEE - Donation.refunded_amount,
         FEE_SHORTFALL,
-        Donation.currency,
-        Donation.method,
-        Donation.frequency,
-        Donation.status,
-        Donation.campaign,
-        Donation.stripe_payment_intent_id,
-        Donation.stripe_charge_id,
-        Donation.stripe_invoice_id,
-        Payout.stripe_payout_id,
-        refund_state,
+        *_stored_cells(refund_state),
     )
 
 

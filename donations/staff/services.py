@@ -28,7 +28,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
 from zxcvbn import zxcvbn
 
-from donations.db import db, insert_ignoring_conflicts, utcnow
+from donations.db import db, insert_ignoring_conflicts, spend_once, utcnow
 from donations.mail.addresses import normalise_address
 from donations.money import Money
 from donations.observability import REQUEST_ID
@@ -537,17 +537,7 @@ def open_challenge(token: str, now: datetime | None = None) -> StaffLoginChallen
 def use_challenge(row: StaffLoginChallenge, now: datetime | None = None) -> bool:
     """Spend the challenge (compare-and-set: of two requests racing with it, one wins)."""
     now = now or utcnow()
-    result = db.session.execute(
-        update(StaffLoginChallenge)
-        .where(
-            StaffLoginChallenge.id == row.id,
-            StaffLoginChallenge.used_at.is_(None),
-            StaffLoginChallenge.expires_at > now,
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not spend_once(row, StaffLoginChallenge.used_at, now, StaffLoginChallenge.expires_at > now):
         return False
     # Any other half-finished sign-in of this account is void now.
     db.session.execute(

@@ -41,8 +41,8 @@ from donations.supporters.retention import (
     CancellationAttempt,
     CancellationTiming,
 )
+from tests import factories
 from tests.conftest import BACKEND
-from tests.staff import factories
 
 PACKAGE = Path(__file__).resolve().parents[1] / "donations"
 
@@ -60,62 +60,20 @@ def _plan(status: StrEnum) -> RecurringPlan:
 
 
 def _refund(status: StrEnum) -> Refund:
-    gift = _donation()
-    db.session.flush()
-    row = Refund(
-        stripe_refund_id="re_" + secrets.token_hex(6),
-        donation_id=gift.id,
-        amount=500,
-        currency="USD",
-        status=status,
-        stripe_created_at=utcnow(),
-    )
-    db.session.add(row)
-    return row
+    return factories.refund(_donation(), 500, status)
 
 
 def _dispute(status: StrEnum) -> Dispute:
-    gift = _donation()
-    db.session.flush()
-    row = Dispute(
-        stripe_dispute_id="du_" + secrets.token_hex(6),
-        donation_id=gift.id,
-        amount=1000,
-        currency="USD",
-        status=status,
-        reason="fraudulent",
-        stripe_created_at=utcnow(),
-    )
-    db.session.add(row)
-    return row
+    return factories.dispute(_donation(), status)
 
 
 def _payout(status: StrEnum) -> Payout:
-    row = Payout(
-        stripe_payout_id="po_" + secrets.token_hex(6),
-        amount=1000,
-        currency="USD",
-        status=status,
-        arrival_date=utcnow(),
-        stripe_created_at=utcnow(),
-    )
-    db.session.add(row)
-    return row
+    return factories.payout(status=status)
 
 
 def _reminder(status: StrEnum) -> Reminder:
     email = f"{secrets.token_hex(4)}@example.org"
-    due = utcnow() + timedelta(days=30)
-    row = Reminder(
-        email=email,
-        email_key=email,
-        months=1,
-        due_at=due,
-        period=f"{due:%Y-%m}",
-        status=status,
-    )
-    db.session.add(row)
-    return row
+    return factories.reminder(email, due_at=utcnow() + timedelta(days=30), status=status)
 
 
 def _erasure_request(status: StrEnum) -> ErasureRequest:

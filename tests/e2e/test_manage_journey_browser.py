@@ -24,6 +24,7 @@ from sqlalchemy import select
 from donations.db import commit, db
 from donations.staff.models import AuditEntry
 from donations.supporters.models import PlanStatus, RecurringPlan
+from tests import factories
 from tests.e2e.conftest import PHONE
 from tests.e2e.flows import (
     CARD_3DS,
@@ -38,7 +39,6 @@ from tests.e2e.flows import (
 from tests.harness import LiveServer, Mailbox, Simulator
 from tests.manage.flows import links_in
 from tests.payments.stripe_flows import subscribe
-from tests.staff import factories
 
 pytestmark = pytest.mark.e2e
 

@@ -16,9 +16,9 @@ from playwright.sync_api import Browser, Page, expect
 from donations.db import commit, db, utcnow
 from donations.staff.models import Role
 from donations.staff.services import create_staff
+from tests import factories
 from tests.e2e.test_accessibility import AXE, check_page
 from tests.harness import LiveServer
-from tests.staff import factories
 
 pytestmark = pytest.mark.e2e
 

@@ -23,10 +23,10 @@ from playwright.sync_api import Browser, Page, expect
 from donations.db import commit, db, utcnow
 from donations.staff.models import Role
 from donations.staff.services import create_staff
+from tests import factories
 from tests.e2e.conftest import PHONE
 from tests.e2e.flows import EXPECT_TIMEOUT, choose, enter_card, fill_details, unique_email
 from tests.harness import LiveServer
-from tests.staff import factories
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from donations.support.campaigns import (
     running_campaign,
 )
 from donations.supporters.models import DonationStatus, Frequency
-from tests.staff import factories
+from tests import factories
 
 
 def winter(goal: int = 100_000, currency: str | None = "USD", slug: str = "winter"):

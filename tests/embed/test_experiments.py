@@ -35,7 +35,7 @@ from donations.embed.models import EmbedCount, EmbedEvent
 from donations.embed.views import ASSETS
 from donations.staff.experiments import apply_guardrails
 from donations.staff.models import AuditEntry
-from tests.staff import factories
+from tests import factories
 
 VARIANTS: list[dict[str, Any]] = [
     {"key": "control", "share": 50},

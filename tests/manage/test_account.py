@@ -19,6 +19,7 @@ from donations.manage.models import ManageSession
 from donations.reminders.models import Reminder, ReminderStatus
 from donations.staff.models import AuditEntry
 from donations.supporters.models import Consent, ConsentTopic, Donation, RecurringPlan, Supporter
+from tests.factories import reminder
 from tests.manage.flows import csrf_token, links_in, other_browser, sign_in, text_of
 from tests.payments.stripe_flows import (
     charge_of,
@@ -29,7 +30,6 @@ from tests.payments.stripe_flows import (
     start_gift,
     subscribe,
 )
-from tests.reminders.factories import reminder
 
 
 def squash(text: str) -> str:

@@ -13,6 +13,7 @@ from donations.mail.suppression import address_hash, suppression_for
 from donations.payments.lifecycle import supporter_summary
 from donations.payments.models import Refund
 from donations.supporters.models import PlanStatus, Supporter
+from tests.factories import plan, supporter
 from tests.payments.stripe_flows import (
     WEBHOOK,
     charge_of,
@@ -24,7 +25,6 @@ from tests.payments.stripe_flows import (
     stale,
     stripe_api,
 )
-from tests.staff.factories import plan, supporter
 
 EMAIL = "Reader@Example.org"
 

@@ -18,14 +18,13 @@ from donations.payments.lifecycle import (
 from donations.payments.models import (
     Dispute,
     DisputeStatus,
-    Payout,
-    PayoutStatus,
     Refund,
     RefundStatus,
 )
 from donations.supporters.models import DonationStatus, Frequency, PlanStatus
+from tests import factories
+from tests.factories import donation, plan, supporter
 from tests.payments.stripe_flows import charge_of, deliver, give, refund, stale
-from tests.staff.factories import donation, plan, supporter
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -35,15 +34,7 @@ def day(n: int) -> datetime:
 
 
 def refund_row(gift, amount: int, status: RefundStatus = RefundStatus.SUCCEEDED, at=T0) -> Refund:
-    row = Refund(
-        stripe_refund_id=f"re_{gift.id}_{amount}_{status}",
-        donation_id=gift.id,
-        amount=amount,
-        currency=gift.currency,
-        status=status,
-        stripe_created_at=at,
-    )
-    db.session.add(row)
+    row = factories.refund(gift, amount, status, stripe_created_at=at)
     if row.returns_money:
         gift.refunded_amount += amount
     db.session.flush()
@@ -51,21 +42,9 @@ def refund_row(gift, amount: int, status: RefundStatus = RefundStatus.SUCCEEDED,
 
 
 def dispute_row(gift, status: DisputeStatus, at=T0, closed=None) -> Dispute:
-    row = Dispute(
-        stripe_dispute_id=f"du_{gift.id}",
-        donation_id=gift.id,
-        amount=gift.amount,
-        currency=gift.currency,
-        status=status,
-        reason="fraudulent",
-        fee=1500,
-        net=-2500,
-        stripe_created_at=at,
-        closed_at=closed,
+    return factories.dispute(
+        gift, status, fee=1500, net=-2500, stripe_created_at=at, closed_at=closed
     )
-    db.session.add(row)
-    db.session.flush()
-    return row
 
 
 # -- status ------------------------------------------------------------------------------
@@ -217,16 +196,7 @@ def test_timeline_has_every_money_movement_and_email_newest_first(ctx) -> None:
         frequency=Frequency.MONTHLY,
         stripe_payment_intent_id="pi_1",
     )
-    payout = Payout(
-        stripe_payout_id="po_1",
-        amount=485,
-        currency="USD",
-        status=PayoutStatus.PAID,
-        arrival_date=day(3),
-        stripe_created_at=day(1),
-    )
-    db.session.add(payout)
-    db.session.flush()
+    payout = factories.payout(485, arrival_date=day(3), stripe_created_at=day(1))
     gift.payout_id = payout.id
     donation(reader, 500, status=DonationStatus.FAILED, created_at=day(30))
     refund_row(gift, 200, at=day(10))

@@ -17,6 +17,7 @@ from donations.payments.models import Dispute, DisputeStatus, Payout, PayoutStat
 from donations.payments.tasks import reconcile_recent
 from donations.supporters.models import Donation, DonationStatus, PlanStatus, RecurringPlan
 from donations.tasks import celery_app
+from tests import factories
 from tests.harness import WEBHOOK_SECRET
 from tests.payments.stripe_flows import (
     DISPUTE_CARD,
@@ -158,16 +159,12 @@ def test_differences_it_cannot_repair_keep_the_exit_code_non_zero(
 ) -> None:
     tampered = give(client, simulator, amount="10").donation()
     db.session.execute(update(Donation).where(Donation.id == tampered.id).values(amount=900))
-    db.session.add(
-        Donation(
-            attempt_key="an-attempt-stripe-never-saw",
-            public_token="t" * 32,
-            supporter_id=tampered.supporter_id,
-            amount=500,
-            currency="USD",
-            frequency=tampered.frequency,
-            stripe_payment_intent_id="pi_unknown_to_stripe",
-        )
+    factories.donation(
+        tampered.supporter,
+        500,
+        status=DonationStatus.PENDING,
+        frequency=tampered.frequency,
+        stripe_payment_intent_id="pi_unknown_to_stripe",
     )
     db.session.commit()
     for _ in range(2):

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from donations.db import commit, db
 from donations.mail.models import EmailMessage, EmailStatus
 from donations.reminders.models import Reminder, ReminderStatus
+from tests.factories import reminder
 from tests.harness import ROOT
-from tests.reminders.factories import reminder
 from tests.reminders.processes import app_env
 
 pytestmark = pytest.mark.sweep  # a Celery worker and beat run in other processes

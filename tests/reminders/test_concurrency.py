@@ -23,9 +23,9 @@ from donations.reminders.models import Reminder, ReminderStatus
 from donations.reminders.services import DispatchResult
 from donations.reminders.tasks import send_due_reminders
 from tests.conftest import BACKEND
+from tests.factories import reminder
 from tests.harness import ROOT
 from tests.mail.smtp_peers import HangingPeer, RecordingPeer, serve
-from tests.reminders.factories import reminder
 from tests.reminders.processes import app_env
 
 pytestmark = pytest.mark.sweep  # dispatchers race on their own connections

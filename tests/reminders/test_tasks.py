@@ -21,9 +21,9 @@ from donations.reminders.models import Reminder, ReminderStatus, SkipReason
 from donations.reminders.services import forget_address, schedule_reminder
 from donations.reminders.tasks import send_due_reminders
 from donations.supporters.models import Donation, DonationStatus, Frequency
-from tests.reminders.factories import reminder
+from tests import factories
+from tests.factories import reminder
 from tests.reminders.test_views import signup_form
-from tests.staff import factories
 
 
 def reminders() -> list[Reminder]:

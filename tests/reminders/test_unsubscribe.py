@@ -14,7 +14,7 @@ from donations.mail.models import Suppression, SuppressionReason
 from donations.mail.suppression import address_hash
 from donations.reminders.models import ReminderStatus, SkipReason
 from donations.reminders.services import unsubscribe_token
-from tests.reminders.factories import reminder
+from tests.factories import reminder
 from tests.reminders.test_views import csrf_token, signup_form
 
 EMAIL = "reader@example.org"

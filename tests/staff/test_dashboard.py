@@ -9,7 +9,7 @@ from donations.db import commit, utcnow
 from donations.staff import dashboard as dash
 from donations.staff.models import Role
 from donations.supporters.models import DonationStatus, Frequency, PlanStatus
-from tests.staff import factories
+from tests import factories
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)  # 08:00 in New York (EDT)

@@ -13,7 +13,7 @@ from donations.db import commit, db, utcnow
 from donations.embed.experiments.models import Experiment, ExperimentStatus
 from donations.embed.models import EmbedCount, EmbedEvent
 from donations.staff.models import AuditEntry, Role
-from tests.staff import factories
+from tests import factories
 from tests.staff.conftest import csrf_token
 
 VARIANTS = [

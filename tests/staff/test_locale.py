@@ -6,7 +6,7 @@ from donations.db import commit
 from donations.money import Money
 from donations.staff.models import Role
 from donations.staff.services import audit
-from tests.staff import factories
+from tests import factories
 from tests.staff.conftest import csrf_token
 
 

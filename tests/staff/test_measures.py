@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from donations.db import commit, db
-from donations.payments.models import Dispute, DisputeStatus
+from donations.db import commit
+from donations.payments.models import DisputeStatus
 from donations.staff import dashboard as dash
 from donations.staff.reports.filters import ReportFilters
 from donations.staff.reports.ledger import LEDGER_COLUMNS, ledger_rows, ledger_totals
@@ -25,7 +25,7 @@ from donations.staff.reports.plans import plan_totals
 from donations.staff.reports.sql import major_units
 from donations.staff.reports.supporters import supporter_totals
 from donations.supporters.models import DonationStatus, Frequency, PlanStatus
-from tests.staff import factories
+from tests import factories
 from tests.staff.reports.seed import seed
 
 NY = ZoneInfo("America/New_York")
@@ -57,19 +57,13 @@ def more() -> None:
         b, 2500, "EUR", fee=63, method="card", succeeded_at=at(2026, 3, 31, 13)
     )
     for donation, status in ((lost, DisputeStatus.LOST), (open_, DisputeStatus.NEEDS_RESPONSE)):
-        db.session.add(
-            Dispute(
-                stripe_dispute_id=f"dp_{donation.id}",
-                donation_id=donation.id,
-                amount=donation.amount,
-                currency="EUR",
-                status=status,
-                reason="fraudulent",
-                fee=1500,
-                net=-donation.amount - 1500,
-                stripe_created_at=donation.succeeded_at + timedelta(days=1),
-                closed_at=at(2026, 3, 20) if status is DisputeStatus.LOST else None,
-            )
+        factories.dispute(
+            donation,
+            status,
+            fee=1500,
+            net=-donation.amount - 1500,
+            stripe_created_at=donation.succeeded_at + timedelta(days=1),
+            closed_at=at(2026, 3, 20) if status is DisputeStatus.LOST else None,
         )
     factories.donation(
         b, 900, "EUR", fee=39, refunded_amount=900, method="card", succeeded_at=at(2026, 3, 31, 14)

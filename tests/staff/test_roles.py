@@ -10,7 +10,7 @@ from werkzeug.routing import AnyConverter, Rule
 
 from donations.db import commit
 from donations.staff.models import Role
-from tests.staff import factories
+from tests import factories
 from tests.staff.conftest import csrf_token, sign_in
 
 PUBLIC = "public"

@@ -16,7 +16,7 @@ from donations.payments.models import Refund, RefundStatus
 from donations.payments.services import gateway, record_payment
 from donations.staff.models import AuditEntry, Role, SupporterNote
 from donations.supporters.models import DonationStatus, PlanStatus
-from tests.staff import factories
+from tests import factories
 from tests.staff.conftest import csrf_token, forget_cached_csrf
 
 
@@ -391,46 +391,30 @@ def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, sig
 def test_supporter_page_status_and_stripe_side_movements(app, signed_in) -> None:
     from datetime import UTC, datetime
 
-    from donations.payments.models import Dispute, DisputeStatus, Payout, PayoutStatus
+    from donations.payments.models import DisputeStatus
 
     moment = datetime(2026, 3, 1, 12, tzinfo=UTC)
     with app.app_context():
         owner = factories.supporter("lapsing@example.org")
-        payout = Payout(
-            stripe_payout_id="po_page",
-            amount=900,
-            currency="USD",
-            status=PayoutStatus.PAID,
-            arrival_date=moment,
-            stripe_created_at=moment,
+        payout = factories.payout(
+            900, stripe_payout_id="po_page", arrival_date=moment, stripe_created_at=moment
         )
-        db.session.add(payout)
-        db.session.flush()
         gift = factories.donation(owner, 1000, succeeded_at=moment, payout_id=payout.id)
         disputed = factories.donation(owner, 2000, succeeded_at=moment)
         # A refund made in Stripe's dashboard (no staff member) and a dispute.
-        db.session.add(
-            Refund(
-                stripe_refund_id="re_stripe_side",
-                donation_id=gift.id,
-                amount=300,
-                currency="USD",
-                status=RefundStatus.SUCCEEDED,
-                reason="requested_by_customer",
-                stripe_created_at=moment,
-            )
+        factories.refund(
+            gift,
+            300,
+            stripe_refund_id="re_stripe_side",
+            reason="requested_by_customer",
+            stripe_created_at=moment,
         )
-        db.session.add(
-            Dispute(
-                stripe_dispute_id="dp_page",
-                donation_id=disputed.id,
-                amount=2000,
-                currency="USD",
-                status=DisputeStatus.LOST,
-                reason="fraudulent",
-                stripe_created_at=moment,
-                closed_at=moment,
-            )
+        factories.dispute(
+            disputed,
+            DisputeStatus.LOST,
+            stripe_dispute_id="dp_page",
+            stripe_created_at=moment,
+            closed_at=moment,
         )
         factories.plan(
             owner, 1000, status=PlanStatus.CANCELED, canceled_at=moment,

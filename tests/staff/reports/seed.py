@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from donations.db import db
 from donations.mail.models import Suppression, SuppressionReason
-from donations.payments.models import Payout, PayoutStatus, Refund, RefundStatus
+from donations.payments.models import PayoutStatus
 from donations.reminders.models import Reminder, ReminderStatus, SkipReason
 from donations.supporters.models import DonationStatus, Frequency, PlanStatus
 from donations.supporters.retention import AttemptStatus, CancellationAttempt, CancellationTiming
-from tests.staff import factories
+from tests import factories
 
 # Names a spreadsheet would run as formulas if they were written as they are.
 PAYLOADS = {
@@ -72,32 +73,27 @@ def seed() -> Ledger:
     )
     p5 = factories.plan(s5, 700, status=PlanStatus.INCOMPLETE, created_at=at(2026, 3, 20, 12))
 
-    po1 = Payout(
-        stripe_payout_id="po_1",
-        amount=2703,
-        currency="USD",
+    po1 = factories.payout(
+        2703,
         status=PayoutStatus.PAID,
+        stripe_payout_id="po_1",
         arrival_date=at(2026, 3, 20),
         stripe_created_at=at(2026, 3, 18),
     )
-    po2 = Payout(
-        stripe_payout_id="po_2",
-        amount=5000,
-        currency="USD",
+    po2 = factories.payout(
+        5000,
         status=PayoutStatus.IN_TRANSIT,
+        stripe_payout_id="po_2",
         arrival_date=at(2026, 4, 3),
         stripe_created_at=at(2026, 4, 1),
     )
-    po3 = Payout(
-        stripe_payout_id="po_3",
-        amount=900,
-        currency="USD",
+    factories.payout(
+        900,
         status=PayoutStatus.FAILED,
+        stripe_payout_id="po_3",
         arrival_date=at(2026, 3, 25),
         stripe_created_at=at(2026, 3, 23),
     )
-    db.session.add_all([po1, po2, po3])
-    db.session.flush()
 
     # 06:00 on 15 March.
     d1 = factories.donation(
@@ -156,32 +152,21 @@ def seed() -> Ledger:
     d7 = factories.donation(s6, 1500, "KWD", fee=45, succeeded_at=at(2026, 3, 20, 20))
     # 20:00 on 1 April: after March.
     d8 = factories.donation(s1, 400, succeeded_at=at(2026, 4, 2))
-    db.session.add(
-        Refund(
-            stripe_refund_id="re_1",
-            donation_id=d1.id,
-            amount=200,
-            currency="USD",
-            status=RefundStatus.SUCCEEDED,
-            stripe_created_at=at(2026, 3, 16),
-            payout_id=po1.id,
-        )
+    factories.refund(
+        d1, 200, stripe_refund_id="re_1", stripe_created_at=at(2026, 3, 16), payout_id=po1.id
     )
 
-    def reminder(created: datetime, status: ReminderStatus, **extra: object) -> Reminder:
-        row = Reminder(
-            email=f"r{created.day}@example.org",
-            email_key=f"r{created.day}@example.org",
-            months=1,
+    def reminder(created: datetime, status: ReminderStatus, **extra: Any) -> Reminder:
+        return factories.reminder(
+            f"r{created.day}@example.org",
             due_at=created,
-            period=created.strftime("%Y-%m"),
-            status=status,
             created_at=created,
+            status=status,
+            frequency=None,
+            currency=None,
+            amount=None,
             **extra,
         )
-        db.session.add(row)
-        db.session.flush()
-        return row
 
     r1 = reminder(at(2026, 3, 2, 12), ReminderStatus.SENT, address_hash="h1")
     reminder(at(2026, 3, 5, 12), ReminderStatus.SENT, address_hash="h2")

@@ -31,8 +31,8 @@ from donations.staff.reports.ledger import (
     ledger_xlsx_statement,
 )
 from donations.supporters.models import Frequency
+from tests import factories
 from tests.conftest import BACKEND
-from tests.staff import factories
 from tests.staff.reports.seed import PAYLOADS, bulk_ledger, seed
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="COPY is PostgreSQL's")

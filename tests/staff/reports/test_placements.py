@@ -15,7 +15,7 @@ from donations.staff.reports.filters import ReportFilters
 from donations.staff.reports.placements import placement_rows, placement_totals
 from donations.supporters.attribution import Attribution
 from donations.supporters.models import DonationStatus, Frequency
-from tests.staff import factories
+from tests import factories
 
 UTC = ZoneInfo("UTC")
 A = Attribution("budget-vote", "winter", "a")

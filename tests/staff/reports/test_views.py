@@ -78,7 +78,7 @@ def test_viewer_sees_the_totals_but_not_the_rows(signed_in, seeded) -> None:
 
 
 def test_screen_shows_at_most_the_first_rows(signed_in, app) -> None:
-    from tests.staff import factories
+    from tests import factories
 
     with app.app_context():
         owner = factories.supporter()

@@ -107,7 +107,9 @@ def test_a_prepared_file_is_the_download(signed_in, seeded, export_dir, app, fmt
     assert export.size == len(body)
     with app.app_context():
         actions = db.session.scalars(
-            select(AuditEntry.action).where(AuditEntry.target == f"export:{export.id}")
+            select(AuditEntry.action)
+            .where(AuditEntry.target == f"export:{export.id}")
+            .order_by(AuditEntry.id)
         ).all()
     assert actions == ["export.requested", "export.finished", "export.downloaded"]
 

@@ -60,6 +60,12 @@ def _date_text(client, moment: datetime) -> str:
         return str(client.application.jinja_env.filters["date_text"](moment))
 
 
+def _back_to_plans(answer) -> None:
+    """A plan action answered by the account page's list of plans."""
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/manage/account#plans"
+
+
 def _signed_in_with_plan(client, simulator, mailbox, email: str, amount: str = "10"):
     plan = subscribe(client, simulator, amount=amount, email=email)
     mailbox.wait_for(2)  # the welcome and the receipt, before the sign-in link
@@ -103,7 +109,7 @@ def test_skip_the_next_payment_voids_that_invoice_only(
     done = client.post(
         f"/manage/plans/{plan.id}/pause", data={"csrf_token": token, "months": "skip"}
     )
-    assert done.status_code == 303
+    _back_to_plans(done)
     pause = _at_stripe(simulator, plan)["pause_collection"]
     assert pause["behavior"] == "void"
     assert pause["resumes_at"] == int((next_renewal + timedelta(days=1)).timestamp())
@@ -111,8 +117,10 @@ def test_skip_the_next_payment_voids_that_invoice_only(
     assert plan.status is PlanStatus.ACTIVE  # a pause is not a status
     assert plan.paused_until == datetime.fromtimestamp(pause["resumes_at"], UTC)
     account = client.get("/manage/account").text
+    until = _date_text(client, plan.paused_until)
+    assert f"Paused until {until}. Nothing will be charged until then." in squash(account)
     shown = card(account, f"plan-{plan.id}")
-    assert f"Paused until {_date_text(client, plan.paused_until)}" in shown
+    assert f"Paused until {until}" in shown
     assert "Next payment" not in shown
     assert "Resume now" in shown
     # Finance sees it on the supporter's page, the step on their timeline.
@@ -145,7 +153,7 @@ def test_pause_then_resume_charges_no_catch_up(client, ctx, simulator, mailbox) 
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "pause@example.org", "12")
     before = datetime.now(UTC)
     done = client.post(f"/manage/plans/{plan.id}/pause", data={"csrf_token": token, "months": "2"})
-    assert done.status_code == 303
+    _back_to_plans(done)
     plan = _plan(plan.id)
     assert plan.paused_until is not None
     assert 58 <= (plan.paused_until - before).days <= 62
@@ -158,11 +166,13 @@ def test_pause_then_resume_charges_no_catch_up(client, ctx, simulator, mailbox) 
     assert len(renewals(plan)) == 1
 
     resumed = client.post(f"/manage/plans/{plan.id}/resume", data={"csrf_token": token})
-    assert resumed.status_code == 303
+    _back_to_plans(resumed)
     assert _at_stripe(simulator, plan)["pause_collection"] is None
     plan = _plan(plan.id)
     assert (plan.paused_until, plan.pause_behavior, plan.is_paused) == (None, None, False)
-    shown = card(client.get("/manage/account").text, f"plan-{plan.id}")
+    account = client.get("/manage/account").text
+    assert "Your support continues as before." in squash(account)
+    shown = card(account, f"plan-{plan.id}")
     assert "Paused" not in shown
     assert "Next payment" in shown
 
@@ -198,13 +208,16 @@ def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailb
         f"/manage/plans/{plan.id}/cancel/{attempt_id}",
         data={"csrf_token": token, "choice": "cancel"},
     )
-    assert declined.status_code == 303
+    _back_to_plans(declined)
     at_stripe = _at_stripe(simulator, plan)
     assert (at_stripe["cancel_at_period_end"], at_stripe["status"]) == (True, "active")
     plan = _plan(plan.id)
     assert plan.cancel_at == datetime.fromtimestamp(at_stripe["cancel_at"], UTC)
     assert plan.status is PlanStatus.ACTIVE
-    shown = card(client.get("/manage/account").text, f"plan-{plan.id}")
+    account = client.get("/manage/account").text
+    ends = _date_text(client, plan.cancel_at)
+    assert f"Your support ends on {ends}. No further payments will be taken." in squash(account)
+    shown = card(account, f"plan-{plan.id}")
     assert f"Cancels on {_date_text(client, plan.cancel_at)}" in shown
     assert "Cancelled: no further payments" not in shown
     assert "Keep my support" in shown
@@ -218,12 +231,16 @@ def test_cancel_at_period_end_declining_the_offers(client, ctx, simulator, mailb
     )
     # The offers were made once: the attempt's page is not shown again, nor decided twice.
     again = client.get(f"/manage/plans/{plan.id}/cancel/{attempt_id}")
-    assert again.status_code == 303
+    _back_to_plans(again)
+    assert f"Your support ends on {ends}." in squash(client.get("/manage/account").text)
     twice = client.post(
         f"/manage/plans/{plan.id}/cancel/{attempt_id}",
         data={"csrf_token": token, "choice": "pause", "months": "1"},
     )
-    assert twice.status_code == 303
+    _back_to_plans(twice)
+    assert "You have already decided about this cancellation." in squash(
+        client.get("/manage/account").text
+    )
     assert _at_stripe(simulator, plan)["pause_collection"] is None
 
     # The period ends: Stripe cancels instead of renewing, and says so.
@@ -253,7 +270,8 @@ def test_cancel_at_period_end_can_be_called_off(client, ctx, simulator, mailbox)
     )
     assert _plan(plan.id).ends_at_period_end
     kept = client.post(f"/manage/plans/{plan.id}/keep", data={"csrf_token": token})
-    assert kept.status_code == 303
+    _back_to_plans(kept)
+    assert "Your support continues as before." in squash(client.get("/manage/account").text)
     assert _at_stripe(simulator, plan)["cancel_at_period_end"] is False
     plan = _plan(plan.id)
     assert (plan.cancel_at_period_end, plan.cancel_at, plan.cancellation_reason) == (
@@ -273,7 +291,7 @@ def test_cancel_now_taking_the_reminder_instead(client, ctx, simulator, mailbox)
         f"/manage/plans/{plan.id}/cancel/{attempt_id}",
         data={"csrf_token": token, "choice": "reminder"},
     )
-    assert taken.status_code == 303
+    _back_to_plans(taken)
     assert _at_stripe(simulator, plan)["status"] == "canceled"
     plan = _plan(plan.id)
     assert plan.status is PlanStatus.CANCELED
@@ -300,7 +318,7 @@ def test_the_pause_offer_saves_the_plan(client, ctx, simulator, mailbox) -> None
         f"/manage/plans/{plan.id}/cancel/{attempt_id}",
         data={"csrf_token": token, "choice": "pause", "months": "3"},
     )
-    assert saved.status_code == 303
+    _back_to_plans(saved)
     at_stripe = _at_stripe(simulator, plan)
     assert at_stripe["cancel_at_period_end"] is False
     assert at_stripe["pause_collection"]["behavior"] == "void"
@@ -320,13 +338,14 @@ def test_a_lower_amount_saves_the_plan(client, ctx, simulator, mailbox) -> None:
         f"/manage/plans/{plan.id}/cancel/{attempt_id}",
         data={"csrf_token": token, "choice": "lower_amount", "amount": "7"},
     )
-    assert saved.status_code == 303
+    _back_to_plans(saved)
     at_stripe = _at_stripe(simulator, plan)
     (item,) = at_stripe["items"]["data"]
     assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == (700, "month")
     assert at_stripe["cancel_at_period_end"] is False
     plan = _plan(plan.id)
     assert (plan.amount, plan.status, plan.ends_at_period_end) == (700, PlanStatus.ACTIVE, False)
+    assert "Thank you for staying with us." in squash(client.get("/manage/account").text)
     attempt = db.session.get(CancellationAttempt, attempt_id)
     assert attempt is not None
     assert (attempt.status, attempt.offer_taken) == (AttemptStatus.SAVED, "lower_amount")
@@ -342,7 +361,7 @@ def test_switching_to_annual_saves_the_plan(client, ctx, simulator, mailbox) -> 
         f"/manage/plans/{plan.id}/cancel/{attempt_id}",
         data={"csrf_token": token, "choice": "annual", "amount": "50"},
     )
-    assert saved.status_code == 303
+    _back_to_plans(saved)
     at_stripe = _at_stripe(simulator, plan)
     (item,) = at_stripe["items"]["data"]
     assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == (5000, "year")

@@ -25,15 +25,27 @@ def test_team_actions(app, signed_in, make_staff) -> None:
     def act(staff_id: int, action: str, **data: str):
         return client.post(f"/staff/team/{staff_id}/{action}", data={"csrf_token": token, **data})
 
-    assert act(member.id, "role", role="finance").status_code == 303
+    def done(action: str, **data: str) -> None:
+        answer = act(member.id, action, **data)
+        assert answer.status_code == 303, action
+        assert answer.headers["Location"] == "/staff/team"
+        assert f"{member.email}: done ({action})." in client.get("/staff/team").text
+
+    done("role", role="finance")
     assert act(member.id, "role", role="owner").status_code == 400
-    assert act(member.id, "deactivate").status_code == 303
-    assert member_client.get("/staff/").status_code == 302  # signed out at once
-    assert act(member.id, "activate").status_code == 303
-    assert act(member.id, "reset-2fa").status_code == 303
-    assert act(member.id, "unlock").status_code == 303
+    with app.app_context():
+        assert db.session.get(StaffUser, member.id).role is Role.FINANCE
+    done("deactivate")
+    signed_out = member_client.get("/staff/")  # signed out at once
+    assert signed_out.status_code == 302
+    assert signed_out.headers["Location"].startswith("/staff/login")
+    done("activate")
+    done("reset-2fa")
+    done("unlock")
     # Admins cannot lock themselves out by accident.
-    assert act(admin.id, "deactivate").status_code == 303
+    refused = act(admin.id, "deactivate")
+    assert refused.status_code == 303
+    assert "You cannot change your own account here" in client.get("/staff/team").text
     assert act(999_999, "unlock").status_code == 404
 
     with app.app_context():
@@ -79,8 +91,14 @@ def test_settings_change_is_validated_and_audited(app, signed_in) -> None:
         assert answer.status_code == 400
         assert "cannot be used" in answer.text
     changed = {**current, "headline": {"en": "Keep us independent", "ru": "Поддержите нас"}}
+    with app.app_context():
+        assert db.session.get(Setting, "ask") is None or (
+            db.session.get(Setting, "ask").value["headline"] == current["headline"]
+        )
     saved = client.post("/staff/settings", data={"csrf_token": token, "ask": json.dumps(changed)})
     assert saved.status_code == 303
+    assert saved.headers["Location"] == "/staff/settings"
+    assert "Ask settings saved." in client.get("/staff/settings").text
     with app.app_context():
         assert db.session.get(Setting, "ask").value["headline"]["en"] == "Keep us independent"
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "setting.changed"))
@@ -104,6 +122,8 @@ def test_the_team_page_offers_no_actions_on_your_own_row(app, signed_in, make_st
     for action in ("unlock", "reset-2fa", "deactivate"):
         answer = client.post(f"/staff/team/{admin.id}/{action}", data={"csrf_token": token})
         assert answer.status_code == 303
+        assert answer.headers["Location"] == "/staff/team"
+        assert "You cannot change your own account here" in client.get("/staff/team").text
     with app.app_context():
         logged = db.session.scalars(
             select(AuditEntry.action).where(AuditEntry.target == f"staff:{admin.id}")

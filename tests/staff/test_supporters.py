@@ -138,12 +138,18 @@ def test_add_note(app, signed_in) -> None:
         f"/staff/supporters/{supporter_id}/notes", data={"csrf_token": token, "body": " "}
     )
     assert empty.status_code == 400
+    assert "This field is required." in empty.text
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SupporterNote)) == 0
     added = client.post(
         f"/staff/supporters/{supporter_id}/notes",
         data={"csrf_token": token, "body": "Prefers email"},
     )
     assert added.status_code == 303
-    assert "Prefers email" in client.get(f"/staff/supporters/{supporter_id}").text
+    assert added.headers["Location"] == f"/staff/supporters/{supporter_id}"
+    shown = client.get(added.headers["Location"]).text
+    assert "Note added." in shown
+    assert "Prefers email" in shown
     with app.app_context():
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "note.added"))
         assert (entry.supporter_id, entry.staff_id) == (supporter_id, staff.id)
@@ -163,6 +169,7 @@ def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) 
     # The same confirmation again (a double click): no second refund.
     again = client.post(f"/staff/donations/{donation_id}/refund", data=fields)
     assert again.status_code == 303
+    assert again.headers["Location"] == f"/staff/supporters/{supporter_id}"
     assert [r["amount"] for r in stripe_refunds(simulator, intent)] == [400]
 
     too_much, _ = refund_via_pages(client, donation_id, "6.01")
@@ -171,6 +178,7 @@ def test_refund_partial_then_the_rest_through_stripe(app, simulator, signed_in) 
 
     rest, _ = refund_via_pages(client, donation_id, "")
     assert rest.status_code == 303
+    assert "The refund of $6.00 of donation #" in client.get(rest.headers["Location"]).text
     assert sorted(r["amount"] for r in stripe_refunds(simulator, intent)) == [400, 600]
 
     with app.app_context():
@@ -213,8 +221,13 @@ def test_bad_refund_amounts_change_nothing(app, signed_in, amount) -> None:
     client, _ = signed_in(Role.FINANCE)
     answer, _ = refund_via_pages(client, donation_id, amount)
     assert answer.status_code == 400
+    assert (
+        "Enter an amount in USD, such as" in answer.text
+        or "The amount must be more than zero." in answer.text
+    ), answer.text
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+        assert db.session.get(factories.Donation, donation_id).refunded_amount == 0
 
 
 def test_refund_refused_by_stripe_is_recorded(app, signed_in) -> None:
@@ -248,6 +261,13 @@ def test_resend_receipt(app, simulator, signed_in, mailbox) -> None:
             f"/staff/donations/{donation_id}/resend-receipt", data={"csrf_token": token}
         )
         assert answer.status_code == 303
+        assert answer.headers["Location"] == f"/staff/supporters/{supporter_id}"
+        with app.app_context():
+            email = db.session.get(factories.Supporter, supporter_id).email
+        assert (
+            f"The receipt for donation #{donation_id} is on its way to {email}."
+            in client.get(answer.headers["Location"]).text
+        )
         assert len(mailbox.wait_for(expected)) == expected
     assert mailbox.messages[1]["Subject"] == mailbox.messages[0]["Subject"]
     assert "refunded" not in mailbox.messages[1].get_body(("plain",)).get_content()
@@ -274,11 +294,13 @@ def test_resent_receipt_states_the_refund(app, simulator, signed_in, mailbox) ->
     client, _ = signed_in(Role.FINANCE)
     done, _ = refund_via_pages(client, donation_id, "")
     assert done.status_code == 303
+    assert done.headers["Location"] == f"/staff/supporters/{supporter_id}"
     token = csrf_token(client.get(f"/staff/supporters/{supporter_id}").text)
     answer = client.post(
         f"/staff/donations/{donation_id}/resend-receipt", data={"csrf_token": token}
     )
     assert answer.status_code == 303
+    assert answer.headers["Location"] == f"/staff/supporters/{supporter_id}"
     # The receipt, the refund confirmation, the resent receipt.
     messages = mailbox.wait_for(3)
     refund_mail = next(m for m in messages if "refunded" in m["Subject"])
@@ -312,6 +334,7 @@ def test_cancel_plan(app, signed_in) -> None:
         owner = factories.supporter()
         plan_id = factories.plan(owner, status=PlanStatus.INCOMPLETE).id
         missing_id = factories.plan(owner, stripe_subscription_id="sub_missing").id
+        supporter_id = owner.id
         commit()
     client, _ = signed_in(Role.FINANCE)
     page = client.get(f"/staff/plans/{plan_id}/cancel")
@@ -321,8 +344,13 @@ def test_cancel_plan(app, signed_in) -> None:
         f"/staff/plans/{plan_id}/cancel", data={"csrf_token": token, "reason": "moved abroad"}
     )
     assert done.status_code == 303
+    assert done.headers["Location"] == f"/staff/supporters/{supporter_id}"
+    assert f"Plan #{plan_id} is cancelled" in client.get(done.headers["Location"]).text
     twice = client.post(f"/staff/plans/{plan_id}/cancel", data={"csrf_token": token})
     assert twice.status_code == 409
+    with app.app_context():
+        status = db.session.get(factories.RecurringPlan, plan_id).status
+    assert f"A plan that is {status} cannot be cancelled." in twice.text
     refused = client.post(f"/staff/plans/{missing_id}/cancel", data={"csrf_token": token})
     assert refused.status_code == 409
     assert "Stripe did not cancel the plan" in refused.text
@@ -349,8 +377,13 @@ def test_audit_log_pages(app, signed_in) -> None:
     assert "n:0<" not in first.text
     last = client.get("/staff/audit?page=3")
     assert "n:0<" in last.text
-    assert client.get("/staff/audit?page=99").status_code == 200
-    assert client.get("/staff/audit?page=x").status_code == 200
+    beyond = client.get("/staff/audit?page=99")
+    assert beyond.status_code == 200
+    assert "n:0<" in beyond.text  # the last page
+    unreadable = client.get("/staff/audit?page=x")
+    assert unreadable.status_code == 200
+    assert "Page 1 of 3" in unreadable.text
+    assert "n:119" in unreadable.text
 
 
 def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, signed_in) -> None:
@@ -373,6 +406,7 @@ def test_cancel_a_live_subscription_at_the_simulator(client, ctx, simulator, sig
         data={"csrf_token": csrf_token(page.text), "reason": "asked by phone"},
     )
     assert answer.status_code == 303
+    assert answer.headers["Location"] == f"/staff/supporters/{plan.supporter_id}"
     db.session.refresh(plan)
     assert (plan.status, plan.cancellation_reason) == (PlanStatus.CANCELED, "asked by phone")
     at_stripe = requests.get(

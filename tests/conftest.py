@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -185,6 +186,7 @@ def app(
         if db.engine.dialect.name == "sqlite":
             # A commit need not wait for the disk: nothing here outlives the session.
             event.listen(db.engine, "connect", _no_fsync)
+        event.listen(db.engine, "checkout", _note_stray_checkout)
         upgrade()  # the real migrations, not create_all
     yield application
     with application.app_context():
@@ -240,10 +242,40 @@ SWEEP_FIXTURES = frozenset({"live_server", "make_app"})
 
 
 class _Outer:
-    """The rolled-back test's connection, and the thread whose sessions join it."""
+    """The rolled-back test's connection, and the thread whose sessions join it.
+
+    ``strays``: where that thread checked out another connection of the engine
+    meanwhile (a stack each). What such a connection writes is committed beside
+    the transaction and outlives the test.
+    """
 
     connection: Connection | None = None
     thread: int | None = None
+    strays: list[str] = []  # noqa: RUF012 - one harness, one list
+
+
+def _note_stray_checkout(_dbapi_connection, _record, _proxy) -> None:
+    if _Outer.connection is not None and _Outer.thread == threading.get_ident():
+        # The project's own frames: pytest's and SQLAlchemy's say nothing here.
+        ours = [f for f in traceback.extract_stack()[:-1] if "site-packages" not in f.filename]
+        _Outer.strays.append("".join(traceback.format_list(ours)))
+
+
+def fail_on_own_connections(node: pytest.Item) -> None:
+    """Fail the test if it opened a connection of its own beside its rolled-back transaction.
+
+    A test that must see only what is committed (and writes nothing there) says
+    so with @pytest.mark.own_connection; one that commits for real is a sweep test.
+    """
+    strays, _Outer.strays = _Outer.strays, []
+    if strays and node.get_closest_marker("own_connection") is None:
+        pytest.fail(
+            f"{len(strays)} database connection(s) opened beside the test's rolled-back"
+            " transaction (what they write outlives the test): mark the test"
+            " @pytest.mark.sweep, or @pytest.mark.own_connection if it only reads there."
+            f" The first was opened at:\n{strays[0]}",
+            pytrace=False,
+        )
 
 
 class JoiningSession(FlaskSession):
@@ -328,6 +360,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         # it would record (of this test's objects, or a late one of an earlier
         # test's) would be committed, past this test's rollback.
         simulator.mute()
+        _Outer.strays = []
         with _rolled_back(application):
             yield
     with application.app_context():
@@ -337,6 +370,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         application.extensions.pop("served_experiment", None)
         application.extensions.pop("embed_config", None)
         forget_public_pages(application)
+    fail_on_own_connections(request.node)
 
 
 @pytest.fixture

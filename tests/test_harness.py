@@ -1,7 +1,8 @@
 """The suite's own harness: a test's writes are rolled back, or swept where they must commit.
 
 The tests run in file order: each pair writes, then checks that the next
-test starts from empty tables.
+test starts from empty tables. A test that opens a connection of its own
+beside its rolled-back transaction fails.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from sqlalchemy import func, select
 
 from donations.db import commit, db, on_commit
 from donations.supporters.models import Supporter
-from tests.conftest import _Outer
-
-
-def add_supporter(email: str) -> None:
-    db.session.add(Supporter(email=email, email_key=email, name="", locale="en"))
+from tests import factories
+from tests.conftest import _Outer, fail_on_own_connections
 
 
 def supporters() -> int:
@@ -28,15 +26,16 @@ def committed_elsewhere() -> int:
         return other.scalar(select(func.count()).select_from(Supporter)) or 0
 
 
+@pytest.mark.own_connection  # to see what is really committed
 def test_a_commit_releases_a_savepoint_and_runs_its_after_commit_work(app, ctx) -> None:
     ran: list[int] = []
-    add_supporter("kept@example.org")
+    factories.supporter("kept@example.org")
     on_commit(lambda: ran.append(supporters()))
     commit()
     assert ran == [1]
     assert db.session.connection() is _Outer.connection
     # A rollback after the commit undoes only what came after it.
-    add_supporter("dropped@example.org")
+    factories.supporter("dropped@example.org")
     db.session.flush()
     db.session.rollback()
     assert supporters() == 1
@@ -54,7 +53,7 @@ def test_the_next_test_starts_empty(ctx) -> None:
 @pytest.mark.sweep
 def test_a_sweep_test_commits_for_real(ctx) -> None:
     assert _Outer.connection is None
-    add_supporter("committed@example.org")
+    factories.supporter("committed@example.org")
     commit()
     assert committed_elsewhere() == 1
 
@@ -66,3 +65,23 @@ def test_and_the_tables_are_emptied_after_it(ctx) -> None:
 @pytest.mark.sweep(on=("no-such-database",))
 def test_a_sweep_on_other_databases_is_rolled_back_here(ctx) -> None:
     assert _Outer.connection is not None
+
+
+def test_a_connection_of_its_own_fails_the_test(ctx, request: pytest.FixtureRequest) -> None:
+    with db.engine.begin() as other:
+        other.execute(select(1))
+    with pytest.raises(pytest.fail.Exception, match="opened beside"):
+        fail_on_own_connections(request.node)
+    # The failure was raised here instead: the harness has nothing left to fail.
+    fail_on_own_connections(request.node)
+
+
+def test_sessions_of_the_test_open_no_connection_of_their_own(
+    app, ctx, client, request: pytest.FixtureRequest
+) -> None:
+    factories.supporter("joined@example.org")
+    commit()
+    with app.app_context():
+        assert supporters() == 1
+    assert client.get("/", follow_redirects=True).status_code == 200  # a request reads the ask
+    fail_on_own_connections(request.node)

@@ -178,7 +178,9 @@ def test_query_choice_sticks_and_language_link_switches_back(client) -> None:
 
 
 def test_language_link_switches_to_russian(client) -> None:
-    assert client.get("/language/ru?next=/support").status_code == 302
+    switch = client.get("/language/ru?next=/support")
+    assert switch.status_code == 302
+    assert switch.headers["Location"].endswith("/support")
     assert_russian(client.get("/support", headers={"Accept-Language": "en"}).text)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from donations.db import db
 from donations.mail.models import EmailMessage
+from donations.money import Money
 from donations.supporters.models import Donation, DonationStatus, Supporter
 
 
@@ -63,7 +64,11 @@ def test_ask_prefills_from_query(client) -> None:
     "query", ["frequency=weekly", "amount=-5", "currency=XXX", "amount=NaN", "amount=1e9"]
 )
 def test_ask_ignores_bad_prefill(client, query: str) -> None:
-    assert client.get(f"/support?{query}").status_code == 200
+    page = client.get(f"/support?{query}")
+    assert page.status_code == 200
+    # The ask's own choices, as with no prefill at all (the link carries them).
+    chosen = re.compile(r'<a href="([^"]*)" id="remind-link"')
+    assert chosen.findall(page.text) == chosen.findall(client.get("/support").text) != []
 
 
 @pytest.mark.parametrize(
@@ -99,6 +104,7 @@ def test_tampered_hidden_amount_is_revalidated(client, ctx) -> None:
     form["amount"] = "0.01"
     page = client.post("/support/checkout", data=form)
     assert page.status_code == 400
+    assert "smallest gift" in page.text
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 0
 
 
@@ -168,6 +174,8 @@ def test_same_attempt_with_other_email_is_refused(client, ctx) -> None:
     form["email"] = "someone.else@example.org"
     page = client.post("/support/checkout", data=form)
     assert page.status_code == 409
+    assert "This form has expired. Please start again." in page.text
+    assert db.session.scalar(select(Supporter.email_key)) == "reader@example.org"
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 1
 
 
@@ -189,9 +197,12 @@ def test_decline_then_retry_succeeds(client, ctx, simulator, mailbox) -> None:
     assert mailbox.messages == []
 
     assert simulator.confirm(client_secret_of(retry_page.text)).json()["status"] == "succeeded"
-    assert client.get(pay_url.replace("/pay/", "/thanks/")).status_code == 200
+    thanks = client.get(pay_url.replace("/pay/", "/thanks/"))
+    assert thanks.status_code == 200
     db.session.refresh(donation)
     assert donation.status is DonationStatus.SUCCEEDED
+    charged = Money(donation.amount, donation.currency).format()
+    assert f"We charged {charged} to Visa •••• {donation.card_last4}." in thanks.text
     assert len(mailbox.wait_for(1)) == 1
 
 
@@ -200,10 +211,15 @@ def test_three_d_secure_success(client, ctx, simulator) -> None:
     secret = client_secret_of(client.get(pay_url).text)
     assert simulator.confirm(secret, card="4000002500003155").json()["status"] == "requires_action"
     # Not paid yet: the thank-you page sends the reader back to finish.
-    assert client.get(pay_url.replace("/pay/", "/thanks/")).status_code == 303
+    unpaid = client.get(pay_url.replace("/pay/", "/thanks/"))
+    assert unpaid.status_code == 303
+    assert unpaid.headers["Location"].endswith(pay_url)
     assert simulator.authenticate(secret, True).json()["status"] == "succeeded"
-    assert client.get(pay_url.replace("/pay/", "/thanks/")).status_code == 200
-    assert db.session.scalar(select(Donation.status)) is DonationStatus.SUCCEEDED
+    thanks = client.get(pay_url.replace("/pay/", "/thanks/"))
+    assert thanks.status_code == 200
+    donation = db.session.scalar(select(Donation))
+    assert donation.status is DonationStatus.SUCCEEDED
+    assert Money(donation.amount, donation.currency).format() in thanks.text
 
 
 def test_three_d_secure_failure_without_decline_code(client, ctx, simulator) -> None:
@@ -220,6 +236,7 @@ def test_three_d_secure_failure_without_decline_code(client, ctx, simulator) -> 
     csrf = re.search(r'data-csrf="([^"]+)"', pay_page.text).group(1)
     answer = client.post(pay_url + "/declined", headers={"X-CSRFToken": csrf})
     assert answer.status_code == 200
+    assert answer.json == {"blocked": False}  # one decline does not block the address
     donation = db.session.scalar(select(Donation))
     assert donation.status is DonationStatus.FAILED
     assert donation.failure_code == "payment_intent_authentication_failure"

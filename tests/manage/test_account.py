@@ -183,12 +183,11 @@ def test_newsletter_choice_is_recorded_through_the_consents(client, ctx, mailbox
     page = sign_in(client, mailbox, "news@example.org")
     assert "You do not receive the newsletter." in page
     token = csrf_token(page)
-    assert (
-        client.post(
-            "/manage/emails/newsletter", data={"csrf_token": token, "subscribe": "yes"}
-        ).status_code
-        == 303
+    subscribed = client.post(
+        "/manage/emails/newsletter", data={"csrf_token": token, "subscribe": "yes"}
     )
+    assert subscribed.status_code == 303
+    assert subscribed.headers["Location"] == "/manage/account#emails"
     db.session.expire_all()
     assert db.session.get(Supporter, member.id).newsletter_opt_in is True
     page = client.get("/manage/account").text
@@ -212,13 +211,15 @@ def test_newsletter_choice_is_recorded_through_the_consents(client, ctx, mailbox
         (False, "sign_in_link"),
     ]
     # A junk value changes nothing.
-    assert (
-        client.post(
-            "/manage/emails/newsletter", data={"csrf_token": token, "subscribe": "maybe"}
-        ).status_code
-        == 303
+    junk = client.post(
+        "/manage/emails/newsletter", data={"csrf_token": token, "subscribe": "maybe"}
     )
+    assert junk.status_code == 303
+    assert junk.headers["Location"] == "/manage/account#emails"
+    assert "Nothing was changed. Please try again." in client.get("/manage/account").text
     assert db.session.query(Consent).count() == 2
+    db.session.expire_all()
+    assert db.session.get(Supporter, member.id).newsletter_opt_in is False
 
 
 def test_reminders_can_be_stopped_cancelled_and_allowed_again(client, ctx, mailbox) -> None:
@@ -231,10 +232,10 @@ def test_reminders_can_be_stopped_cancelled_and_allowed_again(client, ctx, mailb
     page = sign_in(client, mailbox, "remind@example.org")
     assert f'id="reminder-{first.id}"' in page
     token = csrf_token(page)
-    assert (
-        client.post(f"/manage/reminders/{first.id}/cancel", data={"csrf_token": token}).status_code
-        == 303
-    )
+    cancelled = client.post(f"/manage/reminders/{first.id}/cancel", data={"csrf_token": token})
+    assert cancelled.status_code == 303
+    assert cancelled.headers["Location"] == "/manage/account#emails"
+    assert "The reminder is cancelled." in client.get("/manage/account").text
     db.session.expire_all()
     assert db.session.get(Reminder, first.id).status is ReminderStatus.CANCELED
     assert db.session.get(Reminder, second.id).status is ReminderStatus.PENDING

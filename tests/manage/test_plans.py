@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from donations.db import db
 from donations.mail.models import EmailMessage
+from donations.money import Money
 from donations.staff.models import AuditEntry
 from donations.supporters.models import Donation, DonationStatus, PlanStatus, RecurringPlan
 from tests.harness import signed_event
@@ -119,7 +120,9 @@ def test_monthly_to_annual_keeps_the_next_payment_date(client, ctx, simulator, m
     reviewed = review(client, plan.id, "120", "annual")
     assert reviewed.status_code == 200, reviewed.text
     assert "Then $120.00 every year. Nothing is charged now." in squash(reviewed.text)
-    assert confirm(client, plan.id, reviewed.text).status_code == 303
+    confirmed = confirm(client, plan.id, reviewed.text)
+    assert confirmed.status_code == 303
+    assert confirmed.headers["Location"] == f"/manage/account#plan-{plan.id}"
 
     item = stripe_item(simulator, plan)
     assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == (12000, "year")
@@ -128,7 +131,9 @@ def test_monthly_to_annual_keeps_the_next_payment_date(client, ctx, simulator, m
     assert (plan.amount, str(plan.frequency)) == (12000, "annual")
     assert int(plan.next_renewal_at.timestamp()) == period_end
     assert len(renewals(plan)) == 1  # nothing charged at the change
-    assert "Annual: $120.00" in squash(client.get("/manage/account").text)
+    account = squash(client.get("/manage/account").text)
+    assert "Your support is changed. We have emailed you a confirmation." in account
+    assert f"Annual: {Money(plan.amount, plan.currency).format()}" in account
 
     invoice = simulator.renew(plan.stripe_subscription_id)
     assert invoice["amount_paid"] == 12000
@@ -195,6 +200,7 @@ def test_another_supporters_plan_is_404(client, ctx, simulator, mailbox) -> None
     )
     assert answer.status_code == 404
     assert stripe_item(simulator, theirs)["price"]["unit_amount"] == 1000
+    assert fresh(theirs).amount == 1000
 
 
 def test_signed_out_goes_to_sign_in(client, ctx) -> None:
@@ -268,13 +274,17 @@ def test_past_due_plan_paid_now_with_the_new_card(client, ctx, simulator, mailbo
     account = client.get("/manage/account").text
     assert "Pay now with a new card" in account
     assert f'href="/manage/plans/{plan.id}/change"' not in account
-    assert client.get(f"/manage/plans/{plan.id}/change").status_code == 303
+    unchangeable = client.get(f"/manage/plans/{plan.id}/change")
+    assert unchangeable.status_code == 303
+    assert unchangeable.headers["Location"] == f"/manage/account#plan-{plan.id}"
+    assert "This plan cannot be changed now." in squash(client.get("/manage/account").text)
 
     page, secret = replace_card(client, simulator, plan, "4242424242424242")
     assert "we will charge that payment to it straight away" in squash(page.text)
     assert simulator.confirm_setup(secret).json()["status"] == "succeeded"
     done = client.get(f"/manage/plans/{plan.id}/payment-method/done")
     assert done.status_code == 303, done.text
+    assert done.headers["Location"] == f"/manage/account#plan-{plan.id}"
     assert "the payment that failed is now paid" in squash(client.get("/manage/account").text)
 
     assert simulator.api("GET", f"/v1/invoices/{invoice['id']}")["status"] == "paid"

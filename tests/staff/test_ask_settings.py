@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from donations.ask.config import DEMO_ASK, AskConfig
 from donations.ask.models import Setting, SettingVersion
@@ -218,6 +218,8 @@ def test_versions_are_kept_and_one_can_be_restored(app: Flask, signed_in) -> Non
         f"/staff/settings/versions/{first_id}/restore", data={"csrf_token": token}
     )
     assert restored.status_code == 303
+    assert restored.headers["Location"] == "/staff/settings"
+    assert f"Version {first_id} of the ask settings restored." in client.get("/staff/settings").text
     assert "First headline" in app.test_client().get("/support").text
     with app.app_context():
         assert db.session.get(Setting, "ask").value["headline"]["en"] == "First headline"
@@ -240,6 +242,9 @@ def test_versions_are_kept_and_one_can_be_restored(app: Flask, signed_in) -> Non
         ).status_code
         == 404
     )
+    with app.app_context():
+        assert db.session.get(Setting, "ask").value["headline"]["en"] == "First headline"
+        assert db.session.scalar(select(func.count()).select_from(SettingVersion)) == 3
 
 
 def test_a_version_that_no_longer_validates_is_not_restored(app: Flask, signed_in) -> None:
@@ -253,5 +258,6 @@ def test_a_version_that_no_longer_validates_is_not_restored(app: Flask, signed_i
     token = _settings_form(client)
     answer = client.post(f"/staff/settings/versions/{old_id}/restore", data={"csrf_token": token})
     assert answer.status_code == 303
+    assert answer.headers["Location"] == "/staff/settings"
     assert "cannot be restored; nothing was changed" in client.get("/staff/settings").text
     assert "Current headline" in app.test_client().get("/support").text

@@ -44,6 +44,16 @@ def post_code(client, code: str, path: str = "/staff/login/code"):
     return client.post(path, data={"csrf_token": csrf_token(page.text), "code": code})
 
 
+# Where a signed-out request for the dashboard is sent, and a finished login.
+SIGNED_OUT = "/staff/login?next=/staff/"
+DASHBOARD = "/staff/"
+
+
+def redirect_of(answer) -> str:
+    assert answer.status_code == 302, answer.status_code
+    return str(answer.headers["Location"])
+
+
 def staff_row(staff_id: int) -> StaffUser:
     db.session.expire_all()
     row = db.session.get(StaffUser, staff_id)
@@ -57,7 +67,7 @@ def actions() -> list[str]:
 
 def test_first_login_enrols_totp_with_qr_and_manual_key(client, ctx, make_staff) -> None:
     staff = make_staff(Role.FINANCE, enrolled=False)
-    assert client.get("/staff/").status_code == 302
+    assert redirect_of(client.get("/staff/")) == SIGNED_OUT
     answer = post_password(client, staff.email)
     assert answer.status_code == 302
     assert answer.headers["Location"].endswith("/staff/login/enrol")
@@ -85,11 +95,11 @@ def test_first_login_enrols_totp_with_qr_and_manual_key(client, ctx, make_staff)
 
 def test_login_with_password_and_totp(client, ctx, make_staff) -> None:
     staff = make_staff(Role.VIEWER)
-    assert post_password(client, staff.email.upper()).status_code == 302
+    assert redirect_of(post_password(client, staff.email.upper())) == "/staff/login/code"
     # The password alone is not a session.
-    assert client.get("/staff/").status_code == 302
+    assert redirect_of(client.get("/staff/")) == SIGNED_OUT
     assert post_code(client, "123 45").status_code == 400
-    assert post_code(client, totp_now(staff)).status_code == 302
+    assert redirect_of(post_code(client, totp_now(staff))) == DASHBOARD
     dashboard = client.get("/staff/")
     assert dashboard.status_code == 200
     assert dashboard.headers["Cache-Control"] == "no-store"
@@ -101,14 +111,14 @@ def test_a_totp_code_cannot_be_replayed(app, ctx, make_staff) -> None:
     code = totp_now(staff)
     first, second = app.test_client(), app.test_client()
     post_password(first, staff.email)
-    assert post_code(first, code).status_code == 302
+    assert redirect_of(post_code(first, code)) == DASHBOARD
     post_password(second, staff.email)
     replay = post_code(second, code)
     assert replay.status_code == 401
     assert "used already" in replay.text
     # An earlier step than the last accepted one is refused too.
     assert post_code(second, totp_now(staff, -1)).status_code == 401
-    assert post_code(second, totp_now(staff, 1)).status_code == 302
+    assert redirect_of(post_code(second, totp_now(staff, 1))) == DASHBOARD
     reasons = db.session.scalars(
         select(AuditEntry.details).where(AuditEntry.action == "login.failed")
     ).all()
@@ -172,9 +182,9 @@ def test_logout_kills_the_session_on_the_server(app, client, ctx, make_staff) ->
     out = client.post("/staff/logout", data={"csrf_token": csrf_token(page.text)})
     assert out.status_code == 302
     assert out.headers["Location"].endswith("/staff/login")
-    assert client.get("/staff/").status_code == 302
+    assert redirect_of(client.get("/staff/")) == SIGNED_OUT
     # The copied cookie still carries the old token, which the server has ended.
-    assert copy.get("/staff/").status_code == 302
+    assert redirect_of(copy.get("/staff/")) == SIGNED_OUT
     row = db.session.scalar(select(StaffSession))
     assert row.end_reason == "logout"
     assert row.ended_at is not None
@@ -229,7 +239,7 @@ def test_deactivated_staff_are_signed_out(signed_in, ctx) -> None:
     client, staff = signed_in(Role.ADMIN)
     staff_row(staff.id).active = False
     commit()
-    assert client.get("/staff/").status_code == 302
+    assert redirect_of(client.get("/staff/")) == SIGNED_OUT
 
 
 def test_password_is_rehashed_when_parameters_change(
@@ -239,7 +249,7 @@ def test_password_is_rehashed_when_parameters_change(
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     staff_row(staff.id).password_hash = weak
     commit()
-    assert post_password(client, staff.email).status_code == 302
+    assert redirect_of(post_password(client, staff.email)) == "/staff/login/code"
     rehashed = staff_row(staff.id).password_hash
     assert rehashed != weak
     assert not PasswordHasher().check_needs_rehash(rehashed)
@@ -342,12 +352,12 @@ def test_failures_slow_down_any_address_typed_alike(
     ]
     # The staff member at their own address is not held back by it...
     elsewhere = from_address(app, "198.51.100.4")
-    assert post_password(elsewhere, staff.email).status_code == 302
+    assert redirect_of(post_password(elsewhere, staff.email)) == "/staff/login/code"
     # ... and once the wait is over, the right password works from there too.
     _end_waits()
     client = from_address(app, "203.0.113.9")
-    assert post_password(client, staff.email).status_code == 302
-    assert post_code(client, totp_now(staff)).status_code == 302
+    assert redirect_of(post_password(client, staff.email)) == "/staff/login/code"
+    assert redirect_of(post_code(client, totp_now(staff))) == DASHBOARD
     # A full sign-in forgets this account's failures.
     assert all(row.account_hash != account_hash(staff.email) for row in _throttle_rows())
 
@@ -365,8 +375,8 @@ def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(
     change_settings(monkeypatch, app, staff_login_rate_limit="1000 per minute")
     staff = make_staff(Role.ADMIN)
     own = from_address(app, "198.51.100.4")
-    assert post_password(own, staff.email).status_code == 302
-    assert post_code(own, totp_now(staff)).status_code == 302
+    assert redirect_of(post_password(own, staff.email)) == "/staff/login/code"
+    assert redirect_of(post_code(own, totp_now(staff))) == DASHBOARD
     assert own.get_cookie("staff_device", path="/staff") is not None
     forget_cached_csrf()
     page = own.get("/staff/")
@@ -377,8 +387,8 @@ def test_a_known_browser_is_not_kept_out_by_failures_from_elsewhere(
     # A new browser, even from the staff member's address, waits ...
     assert post_password(from_address(app, "198.51.100.4"), staff.email).status_code == 429
     # ... their own browser does not.
-    assert post_password(own, staff.email).status_code == 302
-    assert post_code(own, totp_now(staff, 1)).status_code == 302
+    assert redirect_of(post_password(own, staff.email)) == "/staff/login/code"
+    assert redirect_of(post_code(own, totp_now(staff, 1))) == DASHBOARD
     # Their sign-in forgot the failures; the guessing goes on. A forged mark counts for nothing.
     for i in range(11):
         post_password(from_address(app, f"203.0.113.{i + 20}"), staff.email, "guess password!")
@@ -450,8 +460,8 @@ def test_wrong_codes_slow_down_and_burn_the_pending_step(
     assert last.status_code == 302
     assert last.headers["Location"].endswith("/staff/login")
     # The half-signed-in state is gone; a valid code does not get in now.
-    assert client.get("/staff/login/code").status_code == 302
-    assert client.get("/staff/").status_code == 302
+    assert redirect_of(client.get("/staff/login/code")) == "/staff/login"
+    assert redirect_of(client.get("/staff/")) == SIGNED_OUT
 
 
 def test_the_pending_step_is_single_use_short_and_bound_to_the_browser(
@@ -467,12 +477,12 @@ def test_the_pending_step_is_single_use_short_and_bound_to_the_browser(
     assert (
         elsewhere.get("/staff/login/code", headers={"User-Agent": "Other/1.0"}).status_code == 302
     )
-    assert post_code(first, totp_now(staff)).status_code == 302
+    assert redirect_of(post_code(first, totp_now(staff))) == DASHBOARD
     # The copy, replayed after the sign-in, with a fresh code: refused.
     replay = app.test_client()
     replay.set_cookie("session", pending_cookie)
-    assert replay.get("/staff/login/code").status_code == 302
-    assert replay.get("/staff/").status_code == 302
+    assert redirect_of(replay.get("/staff/login/code")) == "/staff/login"
+    assert redirect_of(replay.get("/staff/")) == SIGNED_OUT
     assert db.session.scalar(select(func.count()).select_from(StaffSession)) == 1
     # A pending step older than five minutes is gone too.
     late = app.test_client()
@@ -481,4 +491,4 @@ def test_the_pending_step_is_single_use_short_and_bound_to_the_browser(
         update(StaffLoginChallenge).values(expires_at=utcnow() - timedelta(seconds=1))
     )
     commit()
-    assert late.get("/staff/login/code").status_code == 302
+    assert redirect_of(late.get("/staff/login/code")) == "/staff/login"

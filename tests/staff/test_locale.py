@@ -44,6 +44,7 @@ def test_each_staff_member_chooses_their_language(app, signed_in) -> None:
         "/staff/account", data={"csrf_token": csrf_token(account.text), "locale": "ru"}
     )
     assert saved.status_code == 302
+    assert saved.headers["Location"] == "/staff/account"
     page = client.get(f"/staff/supporters/{supporter_id}").text
     normal = page.replace("\u00a0", " ").replace("\u202f", " ")
     assert "1 234,56 $" in normal

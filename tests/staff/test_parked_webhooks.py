@@ -70,10 +70,11 @@ def test_a_parked_event_is_shown_to_admins_and_retried(
         f"/staff/webhooks/{fixed.id}/retry", data={"csrf_token": csrf_token(page.text)}
     )
     assert answer.status_code == 303
+    assert answer.headers["Location"] == "/staff/webhooks"
     row = event_row("evt_fixed")
     assert row.processed_at is not None
     assert row.parked_at is None
-    assert "processed" in admin.get("/staff/webhooks").text
+    assert f"{row.type} {row.stripe_event_id}: processed." in admin.get("/staff/webhooks").text
     assert gift.donation().status.value == "succeeded"
 
     poison = event_row("evt_poison")
@@ -87,7 +88,9 @@ def test_a_parked_event_is_shown_to_admins_and_retried(
     assert sorted(audited) == ["evt_fixed", "evt_poison"]
 
     # Without the CSRF token nothing happens.
+    tries = event_row("evt_poison").attempts
     assert admin.post(f"/staff/webhooks/{poison.id}/retry").status_code == 400
+    assert event_row("evt_poison").attempts == tries
     assert (
         admin.post(
             "/staff/webhooks/999999/retry", data={"csrf_token": csrf_token(page.text)}

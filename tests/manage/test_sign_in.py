@@ -29,6 +29,15 @@ from tests.manage.flows import (
     text_of,
 )
 
+# Where a request without a live session is sent, and where a sign-in lands.
+SIGN_IN = "/manage"
+ACCOUNT = "/manage/account"
+
+
+def redirect_of(answer) -> str:
+    assert answer.status_code == 303, answer.status_code
+    return str(answer.headers["Location"])
+
 
 def actions(supporter_id: int) -> list[tuple[str, str]]:
     rows = db.session.scalars(
@@ -59,7 +68,7 @@ def test_a_valid_link_signs_in_once(client, ctx, mailbox) -> None:
     assert "member@example.org" in page.text
     assert client.get(link).status_code == 200
     done = client.post(link, data={"csrf_token": csrf_token(page.text)})
-    assert done.status_code == 303
+    assert redirect_of(done) == ACCOUNT
     account = client.get("/manage/account")
     assert account.status_code == 200
     assert "Signed in as member@example.org." in account.text
@@ -85,7 +94,7 @@ def test_a_used_link_signs_no_one_in_again(app: Flask, client, ctx, mailbox) -> 
     supporter("member@example.org")
     ask_for_link(client, "member@example.org")
     link = emailed_link(mailbox)
-    assert continue_with(client, link).status_code == 303
+    assert redirect_of(continue_with(client, link)) == ACCOUNT
 
     other = other_browser(app.test_client())
     again = other.get(link)
@@ -94,7 +103,7 @@ def test_a_used_link_signs_no_one_in_again(app: Flask, client, ctx, mailbox) -> 
     # Nor by posting straight to it (with a valid form token of that browser).
     token = csrf_token(other.get("/manage").text)
     assert other.post(link, data={"csrf_token": token}).status_code == 410
-    assert other.get("/manage/account").status_code == 303
+    assert redirect_of(other.get("/manage/account")) == SIGN_IN
     assert db.session.query(ManageSession).count() == 1
 
 
@@ -105,6 +114,7 @@ def test_an_expired_link_signs_no_one_in(client, ctx, mailbox) -> None:
     with time_machine.travel(utcnow() + timedelta(minutes=16), tick=False):
         page = client.get(link)
     assert page.status_code == 410
+    assert "This link no longer works" in page.text
     assert db.session.query(ManageSession).count() == 0
 
 
@@ -112,10 +122,16 @@ def test_a_forged_or_mangled_link_signs_no_one_in(client, ctx, mailbox) -> None:
     supporter("member@example.org")
     ask_for_link(client, "member@example.org")
     link = emailed_link(mailbox)
-    assert client.get(link[:-2] + ("AA" if not link.endswith("AA") else "BB")).status_code == 410
-    assert client.get("/manage/link/1").status_code == 410
-    assert client.get("/manage/link/" + "x" * 2000).status_code == 410
-    assert client.get("/manage/e/garbage").status_code == 410
+    for bad in (
+        link[:-2] + ("AA" if not link.endswith("AA") else "BB"),
+        "/manage/link/1",
+        "/manage/link/" + "x" * 2000,
+        "/manage/e/garbage",
+    ):
+        page = client.get(bad)
+        assert page.status_code == 410
+        assert "This link no longer works" in page.text
+    assert db.session.query(ManageSession).count() == 0
 
 
 def test_an_unknown_address_gets_the_same_answer_and_no_email(client, ctx, mailbox) -> None:
@@ -127,7 +143,7 @@ def test_an_unknown_address_gets_the_same_answer_and_no_email(client, ctx, mailb
 
     unknown = ask_for_link(client, "stranger@example.org")
     unknown_page = client.get("/manage/sent").text
-    assert unknown.status_code == known.status_code == 303
+    assert redirect_of(unknown) == redirect_of(known) == "/manage/sent"
     assert unknown.headers["Location"] == known.headers["Location"]
     assert unknown_page.replace("stranger@example.org", "X") == known_page.replace(
         "member@example.org", "X"
@@ -199,13 +215,13 @@ def test_an_erased_supporter_cannot_sign_in(client, ctx, mailbox) -> None:
 def test_links_are_rate_limited_per_address(app: Flask, client, ctx, mailbox) -> None:
     supporter("member@example.org")
     for _ in range(3):
-        assert ask_for_link(client, "member@example.org").status_code == 303
+        assert redirect_of(ask_for_link(client, "member@example.org")) == "/manage/sent"
     # A fourth link for the address, from anywhere, waits (default 3 per 10 minutes).
     other = other_browser(app.test_client())
     assert ask_for_link(other, "MEMBER@example.org").status_code == 429
     assert len(mailbox.wait_for(3)) == 3
     # Another address is not held back by it.
-    assert ask_for_link(other, "reader@example.org").status_code == 303
+    assert redirect_of(ask_for_link(other, "reader@example.org")) == "/manage/sent"
 
 
 def test_links_are_rate_limited_per_client(app: Flask, client, ctx, monkeypatch) -> None:
@@ -227,9 +243,9 @@ def test_sign_out_ends_the_session(client, ctx, mailbox) -> None:
     member = supporter("member@example.org")
     account = sign_in(client, mailbox, "member@example.org")
     out = client.post("/manage/sign-out", data={"csrf_token": csrf_token(account)})
-    assert out.status_code == 303
+    assert redirect_of(out) == SIGN_IN
     assert "You have signed out." in client.get("/manage").text
-    assert client.get("/manage/account").status_code == 303
+    assert redirect_of(client.get("/manage/account")) == SIGN_IN
     db.session.expire_all()
     row = db.session.scalar(select(ManageSession))
     assert row is not None
@@ -244,9 +260,10 @@ def test_sign_out_everywhere_ends_every_session(app: Flask, client, ctx, mailbox
     account = sign_in(other_browser(laptop), mailbox, "member@example.org")
     assert "You are signed in on 2 devices." in account
     out = laptop.post("/manage/sign-out-everywhere", data={"csrf_token": csrf_token(account)})
-    assert out.status_code == 303
-    assert phone.get("/manage/account").status_code == 303
-    assert laptop.get("/manage/account").status_code == 303
+    assert redirect_of(out) == SIGN_IN
+    assert "You have signed out on every device (2 sessions)." in laptop.get(SIGN_IN).text
+    assert redirect_of(phone.get("/manage/account")) == SIGN_IN
+    assert redirect_of(laptop.get("/manage/account")) == SIGN_IN
     db.session.expire_all()
     assert {s.end_reason for s in db.session.scalars(select(ManageSession))} == {
         "sign_out_everywhere"
@@ -257,7 +274,7 @@ def test_sessions_end_after_idle_time_and_in_any_case(client, ctx, mailbox) -> N
     supporter("member@example.org")
     sign_in(client, mailbox, "member@example.org")
     with time_machine.travel(utcnow() + timedelta(minutes=21), tick=False):
-        assert client.get("/manage/account").status_code == 303
+        assert redirect_of(client.get("/manage/account")) == SIGN_IN
     db.session.expire_all()
     assert db.session.scalar(select(ManageSession.end_reason)) == "idle_timeout"
 
@@ -267,7 +284,7 @@ def test_sessions_end_after_idle_time_and_in_any_case(client, ctx, mailbox) -> N
         with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
             assert client.get("/manage/account").status_code == 200
     with time_machine.travel(start + timedelta(minutes=121), tick=False):
-        assert client.get("/manage/account").status_code == 303
+        assert redirect_of(client.get("/manage/account")) == SIGN_IN
     db.session.expire_all()
     reasons = set(db.session.scalars(select(ManageSession.end_reason)))
     assert reasons == {"idle_timeout", "absolute_timeout"}

@@ -45,7 +45,9 @@ def test_an_email_change_needs_the_new_address_and_tells_the_old(
     member = supporter("old@example.org")
     page = sign_in(client, mailbox, "old@example.org")
     mailbox.messages.clear()
-    assert ask_for_change(client, page, "New@Example.org").status_code == 303
+    asked_change = ask_for_change(client, page, "New@Example.org")
+    assert asked_change.status_code == 303
+    assert asked_change.headers["Location"] == "/manage/account#email-address"
     page = client.get("/manage/account").text
     assert "We have sent a link to New@Example.org." in page
     assert "A change to New@Example.org waits" in page
@@ -62,16 +64,22 @@ def test_an_email_change_needs_the_new_address_and_tells_the_old(
     assert asked.status_code == 200
     done = new_browser.post(link, data={"csrf_token": csrf_token(asked.text)})
     assert done.status_code == 303
+    assert done.headers["Location"] == "/manage/account"
     db.session.expire_all()
     changed = db.session.get(Supporter, member.id)
     assert (changed.email, changed.email_key) == ("New@Example.org", "new@example.org")
+    assert f"Your email address is now {changed.email}." in new_browser.get(
+        done.headers["Location"]
+    ).text
 
     notice = mailbox.wait_for(2)[1]
     assert to(notice) == "old@example.org"
     assert "N•••@Example.org" in text_of(notice)
     assert "New@Example.org" not in text_of(notice)
     # Every earlier session ended; the confirming browser is signed in.
-    assert other_browser(client).get("/manage/account").status_code == 303
+    signed_out = other_browser(client).get("/manage/account")
+    assert signed_out.status_code == 303
+    assert signed_out.headers["Location"] == "/manage"
     assert "Signed in as New@Example.org." in new_browser.get("/manage/account").text
     reasons = [
         s.end_reason for s in db.session.scalars(select(ManageSession).order_by(ManageSession.id))
@@ -101,7 +109,9 @@ def test_an_unconfirmed_change_expires_and_a_taken_address_is_said_only_to_its_o
     link = links_in(mailbox.wait_for(1)[0], "/manage/email/confirm/")[0]
 
     with time_machine.travel(utcnow() + timedelta(hours=25), tick=False):
-        assert other_browser(app.test_client()).get(link).status_code == 410
+        expired = other_browser(app.test_client()).get(link)
+    assert expired.status_code == 410
+    assert "This link no longer works" in expired.text
 
     owner = other_browser(app.test_client())
     asked = owner.get(link)

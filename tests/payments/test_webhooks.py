@@ -205,6 +205,7 @@ def test_timestamp_tolerance_is_300_seconds_both_ways(
     )
     response = client.post(URL, data=body, headers=headers)
     assert response.status_code == status
+    assert response.text == ("ok\n" if status == 200 else "invalid webhook\n")
     assert (event_row(event_id_of(body)) is not None) is (status == 200)
 
 
@@ -223,6 +224,7 @@ def test_timestamp_tolerance_is_300_seconds_both_ways(
 def test_signed_but_malformed_json_is_400(client, ctx, body: bytes) -> None:
     response = client.post(URL, data=body, headers=sign_bytes(body))
     assert response.status_code == 400
+    assert response.text == "invalid webhook\n"
     assert event_row("evt_bad") is None
     assert event_row("evt_x") is None
 
@@ -231,6 +233,7 @@ def test_signed_non_utf8_body_is_400(client, ctx) -> None:
     body = b'{"id": "evt_latin1", "type": "caf\xe9", "created": 1}'
     response = client.post(URL, data=body, headers=sign_bytes(body))
     assert response.status_code == 400
+    assert response.text == "invalid webhook\n"
     assert event_row("evt_latin1") is None
 
 

@@ -21,6 +21,7 @@ from tests.conftest import BACKEND, PG_ADMIN, make_env
 from tests.harness import Simulator
 
 
+@pytest.mark.own_connection  # reads the schema as committed
 def test_models_match_the_migrations(app: Flask) -> None:
     """Autogenerate against the upgraded database finds nothing to do."""
     with app.app_context():
@@ -32,6 +33,7 @@ def test_models_match_the_migrations(app: Flask) -> None:
     assert differences == []
 
 
+@pytest.mark.own_connection  # reads the schema as committed
 def test_migrations_are_at_head(app: Flask) -> None:
     with app.app_context():
         from alembic.script import ScriptDirectory
@@ -45,6 +47,7 @@ def test_migrations_are_at_head(app: Flask) -> None:
     assert current == heads
 
 
+@pytest.mark.own_connection  # reads the schema as committed
 def test_flask_db_check_passes(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output

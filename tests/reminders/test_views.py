@@ -170,6 +170,7 @@ def test_signup_without_csrf_token_is_refused(client, ctx) -> None:
 def test_tampered_prefill_is_dropped_not_refused(client, ctx, query) -> None:
     page = client.post("/reminders/new", data=signup_form(client, query))
     assert page.status_code == 303
+    assert page.headers["Location"].endswith("/reminders/scheduled")
     (row,) = reminders()
     assert row.amount is None
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from donations.ask.config import AskConfig
 from donations.db import db
 from donations.manage import offers
+from donations.money import Money
 from donations.staff.models import AuditEntry, Role
 from donations.supporters.models import RecurringPlan
 from tests.manage.flows import csrf_token, links_in, other_browser
@@ -52,6 +53,9 @@ def test_an_upgrade_link_accepted(app: Flask, client, ctx, simulator, mailbox, s
     staff, _ = signed_in(Role.FINANCE)
     sent = propose_as(staff, plan, "15", "annual")
     assert sent.status_code == 303, sent.text
+    assert sent.headers["Location"] == f"/staff/supporters/{plan.supporter_id}"
+    told = squash(other_browser(staff).get(sent.headers["Location"]).text)
+    assert f"A link proposing $15.00 annual is on its way to {plan.supporter.email}." in told
     mailbox.wait_for(1)
     link = offer_link(mailbox)
     body = mailbox.messages[0].get_body(("plain",)).get_content()
@@ -119,7 +123,9 @@ def test_tampered_and_expired_links_are_refused(
     expired = client.get(link)
     assert expired.status_code == 410
     assert "This link has expired." in squash(expired.text)
-    assert client.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 410
+    refused = client.post(link, data={"csrf_token": csrf_token(page.text)})
+    assert refused.status_code == 410
+    assert "This link has expired." in squash(refused.text)
     assert stripe_item(simulator, plan)["price"]["unit_amount"] == 1000
     assert fresh(plan).amount == 1000
 
@@ -154,6 +160,7 @@ def test_an_upgrade_link_proposing_to_cover_the_fee(
         },
     )
     assert sent.status_code == 303, sent.text
+    assert sent.headers["Location"] == f"/staff/supporters/{plan.supporter_id}"
     mailbox.wait_for(1)
     link = offer_link(mailbox)
     page = other_browser(client).get(link)
@@ -162,10 +169,13 @@ def test_an_upgrade_link_proposing_to_cover_the_fee(
     shown = squash(page.text)
     assert "From your next payment $10.61, monthly" in shown
     assert "Including $0.61 to cover the processing fee." in shown
-    assert client.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 200
+    accepted = client.post(link, data={"csrf_token": csrf_token(page.text)})
+    assert accepted.status_code == 200
     assert stripe_item(simulator, plan)["price"]["unit_amount"] == 1061
     plan = fresh(plan)
     assert (plan.amount, plan.fee_cover_amount) == (1000, 61)
+    charged = Money(plan.amount + plan.fee_cover_amount, plan.currency).format()
+    assert f"You will be charged {charged} every month." in squash(accepted.text)
 
 
 def test_covering_the_fee_is_refused_where_the_ask_does_not_offer_it(
@@ -214,10 +224,15 @@ def test_a_monthly_receipt_carries_the_upgrade_the_newsroom_chose(
     assert link in html  # the same link in both parts
     page = other_browser(client).get(link)
     assert page.status_code == 200, page.text
-    assert client.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 200
+    accepted = client.post(link, data={"csrf_token": csrf_token(page.text)})
+    assert accepted.status_code == 200
     item = stripe_item(simulator, plan)
     assert (item["price"]["unit_amount"], item["price"]["recurring"]["interval"]) == price
-    assert fresh(plan).amount == price[0]
+    plan = fresh(plan)
+    assert plan.amount == price[0]
+    assert f"You will be charged {Money(plan.amount, plan.currency).format()} every" in squash(
+        accepted.text
+    )
 
 
 def test_no_upgrade_in_receipts_by_default(

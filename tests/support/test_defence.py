@@ -75,7 +75,9 @@ def test_decline_report_needs_csrf(client, ctx) -> None:
 def test_honeypot_creates_nothing(client, ctx) -> None:
     form = details_form(client)
     form["website"] = "http://spam.example"
-    assert client.post("/support/checkout", data=form).status_code == 400
+    page = client.post("/support/checkout", data=form)
+    assert page.status_code == 400
+    assert "This form has expired. Please start again." in page.text
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 0
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from donations.db import db
 from donations.mail.models import EmailMessage
+from donations.money import Money
 from donations.supporters.models import Donation, DonationStatus, PlanStatus, RecurringPlan
 from tests.harness import signed_event
 from tests.support.test_checkout import client_secret_of, details_form
@@ -67,8 +68,11 @@ def test_recurring_by_card(client, ctx, simulator, mailbox, frequency: str, word
     assert any("Welcome" in s for s in subjects)
     welcome = next(m for m in messages if "Welcome" in m["Subject"])
     assert "cancel" in welcome.get_body(("plain",)).get_content()
-    # Visiting again creates nothing more.
-    assert client.get(thanks_url(pay_url)).status_code == 200
+    # Visiting again creates nothing more, and says the same.
+    again = client.get(thanks_url(pay_url))
+    assert again.status_code == 200
+    charged = Money(first.amount, first.currency).format()
+    assert f"We charged {charged} to Visa •••• {first.card_last4}." in again.text
     assert db.session.scalar(select(func.count()).select_from(Donation)) == 1
     assert len(emails("welcome")) == 1
 
@@ -123,9 +127,11 @@ def test_three_d_secure_on_first_payment(client, ctx, simulator) -> None:
     assert plan.status is PlanStatus.INCOMPLETE
 
     assert simulator.authenticate(intent_secret, True).json()["status"] == "succeeded"
-    assert client.get(thanks_url(pay_url)).status_code == 200
+    thanks = client.get(thanks_url(pay_url))
+    assert thanks.status_code == 200
     db.session.refresh(plan)
     assert plan.status is PlanStatus.ACTIVE
+    assert f"We charged {Money(plan.amount, plan.currency).format()} to" in thanks.text
 
 
 def test_failed_renewal_then_new_card(client, ctx, simulator, mailbox) -> None:

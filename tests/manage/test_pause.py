@@ -524,18 +524,23 @@ def test_bad_offer_choices_are_refused(client, ctx, simulator, mailbox) -> None:
     plan, token = _signed_in_with_plan(client, simulator, mailbox, "badoffer@example.org")
     attempt_id = _attempt_id(_cancel(client, plan.id, token, "other", "period_end"))
     url = f"/manage/plans/{plan.id}/cancel/{attempt_id}"
-    for data in (
-        {"choice": "pause", "months": "7"},
-        {"choice": "pause"},
-        {"choice": "lower_amount", "amount": "15"},  # not lower
-        {"choice": "lower_amount", "amount": "-5"},
-        {"choice": "lower_amount", "amount": "NaN"},
-        {"choice": "annual", "amount": "1e9"},
-        {"choice": "upgrade"},
-        {"choice": "cancel\x00"},
+    months = "Choose to skip the next payment, or a pause of 1, 2 or 3 months."
+    for data, message in (
+        ({"choice": "pause", "months": "7"}, months),
+        ({"choice": "pause"}, months),
+        (
+            {"choice": "lower_amount", "amount": "15"},
+            "Enter an amount lower than what you give now.",
+        ),
+        ({"choice": "lower_amount", "amount": "-5"}, 'role="alert"'),
+        ({"choice": "lower_amount", "amount": "NaN"}, 'role="alert"'),
+        ({"choice": "annual", "amount": "1e9"}, 'role="alert"'),
+        ({"choice": "upgrade"}, "Choose one of the options shown."),
+        ({"choice": "cancel\x00"}, "We could not accept that request"),
     ):
         answer = client.post(url, data={"csrf_token": token, **data})
         assert answer.status_code == 400, data
+        assert message in (answer.text if message.startswith("role=") else squash(answer.text))
     attempt = db.session.get(CancellationAttempt, attempt_id)
     assert attempt is not None
     assert attempt.status is AttemptStatus.OFFERED

@@ -193,12 +193,16 @@ def test_actions_are_shown_to_finance_and_the_page_refused_to_viewers(app, signe
     with app.app_context():
         owner = factories.supporter()
         factories.donation(owner, stripe_payment_intent_id="pi_hidden")
-        supporter_id = owner.id
+        supporter_id, email = owner.id, owner.email
         commit()
     client, _ = signed_in(Role.FINANCE)
     page = client.get(f"/staff/supporters/{supporter_id}").text
     assert "Refund…" in page
     assert "Add a note" in page
     assert "Audit log" not in page
+    assert email in page
     viewer, _ = signed_in(Role.VIEWER)
-    assert viewer.get(f"/staff/supporters/{supporter_id}").status_code == 403
+    refused = viewer.get(f"/staff/supporters/{supporter_id}")
+    assert refused.status_code == 403
+    assert email not in refused.text
+    assert "pi_hidden" not in refused.text

@@ -96,7 +96,10 @@ def test_screen_shows_at_most_the_first_rows(signed_in, app) -> None:
 def test_viewer_may_not_download(signed_in, app, name: str) -> None:
     client, _ = signed_in(Role.VIEWER)
     for fmt in ("csv", "xlsx"):
-        assert client.get(f"/staff/reports/{name}.{fmt}").status_code == 403
+        refused = client.get(f"/staff/reports/{name}.{fmt}")
+        assert refused.status_code == 403
+        assert "Content-Disposition" not in refused.headers  # no file, not even an empty one
+        assert refused.mimetype == "text/html"
     assert audit_entries(app) == []
 
 

@@ -193,9 +193,15 @@ def test_erasure_is_applied_at_once_when_nothing_can_charge(
     erase = client.get("/manage/erase")
     assert erase.status_code == 200
     # Without the box ticked nothing happens.
-    client.post("/manage/erase", data={"csrf_token": csrf_token(erase.text)})
+    unticked = client.post("/manage/erase", data={"csrf_token": csrf_token(erase.text)})
+    assert unticked.status_code == 303
+    assert unticked.headers["Location"] == "/manage/erase"
+    assert "Tick the box to confirm that you want your data erased." in client.get(
+        "/manage/erase"
+    ).text
     db.session.expire_all()
     assert db.session.get(Supporter, member_id).erased_at is None
+    assert db.session.scalar(select(ErasureRequest)) is None
 
     done = client.post(
         "/manage/erase", data={"csrf_token": csrf_token(erase.text), "confirm": "yes"}
@@ -212,7 +218,9 @@ def test_erasure_is_applied_at_once_when_nothing_can_charge(
     assert request_row.status is ErasureStatus.APPLIED
     sessions = db.session.scalars(select(ManageSession)).all()
     assert all(s.ended_at is not None and s.ip is None for s in sessions)
-    assert client.get("/manage/account").status_code == 303
+    signed_out = client.get("/manage/account")
+    assert signed_out.status_code == 303
+    assert signed_out.headers["Location"] == "/manage"
     assert page  # signed in before
 
 
@@ -240,6 +248,10 @@ def test_erasure_waits_for_staff_while_a_plan_can_charge(
         data={"csrf_token": csrf_token(listing.text)},
     )
     assert confirmed.status_code == 303
+    assert confirmed.headers["Location"] == "/staff/erasure-requests"
+    assert f"Supporter {plan.supporter_id} erased: their plans were cancelled first." in (
+        admin.get(confirmed.headers["Location"]).text
+    )
     db.session.expire_all()
     plan = db.session.get(RecurringPlan, plan.id)
     assert plan.status is PlanStatus.CANCELED

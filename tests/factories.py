@@ -22,6 +22,7 @@ from donations.payments.models import (
     RefundStatus,
 )
 from donations.reminders.models import Reminder, ReminderStatus
+from donations.staff.models import ExportStatus, ReportExport
 from donations.supporters.models import (
     Donation,
     DonationStatus,
@@ -191,6 +192,24 @@ def reminder(
         created_at=created_at or due_at - timedelta(days=30),
         **extra,
     )
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def report_export(
+    staff_id: int, status: ExportStatus = ExportStatus.QUEUED, **extra: Any
+) -> ReportExport:
+    """A whole-ledger CSV export asked for by ``staff_id``, queued unless told."""
+    values: dict[str, Any] = {
+        "report": "ledger",
+        "format": "csv",
+        "params": {},
+        "time_zone": "UTC",
+        "file_name": "ledger.csv",
+        **extra,
+    }
+    row = ReportExport(staff_id=staff_id, status=status, **values)
     db.session.add(row)
     db.session.flush()
     return row

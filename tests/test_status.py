@@ -87,16 +87,7 @@ def _report_export(status: StrEnum) -> ReportExport:
     staff = StaffUser(email=email, email_key=email, password_hash="-", role=Role.ADMIN)
     db.session.add(staff)
     db.session.flush()
-    row = ReportExport(
-        staff_id=staff.id,
-        report="ledger",
-        format="csv",
-        time_zone="UTC",
-        file_name="ledger.csv",
-        status=status,
-    )
-    db.session.add(row)
-    return row
+    return factories.report_export(staff.id, status)
 
 
 def _cancellation_attempt(status: StrEnum) -> CancellationAttempt:

@@ -26,6 +26,7 @@ from donations.staff.models import AuditEntry, ExportStatus, ReportExport, Role,
 from donations.staff.reports.catalogue import REPORTS
 from donations.staff.reports.exports import MAX_UNFINISHED, expire_exports, request_export
 from donations.staff.reports.filters import ReportFilters
+from tests import factories
 from tests.conftest import BACKEND
 from tests.harness import ROOT
 from tests.reminders.processes import app_env
@@ -173,16 +174,7 @@ def test_at_most_three_exports_wait_at_once(signed_in, seeded, export_dir, app) 
     client, staff = signed_in(Role.FINANCE)
     with app.app_context():
         for _ in range(MAX_UNFINISHED):
-            db.session.add(
-                ReportExport(
-                    staff_id=staff.id,
-                    report="ledger",
-                    format="csv",
-                    params={},
-                    time_zone="UTC",
-                    file_name="ledger.csv",
-                )
-            )
+            factories.report_export(staff.id)
         commit()
     refused = ask(client, "csv", **MARCH)
     assert refused.status_code == 429

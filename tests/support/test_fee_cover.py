@@ -192,9 +192,12 @@ def test_a_monthly_plan_s_payments_net_the_gift(client, ctx, simulator) -> None:
     secret = re.search(r'data-client-secret="([^"]+)"', client.get(pay_url).text)
     assert secret
     assert simulator.confirm_setup(secret.group(1)).json()["status"] == "succeeded"
-    assert client.get(thanks_url(pay_url)).status_code == 200
+    thanks = client.get(thanks_url(pay_url))
+    assert thanks.status_code == 200
     plan = db.session.scalar(select(RecurringPlan))
     assert (plan.amount, plan.fee_cover_amount) == (1000, 36)  # 1.5% + 20p, grossed up
+    charged = Money(plan.amount + plan.fee_cover_amount, plan.currency).format()
+    assert f"You will be charged {charged} every month." in thanks.text
     renewal = simulator.renew(plan.stripe_subscription_id)
     assert renewal["status"] == "paid"
     assert deliver(client, "invoice.paid", stale(renewal["id"], "invoice")) == 200

@@ -508,8 +508,8 @@ def copy_xlsx_chunks(
     """The XLSX workbook whose worksheet rows PostgreSQL writes, streamed as it is zipped.
 
     ``statement`` selects one text column: each data row's ``<row>`` element
-    (see :func:`donations.staff.reports.sql.xlsx_row`), in order, numbered
-    from 2. The rows carry no CR, LF or control character, so COPY's CSV
+    (see :func:`donations.staff.reports.sql.xlsx_row`), in order, following
+    the header row. The rows carry no CR, LF or control character, so COPY's CSV
     format (with delimiter and quote characters that never occur) hands
     them over exactly as written, each followed by a LF, which is
     whitespace between elements.

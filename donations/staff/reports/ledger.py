@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 
 from donations.db import db
 from donations.payments.measures import (
@@ -190,9 +190,8 @@ def ledger_copy_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
 
 
 def ledger_xlsx_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
-    """The ledger as worksheet rows (SpreadsheetML), one per donation, numbered from 2."""
-    number = func.row_number().over(order_by=(LEDGER_DATE, Donation.id)) + 1
-    return _formatted(lambda raw: [xlsx_row(LEDGER_COLUMNS, raw, number, zone)], filters, zone)
+    """The ledger as worksheet rows (SpreadsheetML), one per donation, after the header row."""
+    return _formatted(lambda raw: [xlsx_row(LEDGER_COLUMNS, raw, zone)], filters, zone)
 
 
 MONEY_TOTAL_COLUMNS = (

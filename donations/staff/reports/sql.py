@@ -48,7 +48,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from xlsxwriter.utility import xl_col_to_name
 
 from donations.db import db
 from donations.money import THREE_DECIMAL, ZERO_DECIMAL, exponent
@@ -291,44 +290,45 @@ def copy_cell(kind: Kind, value: Any, zone: ZoneInfo) -> ColumnElement[Any]:
     return value  # INT, and DATE (written as ISO by COPY's ISO DateStyle)
 
 
-def xlsx_row(
-    columns: Sequence[Column], cells: Sequence[Any], number: Any, zone: ZoneInfo
-) -> ColumnElement[str]:
-    """One worksheet ``<row>`` of ``cells`` (raw values in ``columns`` order), row ``number``.
+def xlsx_row(columns: Sequence[Column], cells: Sequence[Any], zone: ZoneInfo) -> ColumnElement[str]:
+    """One worksheet ``<row>`` of ``cells`` (raw values in ``columns`` order).
 
     Text is an inline string (never a formula, whatever it starts with);
     money is a number in major units with the currency's number format (the
     query joins CURRENCY_FACTORS); times are date serials in ``zone``. An
-    empty value writes no cell, as the XlsxWriter path does.
+    empty value is an empty cell, ``<c/>``.
+
+    Neither rows nor cells carry a reference (``r="B7"``): SpreadsheetML
+    makes it optional, each row following the one before and each cell the
+    one to its left (ECMA-376 Part 1, 18.3.1.4 c and 18.3.1.73 row). A row's
+    number would need ``row_number()`` over the whole ordered ledger, a window
+    that PostgreSQL computes in one process after the sort, and with it every
+    cell of the row; without it, the parallel workers write the rows.
     """
-    n = _text(cast(number, Text))
     factor = CURRENCY_FACTORS.c.factor
     money_style = case(
         (factor.is_(None), str(STYLE_MONEY[2])),
         (factor == 1, str(STYLE_MONEY[0])),
         else_=str(STYLE_MONEY[3]),
     )
-    parts: list[Any] = [_text(literal('<row r="')), n, '">']
-    for index, (spec, cell) in enumerate(zip(columns, cells, strict=True)):
-        start = _text(literal(f'<c r="{xl_col_to_name(index)}')) + n
+    parts: list[Any] = []
+    for spec, cell in zip(columns, cells, strict=True):
         kind = spec.kind
         if kind in (Kind.TEXT, Kind.CODE):
             text = xml_text(func.nullif(_text(cell), ""))
             # What people typed may start or end with a space; our codes never do.
             space = ' xml:space="preserve"' if kind is Kind.TEXT else ""
-            parts.append(start + f'" t="inlineStr"><is><t{space}>' + text + "</t></is></c>")
+            written = f'<c t="inlineStr"><is><t{space}>' + text + "</t></is></c>"
         elif kind is Kind.MONEY:
             major = cell * func.coalesce(factor, Decimal("0.01"))
-            parts.append(
-                start + '" s="' + money_style + '"><v>' + _text(cast(major, Text)) + "</v></c>"
-            )
+            written = '<c s="' + money_style + '"><v>' + _text(cast(major, Text)) + "</v></c>"
         elif kind is Kind.INT:
-            parts.append(start + '"><v>' + _text(cast(cell, Text)) + "</v></c>")
+            written = _text(literal("<c><v>")) + _text(cast(cell, Text)) + "</v></c>"
         elif kind is Kind.DATETIME:
-            parts.append(start + f'" s="{STYLE_DATETIME}"><v>' + _serial(cell, zone) + "</v></c>")
+            written = f'<c s="{STYLE_DATETIME}"><v>' + _serial(cell, zone) + "</v></c>"
         else:  # Kind.DATE
             days = _text(cast(cell - cast(literal("1899-12-30"), Date), Text))
-            parts.append(start + f'" s="{STYLE_DATE}"><v>' + days + "</v></c>")
-    parts.append("</row>")
-    # concat() skips NULLs: a cell whose value is NULL is left out.
-    return _text(func.concat(*parts))
+            written = f'<c s="{STYLE_DATE}"><v>' + days + "</v></c>"
+        # A NULL value makes the whole concatenation NULL: that cell is empty.
+        parts.append(func.coalesce(_text(written), "<c/>"))
+    return _text(func.concat("<row>", *parts, "</row>"))

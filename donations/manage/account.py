@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 
 from donations.db import db
 from donations.mail.models import SuppressionReason
@@ -157,28 +157,25 @@ def _plan_card(plan: RecurringPlan) -> tuple[str | None, str | None]:
     return latest.card_brand, latest.card_last4
 
 
+def _reminders_of(supporter: Supporter) -> ColumnElement[bool]:
+    """The supporter's reminders: theirs by id, or asked for with their address."""
+    return or_(Reminder.supporter_id == supporter.id, Reminder.email_key == supporter.email_key)
+
+
 def supporter_reminders(supporter: Supporter) -> list[Reminder]:
     return list(
         db.session.scalars(
             select(Reminder)
-            .where(
-                or_(
-                    Reminder.supporter_id == supporter.id,
-                    Reminder.email_key == supporter.email_key,
-                )
-            )
+            .where(_reminders_of(supporter))
             .order_by(Reminder.due_at.desc(), Reminder.id.desc())
         )
     )
 
 
 def own_reminder(supporter: Supporter, reminder_id: int) -> Reminder | None:
-    reminder = db.session.get(Reminder, reminder_id)
-    if reminder is None:
-        return None
-    if reminder.supporter_id != supporter.id and reminder.email_key != supporter.email_key:
-        return None
-    return reminder
+    return db.session.scalar(
+        select(Reminder).where(Reminder.id == reminder_id, _reminders_of(supporter))
+    )
 
 
 def reminders_state(supporter: Supporter) -> str:

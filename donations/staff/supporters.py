@@ -11,7 +11,6 @@ from sqlalchemy import func, or_, select
 
 from donations.db import db
 from donations.mail.models import EmailMessage
-from donations.mail.services import queue_email
 from donations.money import Money
 from donations.payments import ledger, lifecycle, recurring
 from donations.payments.gateway import GatewayError
@@ -25,6 +24,7 @@ from donations.supporters.models import (
     RecurringPlan,
     Supporter,
 )
+from donations.supporters.services import email_supporter
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +170,11 @@ def resend_receipt(donation: Donation, staff: StaffUser) -> EmailMessage:
         or 0
     )
     supporter = donation.supporter
-    message = queue_email(
+    message = email_supporter(
+        supporter,
         original.template,
         dedupe_key=f"{prefix}{count + 1}",
-        to_address=supporter.email,
-        to_name=supporter.name,
         locale=original.locale,
-        supporter_id=supporter.id,
         # A resent receipt states what has been refunded since.
         context={**original.context, "refunded_amount": donation.refunded_amount},
     )

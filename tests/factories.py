@@ -12,6 +12,7 @@ from typing import Any
 
 from donations.db import db, utcnow
 from donations.embed.experiments.models import Experiment
+from donations.mail.addresses import normalise_address
 from donations.mail.suppression import address_hash as hash_of_address
 from donations.payments.models import (
     Dispute,
@@ -34,7 +35,7 @@ from donations.supporters.models import (
 
 
 def supporter(email: str = "ada@example.org", name: str = "Ada Reader", **extra: Any) -> Supporter:
-    row = Supporter(email=email, email_key=email.lower(), name=name, **extra)
+    row = Supporter(email=email, email_key=normalise_address(email), name=name, **extra)
     db.session.add(row)
     db.session.flush()
     return row

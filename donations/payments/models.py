@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     CheckConstraint,
@@ -13,7 +13,6 @@ from sqlalchemy import (
     Index,
     Select,
     String,
-    Subquery,
     Text,
     and_,
     case,
@@ -269,42 +268,39 @@ class Payout(RuledStatus, Model):
 
 _S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
 
-
-class RefundStateSQL(NamedTuple):
-    """A donation's refund state in SQL, for reports: the same rule as
-    :func:`donations.supporters.models.refund_state_of` (a test holds them together).
-
-    ``column`` is valid in a query from donations that goes through ``join``:
-    the disputes come in by one outer join on their outcome per donation, not a
-    subquery per row, which PostgreSQL would have to run in the leader process
-    (a correlated subquery is parallel-restricted), one donation at a time.
-    """
-
-    column: ColumnElement[str | None]
-    outcomes: Subquery
-
-    def join(self, statement: _S) -> _S:
-        return statement.outerjoin(self.outcomes, self.outcomes.c.donation_id == Donation.id)
-
-
-def refund_state_sql() -> RefundStateSQL:
-    status = type_coerce(Dispute.status, String)
-    outcomes = (
-        select(
-            Dispute.donation_id,
-            func.max(case((status == DisputeStatus.LOST.value, 1), else_=0)).label("lost"),
-            func.max(case((status.in_(sorted(OPEN_DISPUTE_STATUSES)), 1), else_=0)).label("open"),
-        )
-        .group_by(Dispute.donation_id)
-        .subquery("dispute_outcomes")
+_status = type_coerce(Dispute.status, String)
+# Per disputed donation: whether a dispute was lost, whether one is open (1 or 0).
+DISPUTE_OUTCOMES = (
+    select(
+        Dispute.donation_id,
+        func.max(case((_status == DisputeStatus.LOST.value, 1), else_=0)).label("lost"),
+        func.max(case((_status.in_(sorted(OPEN_DISPUTE_STATUSES)), 1), else_=0)).label("open"),
     )
+    .group_by(Dispute.donation_id)
+    .subquery("dispute_outcomes")
+)
+
+
+def with_dispute_outcomes(statement: _S) -> _S:
+    """``statement`` (from donations) joined to DISPUTE_OUTCOMES, as refund_state_sql needs.
+
+    One outer join, not a subquery per row: PostgreSQL runs a correlated
+    subquery in the leader process only (it is parallel-restricted), which
+    would hold a report's every cell there, one donation at a time.
+    """
+    return statement.outerjoin(DISPUTE_OUTCOMES, DISPUTE_OUTCOMES.c.donation_id == Donation.id)
+
+
+def refund_state_sql() -> ColumnElement[str | None]:
+    """A donation's refund state in SQL, for reports, in a query made by
+    :func:`with_dispute_outcomes`: the same rule as
+    :func:`donations.supporters.models.refund_state_of` (a test holds them together)."""
     refunded = Donation.refunded_amount
     charged = Donation.amount + Donation.fee_cover_amount
-    column = case(
-        (outcomes.c.lost == 1, RefundState.DISPUTE_LOST.value),
-        (outcomes.c.open == 1, RefundState.DISPUTED.value),
+    return case(
+        (DISPUTE_OUTCOMES.c.lost == 1, RefundState.DISPUTE_LOST.value),
+        (DISPUTE_OUTCOMES.c.open == 1, RefundState.DISPUTED.value),
         (and_(refunded > 0, refunded >= charged), RefundState.REFUNDED.value),
         (refunded > 0, RefundState.PARTIALLY_REFUNDED.value),
         else_=None,
     )
-    return RefundStateSQL(column, outcomes)

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from donations.db import db
 from donations.payments import measures
 from donations.payments.measures import COUNTED, GROSS, LEDGER_DATE, MoneyTotals, day_start
-from donations.payments.models import refund_state_sql
+from donations.payments.models import refund_state_sql, with_dispute_outcomes
 from donations.supporters.models import (
     Donation,
     Frequency,
@@ -97,9 +97,9 @@ def refund_states(start: datetime, end: datetime) -> dict[str, int]:
     """How many of the period's donations are partially refunded, refunded, disputed, lost."""
     state = refund_state_sql()
     rows = db.session.execute(
-        state.join(select(state.column, func.count()).select_from(Donation))
-        .where(*_counted_between(start, end), state.column.is_not(None))
-        .group_by(state.column)
+        with_dispute_outcomes(select(state, func.count()).select_from(Donation))
+        .where(*_counted_between(start, end), state.is_not(None))
+        .group_by(state)
     ).all()
     counts = {str(s): 0 for s in RefundState}
     counts.update({str(key): int(n) for key, n in rows})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 
 from donations.db import db
 from donations.payments.measures import (
@@ -20,7 +20,7 @@ from donations.payments.measures import (
     money_sums,
     money_totals_of,
 )
-from donations.payments.models import Payout, refund_state_sql
+from donations.payments.models import Payout, refund_state_sql, with_dispute_outcomes
 from donations.staff.reports.exporters import Column, Kind
 from donations.staff.reports.filters import ReportFilters
 from donations.staff.reports.sql import (
@@ -89,7 +89,7 @@ def _ledger_select(*columns: Any, filters: ReportFilters, zone: ZoneInfo) -> Any
     )
 
 
-def _stored_cells(refund_state: ColumnElement[str | None]) -> tuple[Any, ...]:
+def _stored_cells() -> tuple[Any, ...]:
     """The ledger's cells from the currency on, which every form of it writes as stored."""
     return (
         Donation.currency,
@@ -101,13 +101,12 @@ def _stored_cells(refund_state: ColumnElement[str | None]) -> tuple[Any, ...]:
         Donation.stripe_charge_id,
         Donation.stripe_invoice_id,
         Payout.stripe_payout_id,
-        refund_state,
+        refund_state_sql(),
     )
 
 
 def ledger_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     """The ledger's rows with the values as stored (minor units, UTC)."""
-    state = refund_state_sql()
     statement = _ledger_select(
         Donation.id,
         LEDGER_DATE,
@@ -118,11 +117,11 @@ def ledger_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
         Donation.fee,
         Donation.refunded_amount,
         FEE_SHORTFALL,
-        *_stored_cells(state.column),
+        *_stored_cells(),
         filters=filters,
         zone=zone,
     )
-    return state.join(statement).order_by(LEDGER_DATE, Donation.id)
+    return with_dispute_outcomes(statement).order_by(LEDGER_DATE, Donation.id)
 
 
 def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
@@ -147,7 +146,7 @@ def ledger_rows(filters: ReportFilters, zone: ZoneInfo) -> Iterator[Row]:
         )
 
 
-def _ledger_cells(refund_state: ColumnElement[str | None]) -> tuple[Any, ...]:
+def _ledger_cells() -> tuple[Any, ...]:
     """The ledger's cells in SQL, as stored (minor units, UTC), in LEDGER_COLUMNS order."""
     return (
         Donation.id,
@@ -160,18 +159,15 @@ def _ledger_cells(refund_state: ColumnElement[str | None]) -> tuple[Any, ...]:
         Donation.refunded_amount,
         GROSS - FEE - Donation.refunded_amount,
         FEE_SHORTFALL,
-        *_stored_cells(refund_state),
+        *_stored_cells(),
     )
 
 
-def _formatted(
-    cells: Callable[[tuple[Any, ...]], Sequence[Any]], filters: ReportFilters, zone: ZoneInfo
-) -> AnySelect:
-    """The ledger with ``cells`` made of its raw cells, and the currency factors joined."""
-    state = refund_state_sql()
-    statement = _ledger_select(*cells(_ledger_cells(state.column)), filters=filters, zone=zone)
+def _formatted(cells: Sequence[Any], filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
+    """The ledger selecting ``cells`` (made of _ledger_cells), with the currency factors joined."""
+    statement = _ledger_select(*cells, filters=filters, zone=zone)
     return (
-        state.join(statement)
+        with_dispute_outcomes(statement)
         .outerjoin(CURRENCY_FACTORS, CURRENCY_FACTORS.c.code == Donation.currency)
         .order_by(LEDGER_DATE, Donation.id)
     )
@@ -179,19 +175,16 @@ def _formatted(
 
 def ledger_copy_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     """The ledger as CSV-ready text cells, for PostgreSQL's COPY (same rows, same order)."""
-
-    def cells(raw: tuple[Any, ...]) -> list[Any]:
-        return [
-            copy_cell(column.kind, cell, zone)
-            for column, cell in zip(LEDGER_COLUMNS, raw, strict=True)
-        ]
-
+    cells = [
+        copy_cell(column.kind, cell, zone)
+        for column, cell in zip(LEDGER_COLUMNS, _ledger_cells(), strict=True)
+    ]
     return _formatted(cells, filters, zone)
 
 
 def ledger_xlsx_statement(filters: ReportFilters, zone: ZoneInfo) -> AnySelect:
     """The ledger as worksheet rows (SpreadsheetML), one per donation, after the header row."""
-    return _formatted(lambda raw: [xlsx_row(LEDGER_COLUMNS, raw, zone)], filters, zone)
+    return _formatted([xlsx_row(LEDGER_COLUMNS, _ledger_cells(), zone)], filters, zone)
 
 
 MONEY_TOTAL_COLUMNS = (
